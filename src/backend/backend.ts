@@ -1,0 +1,168 @@
+/**
+ * @file The narrow interface between the frontend and a backend. A backend owns opaque device
+ * buffers and runs a small, fixed set of kernels on them; it never knows about derivatives,
+ * tracers or transforms. The frontend never touches a backend's storage except through
+ * `fromHost`/`toHost`.
+ */
+
+import type { AnyTypedArray, DType } from "../dtype.js";
+import type { Shape } from "../shape.js";
+import { ReferenceBackend } from "./reference.js";
+
+/** An opaque handle to device memory holding `size` elements of one dtype. */
+export interface DeviceBuffer {
+  readonly __deviceBuffer: true;
+}
+
+export type UnaryKernel =
+  | "neg"
+  | "exp"
+  | "log"
+  | "log1p"
+  | "expm1"
+  | "sqrt"
+  | "sin"
+  | "cos"
+  | "tan"
+  | "asin"
+  | "acos"
+  | "atan"
+  | "sinh"
+  | "cosh"
+  | "tanh"
+  | "logistic"
+  | "abs"
+  | "sign"
+  | "floor"
+  | "ceil"
+  | "round"
+  | "erf"
+  | "not";
+
+export type BinaryKernel =
+  | "add"
+  | "sub"
+  | "mul"
+  | "div"
+  | "pow"
+  | "max"
+  | "min"
+  | "atan2"
+  | "eq"
+  | "ne"
+  | "lt"
+  | "le"
+  | "gt"
+  | "ge"
+  | "and"
+  | "or";
+
+export type ReduceKernel = "sum" | "max" | "min" | "argmax" | "argmin";
+
+/**
+ * What a backend implements. Shapes are passed explicitly; buffers are dense and row-major.
+ * Kernels always return a fresh buffer and never modify their inputs.
+ */
+export interface Backend {
+  readonly name: string;
+  /** Take ownership of host data as a device buffer. */
+  fromHost(data: AnyTypedArray): DeviceBuffer;
+  /** A host copy (or a read-only view the caller must not modify) of a device buffer. */
+  toHost(buf: DeviceBuffer, dtype: DType, size: number): AnyTypedArray;
+  unary(op: UnaryKernel, x: DeviceBuffer, size: number, dtype: DType): DeviceBuffer;
+  binary(
+    op: BinaryKernel,
+    a: DeviceBuffer,
+    aShape: Shape,
+    b: DeviceBuffer,
+    bShape: Shape,
+    outShape: Shape,
+    inDtype: DType,
+    outDtype: DType,
+  ): DeviceBuffer;
+  select(
+    cond: DeviceBuffer,
+    cShape: Shape,
+    a: DeviceBuffer,
+    aShape: Shape,
+    b: DeviceBuffer,
+    bShape: Shape,
+    outShape: Shape,
+    dtype: DType,
+  ): DeviceBuffer;
+  cast(x: DeviceBuffer, size: number, from: DType, to: DType): DeviceBuffer;
+  /** Reduce `axes` (sorted, distinct) away; the output has the remaining axes in order. */
+  reduce(
+    op: ReduceKernel,
+    x: DeviceBuffer,
+    shape: Shape,
+    axes: readonly number[],
+    inDtype: DType,
+    outDtype: DType,
+  ): DeviceBuffer;
+  /** `[batch, m, k] @ [batch, k, n] -> [batch, m, n]`. */
+  matmul(
+    a: DeviceBuffer,
+    b: DeviceBuffer,
+    batch: number,
+    m: number,
+    k: number,
+    n: number,
+    dtype: DType,
+  ): DeviceBuffer;
+  transpose(x: DeviceBuffer, shape: Shape, perm: readonly number[], dtype: DType): DeviceBuffer;
+  /** NumPy `broadcast_to` (shapes aligned on the right). */
+  broadcast(x: DeviceBuffer, shape: Shape, outShape: Shape, dtype: DType): DeviceBuffer;
+  slice(
+    x: DeviceBuffer,
+    shape: Shape,
+    begin: readonly number[],
+    size: readonly number[],
+    dtype: DType,
+  ): DeviceBuffer;
+  pad(
+    x: DeviceBuffer,
+    shape: Shape,
+    widths: readonly (readonly [number, number])[],
+    value: number,
+    dtype: DType,
+  ): DeviceBuffer;
+  concat(xs: readonly DeviceBuffer[], shapes: readonly Shape[], axis: number, dtype: DType): DeviceBuffer;
+  flip(x: DeviceBuffer, shape: Shape, axes: readonly number[], dtype: DType): DeviceBuffer;
+  /** PyTorch `gather`: `out[i][j] = x[index[i][j]][j]` for axis 0; `index` is int32 with x's rank. */
+  gather(
+    x: DeviceBuffer,
+    shape: Shape,
+    axis: number,
+    index: DeviceBuffer,
+    indexShape: Shape,
+    dtype: DType,
+  ): DeviceBuffer;
+  /** PyTorch `scatter_add`: a copy of x with `out[index[i][j]][j] += src[i][j]` for axis 0. */
+  scatterAdd(
+    x: DeviceBuffer,
+    shape: Shape,
+    axis: number,
+    index: DeviceBuffer,
+    indexShape: Shape,
+    src: DeviceBuffer,
+    dtype: DType,
+  ): DeviceBuffer;
+  /** Uniform [0, 1) numbers from a threefry key (int32[2] bit pattern). */
+  randomUniform(key: DeviceBuffer, shape: Shape, dtype: DType): DeviceBuffer;
+  /** `n` new keys (int32[n, 2]) from one key. */
+  randomSplit(key: DeviceBuffer, n: number): DeviceBuffer;
+}
+
+let current: Backend | null = null;
+
+/** The backend new tensors are created on (the reference backend unless another was set). */
+export function getBackend(): Backend {
+  current ??= new ReferenceBackend();
+  return current;
+}
+
+/** Make `b` the backend for new tensors. */
+export function setBackend(b: Backend): void {
+  current = b;
+}

@@ -1,0 +1,462 @@
+/**
+ * @file The reference backend: every kernel in plain TypeScript over typed arrays. Slow where it
+ * must be, obviously correct, and the oracle the fast backends are tested against.
+ */
+
+import { type AnyTypedArray, allocArray, type DType } from "../dtype.js";
+import { ShapeError } from "../errors.js";
+import {
+  randomBits,
+  randomBits64,
+  splitKey,
+  uniformFloat32FromBits,
+  uniformFloat64FromBits,
+} from "../random/threefry.js";
+import { type Shape, sizeOf, stridesOf } from "../shape.js";
+import type { Backend, BinaryKernel, DeviceBuffer, ReduceKernel, UnaryKernel } from "./backend.js";
+import { erf } from "./erf.js";
+
+type Arr = AnyTypedArray;
+const buf = (a: Arr): DeviceBuffer => a as unknown as DeviceBuffer;
+const arr = (b: DeviceBuffer): Arr => b as unknown as Arr;
+
+function roundHalfEven(x: number): number {
+  const r = Math.round(x);
+  return Math.abs(x % 1) === 0.5 ? 2 * Math.round(x / 2) : r;
+}
+
+function logistic(x: number): number {
+  // Two branches so that exp never overflows: sigmoid is finite for every |x|.
+  if (x >= 0) return 1 / (1 + Math.exp(-x));
+  const e = Math.exp(x);
+  return e / (1 + e);
+}
+
+const UNARY: Record<UnaryKernel, (x: number) => number> = {
+  neg: (x) => -x,
+  exp: Math.exp,
+  log: Math.log,
+  log1p: Math.log1p,
+  expm1: Math.expm1,
+  sqrt: Math.sqrt,
+  sin: Math.sin,
+  cos: Math.cos,
+  tan: Math.tan,
+  asin: Math.asin,
+  acos: Math.acos,
+  atan: Math.atan,
+  sinh: Math.sinh,
+  cosh: Math.cosh,
+  tanh: Math.tanh,
+  logistic,
+  abs: Math.abs,
+  sign: (x) => (x > 0 ? 1 : x < 0 ? -1 : x),
+  floor: Math.floor,
+  ceil: Math.ceil,
+  round: roundHalfEven,
+  erf,
+  not: (x) => (x ? 0 : 1),
+};
+
+const BINARY: Record<BinaryKernel, (a: number, b: number) => number> = {
+  add: (a, b) => a + b,
+  sub: (a, b) => a - b,
+  mul: (a, b) => a * b,
+  div: (a, b) => a / b,
+  pow: Math.pow,
+  max: (a, b) => (a > b || Number.isNaN(a) ? a : b),
+  min: (a, b) => (a < b || Number.isNaN(a) ? a : b),
+  atan2: Math.atan2,
+  eq: (a, b) => (a === b ? 1 : 0),
+  ne: (a, b) => (a !== b ? 1 : 0),
+  lt: (a, b) => (a < b ? 1 : 0),
+  le: (a, b) => (a <= b ? 1 : 0),
+  gt: (a, b) => (a > b ? 1 : 0),
+  ge: (a, b) => (a >= b ? 1 : 0),
+  and: (a, b) => (a && b ? 1 : 0),
+  or: (a, b) => (a || b ? 1 : 0),
+};
+
+/** Strides of `shape` broadcast against `outShape` (0 on broadcast axes), aligned on the right. */
+function bstrides(shape: Shape, outShape: Shape): number[] {
+  const s = stridesOf(shape);
+  const out = new Array<number>(outShape.length).fill(0);
+  const off = outShape.length - shape.length;
+  for (let i = 0; i < shape.length; i++) out[off + i] = shape[i] === 1 ? 0 : s[i]!;
+  return out;
+}
+
+/** Visit every output index of `outShape`, calling `f(outFlat, offsets...)` with input offsets. */
+function forEachBroadcast(
+  outShape: Shape,
+  strideSets: number[][],
+  f: (o: number, offs: number[]) => void,
+): void {
+  const n = sizeOf(outShape);
+  const nd = outShape.length;
+  const k = strideSets.length;
+  const idx = new Array<number>(nd).fill(0);
+  const offs = new Array<number>(k).fill(0);
+  for (let o = 0; o < n; o++) {
+    f(o, offs);
+    for (let d = nd - 1; d >= 0; d--) {
+      idx[d]!++;
+      for (let j = 0; j < k; j++) offs[j]! += strideSets[j]![d]!;
+      if (idx[d]! < outShape[d]!) break;
+      for (let j = 0; j < k; j++) offs[j]! -= strideSets[j]![d]! * outShape[d]!;
+      idx[d] = 0;
+    }
+  }
+}
+
+function intMul(a: number, b: number): number {
+  return Math.imul(a, b);
+}
+
+export class ReferenceBackend implements Backend {
+  readonly name = "reference";
+
+  fromHost(data: Arr): DeviceBuffer {
+    return buf(data);
+  }
+
+  toHost(b: DeviceBuffer): Arr {
+    return arr(b);
+  }
+
+  unary(op: UnaryKernel, x: DeviceBuffer, size: number, dtype: DType): DeviceBuffer {
+    const xs = arr(x);
+    const out = allocArray(dtype, size);
+    const f = UNARY[op];
+    for (let i = 0; i < size; i++) out[i] = f(xs[i]!);
+    return buf(out);
+  }
+
+  binary(
+    op: BinaryKernel,
+    a: DeviceBuffer,
+    aShape: Shape,
+    b: DeviceBuffer,
+    bShape: Shape,
+    outShape: Shape,
+    inDtype: DType,
+    outDtype: DType,
+  ): DeviceBuffer {
+    const as = arr(a);
+    const bs = arr(b);
+    const n = sizeOf(outShape);
+    const out = allocArray(outDtype, n);
+    const f = inDtype === "int32" && op === "mul" ? intMul : BINARY[op];
+    if (as.length === n && bs.length === n) {
+      for (let i = 0; i < n; i++) out[i] = f(as[i]!, bs[i]!);
+    } else if (bs.length === 1 && as.length === n) {
+      const bv = bs[0]!;
+      for (let i = 0; i < n; i++) out[i] = f(as[i]!, bv);
+    } else if (as.length === 1 && bs.length === n) {
+      const av = as[0]!;
+      for (let i = 0; i < n; i++) out[i] = f(av, bs[i]!);
+    } else {
+      forEachBroadcast(outShape, [bstrides(aShape, outShape), bstrides(bShape, outShape)], (o, offs) => {
+        out[o] = f(as[offs[0]!]!, bs[offs[1]!]!);
+      });
+    }
+    return buf(out);
+  }
+
+  select(
+    c: DeviceBuffer,
+    cShape: Shape,
+    a: DeviceBuffer,
+    aShape: Shape,
+    b: DeviceBuffer,
+    bShape: Shape,
+    outShape: Shape,
+    dtype: DType,
+  ): DeviceBuffer {
+    const cs = arr(c);
+    const as = arr(a);
+    const bs = arr(b);
+    const n = sizeOf(outShape);
+    const out = allocArray(dtype, n);
+    if (cs.length === n && as.length === n && bs.length === n) {
+      for (let i = 0; i < n; i++) out[i] = cs[i] ? as[i]! : bs[i]!;
+    } else {
+      const st = [bstrides(cShape, outShape), bstrides(aShape, outShape), bstrides(bShape, outShape)];
+      forEachBroadcast(outShape, st, (o, offs) => {
+        out[o] = cs[offs[0]!] ? as[offs[1]!]! : bs[offs[2]!]!;
+      });
+    }
+    return buf(out);
+  }
+
+  cast(x: DeviceBuffer, size: number, _from: DType, to: DType): DeviceBuffer {
+    const xs = arr(x);
+    const out = allocArray(to, size);
+    if (to === "bool") for (let i = 0; i < size; i++) out[i] = xs[i] ? 1 : 0;
+    else if (to === "int32") for (let i = 0; i < size; i++) out[i] = Math.trunc(xs[i]!) | 0;
+    else for (let i = 0; i < size; i++) out[i] = xs[i]!;
+    return buf(out);
+  }
+
+  reduce(
+    op: ReduceKernel,
+    x: DeviceBuffer,
+    shape: Shape,
+    axes: readonly number[],
+    _in: DType,
+    outDtype: DType,
+  ): DeviceBuffer {
+    const xs = arr(x);
+    const keep = shape.map((d, i) => (axes.includes(i) ? 1 : d));
+    const outN = sizeOf(keep);
+    const out = allocArray(outDtype, outN);
+    const n = sizeOf(shape);
+    // Output offset of each input element: strides of the kept shape, 0 on reduced axes.
+    const ostr = stridesOf(keep).map((s, i) => (axes.includes(i) ? 0 : s));
+    // Position along the reduced axes (for argmax/argmin), row-major over the reduced sub-shape.
+    const rdims = axes.map((a) => shape[a]!);
+    const rstr = new Array<number>(shape.length).fill(0);
+    {
+      const rs = stridesOf(rdims);
+      axes.forEach((a, j) => {
+        rstr[a] = rs[j]!;
+      });
+    }
+    if (op === "sum") {
+      const acc = new Float64Array(outN);
+      forEachBroadcast(shape, [ostr], (i, offs) => {
+        acc[offs[0]!]! += xs[i]!;
+      });
+      for (let i = 0; i < outN; i++) out[i] = acc[i]!;
+      return buf(out);
+    }
+    const best = new Float64Array(outN).fill(op === "max" || op === "argmax" ? -Infinity : Infinity);
+    const bestIdx = new Int32Array(outN).fill(-1);
+    const isMax = op === "max" || op === "argmax";
+    const nd = shape.length;
+    const idx = new Array<number>(nd).fill(0);
+    let o = 0;
+    let r = 0;
+    for (let i = 0; i < n; i++) {
+      const v = xs[i]!;
+      const cur = best[o]!;
+      // NaN wins (propagates), as in NumPy; the first of equal values wins for arg-reductions.
+      if (bestIdx[o] === -1 || (!Number.isNaN(cur) && (Number.isNaN(v) || (isMax ? v > cur : v < cur)))) {
+        best[o] = v;
+        bestIdx[o] = r;
+      }
+      for (let d = nd - 1; d >= 0; d--) {
+        idx[d]!++;
+        o += ostr[d]!;
+        r += rstr[d]!;
+        if (idx[d]! < shape[d]!) break;
+        o -= ostr[d]! * shape[d]!;
+        r -= rstr[d]! * shape[d]!;
+        idx[d] = 0;
+      }
+    }
+    if (op === "argmax" || op === "argmin") for (let i = 0; i < outN; i++) out[i] = bestIdx[i]!;
+    else for (let i = 0; i < outN; i++) out[i] = best[i]!;
+    return buf(out);
+  }
+
+  matmul(
+    a: DeviceBuffer,
+    b: DeviceBuffer,
+    batch: number,
+    m: number,
+    k: number,
+    n: number,
+    dtype: DType,
+  ): DeviceBuffer {
+    const as = arr(a);
+    const bs = arr(b);
+    const out = allocArray(dtype, batch * m * n);
+    const row = new Float64Array(n);
+    for (let p = 0; p < batch; p++) {
+      const ao = p * m * k;
+      const bo = p * k * n;
+      const oo = p * m * n;
+      for (let i = 0; i < m; i++) {
+        row.fill(0);
+        for (let q = 0; q < k; q++) {
+          const av = as[ao + i * k + q]!;
+          if (av === 0) continue;
+          const bro = bo + q * n;
+          for (let j = 0; j < n; j++) row[j]! += av * bs[bro + j]!;
+        }
+        for (let j = 0; j < n; j++) out[oo + i * n + j] = row[j]!;
+      }
+    }
+    return buf(out);
+  }
+
+  transpose(x: DeviceBuffer, shape: Shape, perm: readonly number[], dtype: DType): DeviceBuffer {
+    const xs = arr(x);
+    const outShape = perm.map((p) => shape[p]!);
+    const s = stridesOf(shape);
+    const out = allocArray(dtype, xs.length);
+    forEachBroadcast(outShape, [perm.map((p) => s[p]!)], (o, offs) => {
+      out[o] = xs[offs[0]!]!;
+    });
+    return buf(out);
+  }
+
+  broadcast(x: DeviceBuffer, shape: Shape, outShape: Shape, dtype: DType): DeviceBuffer {
+    const xs = arr(x);
+    const out = allocArray(dtype, sizeOf(outShape));
+    if (xs.length === 1) out.fill(xs[0]!);
+    else
+      forEachBroadcast(outShape, [bstrides(shape, outShape)], (o, offs) => {
+        out[o] = xs[offs[0]!]!;
+      });
+    return buf(out);
+  }
+
+  slice(
+    x: DeviceBuffer,
+    shape: Shape,
+    begin: readonly number[],
+    size: readonly number[],
+    dtype: DType,
+  ): DeviceBuffer {
+    const xs = arr(x);
+    const s = stridesOf(shape);
+    let base = 0;
+    for (let i = 0; i < shape.length; i++) base += begin[i]! * s[i]!;
+    const out = allocArray(dtype, sizeOf(size));
+    forEachBroadcast(size, [s], (o, offs) => {
+      out[o] = xs[base + offs[0]!]!;
+    });
+    return buf(out);
+  }
+
+  pad(
+    x: DeviceBuffer,
+    shape: Shape,
+    widths: readonly (readonly [number, number])[],
+    value: number,
+    dtype: DType,
+  ): DeviceBuffer {
+    const xs = arr(x);
+    const outShape = shape.map((d, i) => d + widths[i]![0] + widths[i]![1]);
+    const os = stridesOf(outShape);
+    const out = allocArray(dtype, sizeOf(outShape));
+    if (value !== 0) out.fill(value);
+    let base = 0;
+    for (let i = 0; i < shape.length; i++) base += widths[i]![0] * os[i]!;
+    forEachBroadcast(shape, [os], (i, offs) => {
+      out[base + offs[0]!] = xs[i]!;
+    });
+    return buf(out);
+  }
+
+  concat(xs: readonly DeviceBuffer[], shapes: readonly Shape[], axis: number, dtype: DType): DeviceBuffer {
+    const first = shapes[0]!;
+    const total = shapes.reduce((t, s) => t + s[axis]!, 0);
+    const outShape = first.map((d, i) => (i === axis ? total : d));
+    const os = stridesOf(outShape);
+    const out = allocArray(dtype, sizeOf(outShape));
+    let offset = 0;
+    xs.forEach((x, j) => {
+      const a = arr(x);
+      const sh = shapes[j]!;
+      const base = offset * os[axis]!;
+      forEachBroadcast(sh, [os], (i, offs) => {
+        out[base + offs[0]!] = a[i]!;
+      });
+      offset += sh[axis]!;
+    });
+    return buf(out);
+  }
+
+  flip(x: DeviceBuffer, shape: Shape, axes: readonly number[], dtype: DType): DeviceBuffer {
+    const xs = arr(x);
+    const s = stridesOf(shape);
+    let base = 0;
+    const st = s.map((v, i) => {
+      if (!axes.includes(i)) return v;
+      base += (shape[i]! - 1) * v;
+      return -v;
+    });
+    const out = allocArray(dtype, xs.length);
+    forEachBroadcast(shape, [st], (o, offs) => {
+      out[o] = xs[base + offs[0]!]!;
+    });
+    return buf(out);
+  }
+
+  gather(
+    x: DeviceBuffer,
+    shape: Shape,
+    axis: number,
+    index: DeviceBuffer,
+    indexShape: Shape,
+    dtype: DType,
+  ): DeviceBuffer {
+    const xs = arr(x);
+    const is = arr(index);
+    const s = stridesOf(shape);
+    const out = allocArray(dtype, is.length);
+    const st = s.map((v, i) => (i === axis ? 0 : v));
+    const dim = shape[axis]!;
+    forEachBroadcast(indexShape, [st], (o, offs) => {
+      let j = is[o]!;
+      if (j < 0) j += dim;
+      if (j < 0 || j >= dim)
+        throw new ShapeError(`gather: index ${is[o]} is out of bounds for axis ${axis} with size ${dim}`);
+      out[o] = xs[offs[0]! + j * s[axis]!]!;
+    });
+    return buf(out);
+  }
+
+  scatterAdd(
+    x: DeviceBuffer,
+    shape: Shape,
+    axis: number,
+    index: DeviceBuffer,
+    indexShape: Shape,
+    src: DeviceBuffer,
+    dtype: DType,
+  ): DeviceBuffer {
+    const xs = arr(x);
+    const is = arr(index);
+    const ss = arr(src);
+    const s = stridesOf(shape);
+    const out = allocArray(dtype, xs.length);
+    out.set(xs);
+    const st = s.map((v, i) => (i === axis ? 0 : v));
+    const srcSt = bstrides(indexShape, indexShape);
+    const dim = shape[axis]!;
+    forEachBroadcast(indexShape, [st, srcSt], (o, offs) => {
+      let j = is[o]!;
+      if (j < 0) j += dim;
+      if (j < 0 || j >= dim)
+        throw new ShapeError(`scatterAdd: index ${is[o]} is out of bounds for axis ${axis} with size ${dim}`);
+      out[offs[0]! + j * s[axis]!]! += ss[offs[1]!]!;
+    });
+    return buf(out);
+  }
+
+  randomUniform(key: DeviceBuffer, shape: Shape, dtype: DType): DeviceBuffer {
+    const k = arr(key);
+    const kk: [number, number] = [k[0]! >>> 0, k[1]! >>> 0];
+    const n = sizeOf(shape);
+    if (dtype === "float64") {
+      const [hi, lo] = randomBits64(kk, n);
+      return buf(uniformFloat64FromBits(hi, lo));
+    }
+    return buf(uniformFloat32FromBits(randomBits(kk, n)));
+  }
+
+  randomSplit(key: DeviceBuffer, n: number): DeviceBuffer {
+    const k = arr(key);
+    const keys = splitKey([k[0]! >>> 0, k[1]! >>> 0], n);
+    const out = new Int32Array(2 * n);
+    keys.forEach(([a, b], i) => {
+      out[2 * i] = a | 0;
+      out[2 * i + 1] = b | 0;
+    });
+    return buf(out);
+  }
+}

@@ -1,0 +1,107 @@
+/**
+ * @file `bind`, the one door every primitive call goes through, and the interpreter stack.
+ *
+ * "A transform is an interpreter" (autodidax): `bind` hands each primitive call to the current
+ * interpreter. A transform interpreter unwraps the tracers it owns (identity of the owner, never
+ * a level number, decides ownership), evaluates the primitive one level down by making its
+ * parent current, and wraps the results. Values it does not own are constants to it. The eval
+ * interpreter at the bottom runs kernels.
+ */
+
+import { getBackend } from "../backend/backend.js";
+import { TransformError } from "../errors.js";
+import { fmtShape } from "../shape.js";
+import type { Primitive } from "./primitive.js";
+import { Tensor } from "./tensor.js";
+
+export interface Interpreter {
+  /** The interpreter that evaluates this one's primal computations. */
+  readonly parent: Interpreter | null;
+  /** Apply `prim` to `args` (tracers of this interpreter, or constants). */
+  process<P>(prim: Primitive<P>, args: readonly Tensor[], params: P): Tensor[];
+  /** The value one level down behind a tracer this interpreter owns (used for reading). */
+  concrete(t: Tensor): Tensor;
+}
+
+/** Hooks run on every concrete primitive result (anomaly detection uses this). */
+export type EvalHook = (prim: Primitive<unknown>, outs: Tensor[], args: readonly Tensor[]) => void;
+const evalHooks: EvalHook[] = [];
+
+/** @internal Register a hook called after every kernel. */
+export function addEvalHook(h: EvalHook): () => void {
+  evalHooks.push(h);
+  return () => {
+    const i = evalHooks.indexOf(h);
+    if (i >= 0) evalHooks.splice(i, 1);
+  };
+}
+
+/** The bottom interpreter: runs the primitive's kernel on the backend. */
+class EvalInterpreter implements Interpreter {
+  readonly parent = null;
+
+  process<P>(prim: Primitive<P>, args: readonly Tensor[], params: P): Tensor[] {
+    for (const a of args) if (a._trace !== null) throw escapedTracer(prim.name, a);
+    const outAvals = prim.abstractEval(args, params);
+    const backend = args[0]?._backend ?? getBackend();
+    const bufs = prim.impl(
+      backend,
+      args.map((a) => a._buf!),
+      args,
+      params,
+      outAvals,
+    );
+    const outs = outAvals.map(
+      (av, i) => new Tensor(av.shape as number[], av.dtype, av.weakType, bufs[i]!, backend, null),
+    );
+    if (evalHooks.length > 0) for (const h of evalHooks) h(prim as Primitive<unknown>, outs, args);
+    return outs;
+  }
+
+  concrete(t: Tensor): Tensor {
+    return t;
+  }
+}
+
+function escapedTracer(op: string, t: Tensor): TransformError {
+  return new TransformError(
+    `${op}: got a traced tensor (shape ${fmtShape(t.shape)}) from a transform that has already returned ` +
+      "(an escaped tracer). Return values from the transformed function instead of storing them outside it.",
+  );
+}
+
+export const evalInterpreter: Interpreter = new EvalInterpreter();
+let current: Interpreter = evalInterpreter;
+
+/** The interpreter that receives `bind` calls right now. */
+export function currentInterpreter(): Interpreter {
+  return current;
+}
+
+/** Run `fn` with `interp` current, restoring the previous one afterwards. */
+export function withInterpreter<T>(interp: Interpreter, fn: () => T): T {
+  const prev = current;
+  current = interp;
+  try {
+    return fn();
+  } finally {
+    current = prev;
+  }
+}
+
+/** Apply a primitive: the only way any operation reaches a kernel or a transform. */
+export function bind<P>(prim: Primitive<P>, args: readonly Tensor[], params: P): Tensor[] {
+  return current.process(prim, args, params);
+}
+
+/** `bind` for single-output primitives. */
+export function bind1<P>(prim: Primitive<P>, args: readonly Tensor[], params: P): Tensor {
+  return current.process(prim, args, params)[0]!;
+}
+
+/** True if `t` is a tracer owned by `interp` or by one of its ancestors, or is concrete. */
+export function isLiveAt(t: Tensor, interp: Interpreter): boolean {
+  if (t._trace === null) return true;
+  for (let i: Interpreter | null = interp; i !== null; i = i.parent) if (t._trace.owner === i) return true;
+  return false;
+}

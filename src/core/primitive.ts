@@ -1,0 +1,60 @@
+/**
+ * @file What a primitive is. Each primitive is ONE object holding everything every transform
+ * needs: its shape rule, its kernel, its JVP rule, its VJP rule, and (soon) its batching rule.
+ * Transforms never switch on primitive names; they read these fields. Rules are written with
+ * library ops (which go through `bind`), so every rule can itself be differentiated.
+ */
+
+import type { Backend, DeviceBuffer } from "../backend/backend.js";
+import type { DType } from "../dtype.js";
+import type { Tensor } from "./tensor.js";
+import type { Zero } from "./zero.js";
+
+/** The abstract value every rule sees: shape, dtype and weak typing, no data. */
+export interface Aval {
+  readonly shape: readonly number[];
+  readonly dtype: DType;
+  readonly weakType: boolean;
+}
+
+/** A tangent or cotangent: a tensor, or a symbolic zero that is never materialised. */
+export type Tangent = Tensor | Zero;
+
+/** Batching rule slot (filled by the vmap issue): maps batched inputs to batched outputs. */
+export type BatchRule<P> = (
+  args: Tensor[],
+  dims: (number | null)[],
+  params: P,
+) => [Tensor[], (number | null)[]];
+
+export interface Primitive<P = Record<string, never>> {
+  /** The name printed in programs, JAX style (`reduce_sum`, `matmul`). */
+  readonly name: string;
+  /** Shape rule: validates the inputs (typed errors naming the op) and returns the output avals. */
+  abstractEval(avals: readonly Aval[], params: P): Aval[];
+  /** Runs the kernel(s) on a backend. */
+  impl(
+    backend: Backend,
+    inputs: DeviceBuffer[],
+    avals: readonly Aval[],
+    params: P,
+    outAvals: readonly Aval[],
+  ): DeviceBuffer[];
+  /** Forward mode: tangents of the outputs given the primals, their tangents and the outputs. */
+  jvp(primals: Tensor[], tangents: Tangent[], outs: Tensor[], params: P): Tangent[];
+  /**
+   * Reverse mode: cotangents of the inputs given the output cotangents (materialised: the engine
+   * skips a node whose outputs all have zero cotangents). `needs[i]` says whether input i wants a
+   * cotangent; a rule may return a Zero for any input it was not asked for.
+   */
+  vjp(cts: Tensor[], primals: Tensor[], outs: Tensor[], params: P, needs: boolean[]): Tangent[];
+  /** Batching rule (the vmap issue fills these in). */
+  batch?: BatchRule<P>;
+  /** Renders params for printing programs. */
+  showParams?(params: P): string;
+}
+
+/** Helper that keeps the params type of a primitive literal. */
+export function definePrimitive<P>(def: Primitive<P>): Primitive<P> {
+  return def;
+}

@@ -1,0 +1,45 @@
+/** @file Neural-network functions: softmax, logSoftmax (stable), normalize (finite gradient at 0). */
+
+import type { Tensor, TensorLike } from "../core/tensor.js";
+import { promoteArgs } from "./convert.js";
+import { div, equal, exp, maximum, sqrt, square, sub, where } from "./elementwise.js";
+import { logsumexp, sum } from "./reduction.js";
+
+/**
+ * Softmax along `axis` (default -1); stable for any magnitude.
+ * @example ad.softmax(ad.tensor([0, 0])).toArray(); // [0.5, 0.5]
+ */
+export function softmax(x: TensorLike, axis = -1): Tensor {
+  return exp(logSoftmax(x, axis));
+}
+
+/**
+ * log(softmax(x)) computed as x - logsumexp(x): no overflow, no log(0).
+ * @example ad.logSoftmax(ad.tensor([0, 1000])).toArray(); // [-1000, 0]
+ */
+export function logSoftmax(x: TensorLike, axis = -1): Tensor {
+  const t = promoteArgs("logSoftmax", [x], "float")[0]!;
+  return sub(t, logsumexp(t, { axis, keepdims: true }));
+}
+
+/** @internal The L2 norm over `axis` with gradient 0 (a subgradient) at the origin. */
+export function safeNorm(x: Tensor, axis: number | readonly number[] | undefined, keepdims: boolean): Tensor {
+  const s = sum(square(x), { axis, keepdims });
+  const zero = equal(s, 0);
+  // Double-where: sqrt is only differentiated where s > 0.
+  return where(zero, 0, sqrt(where(zero, 1, s)));
+}
+
+export interface NormalizeOptions {
+  axis?: number;
+  eps?: number;
+}
+
+/**
+ * x / max(‖x‖₂, eps) along `axis` (default -1, eps 1e-12).
+ * @example ad.normalize(ad.tensor([3, 4])).toArray(); // [0.6, 0.8]
+ */
+export function normalize(x: TensorLike, opts: NormalizeOptions = {}): Tensor {
+  const t = promoteArgs("normalize", [x], "float")[0]!;
+  return div(t, maximum(safeNorm(t, opts.axis ?? -1, true), opts.eps ?? 1e-12));
+}

@@ -1,0 +1,181 @@
+/**
+ * @file Full Jacobians, Hessians and Hessian-vector products, all compositions of the tape
+ * sweeps and of `jvp`/`grad`. The function runs once; `jacfwd` then pushes one basis tangent per
+ * input element forward, `jacrev` pulls one basis cotangent per output element back, and
+ * `jacobian` picks whichever needs fewer sweeps. Shapes are `[...outShape, ...inShape]`.
+ */
+
+import { Tensor } from "../core/tensor.js";
+import { allocArray } from "../dtype.js";
+import { TransformError } from "../errors.js";
+import { reshape, stack, transpose, zeros } from "../ops/index.js";
+import { unflatten } from "../tree.js";
+import { checkFunction, outLeaf, parseArgnums } from "./args.js";
+import { jvp } from "./jvp.js";
+import { grad, pullback, pushforward, type Recording, record } from "./reverse.js";
+import type { JacobianOf } from "./types.js";
+
+export interface JacobianOptions {
+  /** Which argument(s) to differentiate (default 0; an array gives one block per argument). */
+  argnums?: number | readonly number[];
+}
+
+type Mode = "fwd" | "rev" | "auto";
+
+/** A one-hot tensor of `like`'s shape and dtype with a 1 at flat position `i`. */
+function basis(like: Tensor, i: number): Tensor {
+  const a = allocArray(like.dtype, like.size);
+  a[i] = 1;
+  return Tensor._fromHost(a, like.shape.slice(), like.dtype);
+}
+
+function shapeOf(l: Tensor | number): number[] {
+  return typeof l === "number" ? [] : l.shape;
+}
+
+/** Assemble blocks[outLeaf][arg][leaf] (each [...O, ...I]) into the result structure. */
+function assemble(rec: Recording, single: boolean, blocks: Tensor[][][]): unknown {
+  const perOut = blocks.map((byArg) => {
+    const trees = byArg.map((leaves, k) => {
+      const a = rec.args[k]!;
+      return unflatten(
+        a.def,
+        leaves.map((b, j) => outLeaf(b, a.wasNumber[j]! && rec.numbersIn)),
+      );
+    });
+    return single ? trees[0] : trees;
+  });
+  return unflatten(rec.outDef, perOut);
+}
+
+function jacobianCore(
+  f: (...a: never[]) => unknown,
+  opts: JacobianOptions,
+  args: unknown[],
+  mode: Mode,
+  op: string,
+): unknown {
+  checkFunction(f, op);
+  const an = parseArgnums(opts.argnums, args.length, op);
+  const rec = record(f, args, an.list, false, op);
+  const outShapes = rec.outLeaves.map(shapeOf);
+  const outDtypes = rec.outLeaves.map((l) => (typeof l === "number" ? "float64" : l.dtype));
+  const inLeaves = rec.args.map((a) => a.leaves);
+  const nIn = inLeaves.flat().reduce((n, l) => n + l.size, 0);
+  const nOut = outShapes.reduce((n, s) => n + s.reduce((p, d) => p * d, 1), 0);
+  const useFwd = mode === "fwd" || (mode === "auto" && nIn < nOut);
+  const blocks: Tensor[][][] = outShapes.map(() => inLeaves.map((ls) => ls.map(() => zeros([]))));
+
+  if (useFwd) {
+    inLeaves.forEach((leaves, k) =>
+      leaves.forEach((x, j) => {
+        // One forward sweep per input element: the columns of this block.
+        const cols: Tensor[][] = outShapes.map(() => []);
+        for (let e = 0; e < x.size; e++) {
+          const tangents = inLeaves.map((ls, kk) =>
+            ls.map((_, jj) => (kk === k && jj === j ? basis(x, e) : null)),
+          );
+          pushforward(rec, tangents).forEach((t, o) => cols[o]!.push(t));
+        }
+        outShapes.forEach((os, o) => {
+          const c = cols[o]!;
+          const block =
+            c.length === 0
+              ? zeros([...os, ...x.shape], { dtype: x.dtype })
+              : reshape(transpose(stack(c, 0), [...os.map((_, i) => i + 1), 0]), [...os, ...x.shape]);
+          blocks[o]![k]![j] = block;
+        });
+      }),
+    );
+  } else {
+    outShapes.forEach((os, o) => {
+      const n = os.reduce((p, d) => p * d, 1);
+      const like = zeros(os, { dtype: outDtypes[o] });
+      // One backward sweep per output element: the rows of this block.
+      const rows: Tensor[][][] = inLeaves.map((ls) => ls.map(() => []));
+      for (let e = 0; e < n; e++) {
+        const cts = rec.outLeaves.map((_, oo) => (oo === o ? basis(like, e) : null));
+        pullback(rec, cts).forEach((gs, k) => gs.forEach((g, j) => rows[k]![j]!.push(g)));
+      }
+      inLeaves.forEach((ls, k) =>
+        ls.forEach((x, j) => {
+          const r = rows[k]![j]!;
+          blocks[o]![k]![j] =
+            r.length === 0
+              ? zeros([...os, ...x.shape], { dtype: x.dtype })
+              : reshape(stack(r, 0), [...os, ...x.shape]);
+        }),
+      );
+    });
+  }
+  return assemble(rec, an.single, blocks);
+}
+
+/**
+ * The Jacobian by forward mode (one JVP sweep per input element), shape `[...out, ...in]`.
+ * @example
+ * ad.jacfwd((x) => ad.mul(x, 2))(ad.tensor([1, 2])).toArray(); // [[2, 0], [0, 2]]
+ */
+export function jacfwd<A extends unknown[], R>(
+  f: (...args: A) => R,
+  opts: JacobianOptions = {},
+): (...args: A) => JacobianOf<R, A[0]> {
+  return (...args: A) =>
+    jacobianCore(f as (...a: never[]) => unknown, opts, args, "fwd", "jacfwd") as JacobianOf<R, A[0]>;
+}
+
+/**
+ * The Jacobian by reverse mode (one VJP sweep per output element), shape `[...out, ...in]`.
+ * @example
+ * ad.jacrev((x) => ad.sum(ad.square(x)))(ad.tensor([1, 2])).toArray(); // [2, 4]
+ */
+export function jacrev<A extends unknown[], R>(
+  f: (...args: A) => R,
+  opts: JacobianOptions = {},
+): (...args: A) => JacobianOf<R, A[0]> {
+  return (...args: A) =>
+    jacobianCore(f as (...a: never[]) => unknown, opts, args, "rev", "jacrev") as JacobianOf<R, A[0]>;
+}
+
+/**
+ * The Jacobian, by forward mode when the inputs have fewer elements than the outputs and by
+ * reverse mode otherwise.
+ * @example
+ * ad.jacobian((x) => ad.stack([x, ad.mul(x, x)]))(3); // tensor([1, 6])
+ */
+export function jacobian<A extends unknown[], R>(
+  f: (...args: A) => R,
+  opts: JacobianOptions = {},
+): (...args: A) => JacobianOf<R, A[0]> {
+  return (...args: A) =>
+    jacobianCore(f as (...a: never[]) => unknown, opts, args, "auto", "jacobian") as JacobianOf<R, A[0]>;
+}
+
+/**
+ * The Hessian of a scalar function, forward-over-reverse (`jacfwd(jacrev(f))`), shape
+ * `[...in, ...in]`.
+ * @example
+ * ad.hessian((x) => ad.sum(ad.pow(x, 3)))(ad.tensor([1, 2])).toArray(); // [[6, 0], [0, 12]]
+ */
+export function hessian<A extends unknown[], R>(
+  f: (...args: A) => R,
+  opts: JacobianOptions = {},
+): (...args: A) => JacobianOf<R, A[0]> {
+  checkFunction(f, "hessian");
+  return jacfwd(jacrev(f, opts) as (...args: A) => unknown, opts) as (...args: A) => JacobianOf<R, A[0]>;
+}
+
+/**
+ * Hessian-vector products H·v without forming H (forward-over-reverse: the JVP of the gradient).
+ * Returns one entry per primal.
+ * @example
+ * ad.hvp((x) => ad.sum(ad.pow(x, 3)), [ad.tensor([1, 2])], [ad.tensor([1, 0])])[0].toArray(); // [6, 0]
+ */
+export function hvp<A extends unknown[]>(f: (...args: A) => unknown, primals: A, tangents: A): A {
+  checkFunction(f, "hvp");
+  if (!Array.isArray(primals) || !Array.isArray(tangents))
+    throw new TransformError("hvp: primals and tangents must be arrays (one entry per argument of f)");
+  const argnums = primals.map((_, i) => i);
+  const g = (...xs: A) => grad(f, { argnums })(...xs);
+  return jvp(g as (...args: never[]) => unknown, primals, tangents)[1] as A;
+}
