@@ -127,8 +127,33 @@ export class ReferenceBackend implements Backend {
   unary(op: UnaryKernel, x: DeviceBuffer, size: number, dtype: DType): DeviceBuffer {
     const xs = arr(x);
     const out = allocArray(dtype, size);
-    const f = UNARY[op];
-    for (let i = 0; i < size; i++) out[i] = f(xs[i]!);
+    switch (op) {
+      case "neg":
+        for (let i = 0; i < size; i++) out[i] = -xs[i]!;
+        break;
+      case "exp":
+        for (let i = 0; i < size; i++) out[i] = Math.exp(xs[i]!);
+        break;
+      case "log":
+        for (let i = 0; i < size; i++) out[i] = Math.log(xs[i]!);
+        break;
+      case "sin":
+        for (let i = 0; i < size; i++) out[i] = Math.sin(xs[i]!);
+        break;
+      case "cos":
+        for (let i = 0; i < size; i++) out[i] = Math.cos(xs[i]!);
+        break;
+      case "tanh":
+        for (let i = 0; i < size; i++) out[i] = Math.tanh(xs[i]!);
+        break;
+      case "sqrt":
+        for (let i = 0; i < size; i++) out[i] = Math.sqrt(xs[i]!);
+        break;
+      default: {
+        const f = UNARY[op];
+        for (let i = 0; i < size; i++) out[i] = f(xs[i]!);
+      }
+    }
     return buf(out);
   }
 
@@ -147,6 +172,21 @@ export class ReferenceBackend implements Backend {
     const n = sizeOf(outShape);
     const out = allocArray(outDtype, n);
     const f = inDtype === "int32" && op === "mul" ? intMul : BINARY[op];
+    if (as.length === n && bs.length === n && inDtype !== "int32") {
+      // Specialised loops for the hottest same-shape kernels.
+      if (op === "add") {
+        for (let i = 0; i < n; i++) out[i] = as[i]! + bs[i]!;
+        return buf(out);
+      }
+      if (op === "mul") {
+        for (let i = 0; i < n; i++) out[i] = as[i]! * bs[i]!;
+        return buf(out);
+      }
+      if (op === "sub") {
+        for (let i = 0; i < n; i++) out[i] = as[i]! - bs[i]!;
+        return buf(out);
+      }
+    }
     if (as.length === n && bs.length === n) {
       for (let i = 0; i < n; i++) out[i] = f(as[i]!, bs[i]!);
     } else if (bs.length === 1 && as.length === n) {
@@ -221,6 +261,31 @@ export class ReferenceBackend implements Backend {
       axes.forEach((a, j) => {
         rstr[a] = rs[j]!;
       });
+    }
+    // Fast path: the reduced axes are the trailing ones, so each output reduces one contiguous run.
+    const trailing = axes.every((a, j) => a === shape.length - axes.length + j);
+    if (trailing && (op === "sum" || op === "max" || op === "min")) {
+      const run = outN === 0 ? 0 : n / outN;
+      for (let o = 0; o < outN; o++) {
+        const base = o * run;
+        if (op === "sum") {
+          let acc = 0;
+          for (let i = 0; i < run; i++) acc += xs[base + i]!;
+          out[o] = acc;
+        } else {
+          let best = op === "max" ? -Infinity : Infinity;
+          for (let i = 0; i < run; i++) {
+            const v = xs[base + i]!;
+            if (Number.isNaN(v)) {
+              best = v;
+              break;
+            }
+            if (op === "max" ? v > best : v < best) best = v;
+          }
+          out[o] = best;
+        }
+      }
+      return buf(out);
     }
     if (op === "sum") {
       const acc = new Float64Array(outN);

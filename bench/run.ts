@@ -1,0 +1,68 @@
+/**
+ * @file Core-engine benchmark: the cost of `grad` relative to the forward pass on (a) an
+ * elementwise function of 100k elements and (b) a 1000-op scalar chain, plus per-op overhead.
+ * Medians after warm-up. Run with `npm run bench`. (Peer comparisons come with the fast-backend issue.)
+ */
+
+import * as ad from "adjoint";
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.floor(s.length / 2)]!;
+}
+
+function time(fn: () => unknown, reps: number, warm = 3): number {
+  for (let i = 0; i < warm; i++) fn();
+  const ts: number[] = [];
+  for (let i = 0; i < reps; i++) {
+    const t0 = performance.now();
+    fn();
+    ts.push(performance.now() - t0);
+  }
+  return median(ts);
+}
+
+const rows: [string, string][] = [];
+function report(name: string, ms: number, extra = ""): void {
+  rows.push([name, `${ms.toFixed(3)} ms${extra}`]);
+}
+
+// (a) elementwise on 100k elements: f(x) = sum(sin(x) * x + exp(-x^2))
+const n = 100_000;
+const x = ad.random.normal(ad.random.key(0), [n]);
+const elem = (v: ad.Tensor) => ad.sum(ad.add(ad.mul(ad.sin(v), v), ad.exp(ad.neg(ad.square(v)))));
+const fwdA = time(() => elem(x), 15);
+const gradA = time(() => ad.grad(elem)(x), 15);
+const jvpA = time(() => ad.jvp(elem, [x], [x]), 15);
+report("elementwise 100k: forward", fwdA);
+report("elementwise 100k: grad", gradA, ` (${(gradA / fwdA).toFixed(2)}x forward)`);
+report("elementwise 100k: jvp", jvpA, ` (${(jvpA / fwdA).toFixed(2)}x forward)`);
+
+// (b) a 1000-step scalar chain of 3 ops each: v <- sin(v) * 1.01 + 0.1
+const steps = 1000;
+const chain = (v: ad.Tensor | number) => {
+  let y: ad.Tensor | number = v;
+  for (let i = 0; i < steps; i++) y = ad.add(ad.mul(ad.sin(y), 1.01), 0.1);
+  return y;
+};
+const s0 = ad.scalar(0.5, { dtype: "float64" });
+const fwdB = time(() => chain(s0), 15);
+const gradB = time(() => ad.grad(chain)(s0), 15);
+const jvpB = time(() => ad.jvp(chain, [s0], [1]), 15);
+const ops = 3 * steps;
+report("scalar chain 3000 ops: forward", fwdB, ` (${((fwdB * 1000) / ops).toFixed(2)} us/op)`);
+report("scalar chain 3000 ops: grad", gradB, ` (${(gradB / fwdB).toFixed(2)}x forward, ${((gradB * 1000) / ops).toFixed(2)} us/op)`);
+report("scalar chain 3000 ops: jvp", jvpB, ` (${(jvpB / fwdB).toFixed(2)}x forward)`);
+
+// (c) scalar Dual forward mode on the same chain (no tensors)
+const dualChain = (v: ad.Dual) => {
+  let y: ad.DualLike = v;
+  for (let i = 0; i < steps; i++) y = ad.Dual.sin(y as ad.Dual).mul(1.01).add(0.1);
+  return y;
+};
+const dualB = time(() => ad.derivative(dualChain)(0.5), 50);
+report("scalar chain 3000 ops: ad.derivative (Dual)", dualB, ` (${((dualB * 1000) / ops).toFixed(3)} us/op)`);
+
+const w = Math.max(...rows.map((r) => r[0].length));
+console.log(`adjoint ${process.version} — medians after warm-up`);
+for (const [k, v] of rows) console.log(`${k.padEnd(w)}  ${v}`);
