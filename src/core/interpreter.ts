@@ -98,10 +98,3 @@ export function bind<P>(prim: Primitive<P>, args: readonly Tensor[], params: P):
 export function bind1<P>(prim: Primitive<P>, args: readonly Tensor[], params: P): Tensor {
   return current.process(prim, args, params)[0]!;
 }
-
-/** True if `t` is a tracer owned by `interp` or by one of its ancestors, or is concrete. */
-export function isLiveAt(t: Tensor, interp: Interpreter): boolean {
-  if (t._trace === null) return true;
-  for (let i: Interpreter | null = interp; i !== null; i = i.parent) if (t._trace.owner === i) return true;
-  return false;
-}

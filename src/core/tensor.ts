@@ -148,6 +148,11 @@ export class Tensor {
     return `tensor(${formatData(this)}, dtype=${this.dtype})`;
   }
 
+  /** Node's `console.log` shows the same rendering as `toString()`. */
+  [Symbol.for("nodejs.util.inspect.custom")](): string {
+    return this.toString();
+  }
+
   // ---- method forms of the operations (each delegates to `ad.<op>`) ----
   neg(): Tensor {
     return ops.neg(this);
