@@ -51,13 +51,20 @@ const gradB = time(() => ad.grad(chain)(s0), 15);
 const jvpB = time(() => ad.jvp(chain, [s0], [1]), 15);
 const ops = 3 * steps;
 report("scalar chain 3000 ops: forward", fwdB, ` (${((fwdB * 1000) / ops).toFixed(2)} us/op)`);
-report("scalar chain 3000 ops: grad", gradB, ` (${(gradB / fwdB).toFixed(2)}x forward, ${((gradB * 1000) / ops).toFixed(2)} us/op)`);
+report(
+  "scalar chain 3000 ops: grad",
+  gradB,
+  ` (${(gradB / fwdB).toFixed(2)}x forward, ${((gradB * 1000) / ops).toFixed(2)} us/op)`,
+);
 report("scalar chain 3000 ops: jvp", jvpB, ` (${(jvpB / fwdB).toFixed(2)}x forward)`);
 
 // (c) scalar Dual forward mode on the same chain (no tensors)
 const dualChain = (v: ad.Dual) => {
   let y: ad.DualLike = v;
-  for (let i = 0; i < steps; i++) y = ad.Dual.sin(y as ad.Dual).mul(1.01).add(0.1);
+  for (let i = 0; i < steps; i++)
+    y = ad.Dual.sin(y as ad.Dual)
+      .mul(1.01)
+      .add(0.1);
   return y;
 };
 const dualB = time(() => ad.derivative(dualChain)(0.5), 50);
