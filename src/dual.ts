@@ -185,12 +185,25 @@ export class Dual {
  * derivative(derivative((x) => Dual.sin(x)))(0.5);           // -Math.sin(0.5)
  * derivative((x) => x.mul(derivative((y) => x.add(y))(1)))(1); // 1, not 2
  */
-export function derivative(f: (x: Dual) => Num): (x: Num) => Num {
+export function derivative(f: (x: Dual) => ClosureResult): (x: Num) => ClosureResult;
+export function derivative(f: (x: Dual) => Num): (x: Num) => Num;
+export function derivative(f: (x: Dual) => Num | ClosureResult): (x: Num) => Num | ClosureResult {
   checkFunction("derivative", f);
-  return (x: Num): Num => {
+  return (x: Num) => {
     const t = freshTag("derivative", x);
-    return epsAt(checkResult("derivative", f(new Dual(x, 1, t))), t);
+    return tangentOf(f(new Dual(x, 1, t)), t);
   };
+}
+
+/** A function-valued result (`x => y => ...`): its derivative is again a function. */
+export type ClosureResult = (y: Num) => Num | ClosureResult;
+
+// The ε_t part of a result. A returned closure is differentiated lazily: calling it later (even
+// inside another derivative, whose newer tag outranks t) reads the ε_t part of what it returns,
+// so the two perturbations stay apart (Manzyuk et al., "Confusion of tagged perturbations").
+function tangentOf(r: unknown, t: number): Num | ClosureResult {
+  if (typeof r === "function") return (y: Num) => tangentOf((r as ClosureResult)(y), t);
+  return epsAt(checkResult("derivative", r), t);
 }
 
 /**
@@ -235,7 +248,9 @@ function checkFunction(name: string, f: unknown): void {
 
 function checkResult(name: string, y: unknown): Num {
   if (typeof y === "number" || y instanceof Dual) return y;
-  throw new TransformError(`${name}: the function must return a number or a Dual, got ${describe(y)}`);
+  throw new TransformError(
+    `${name}: the function must return a number, a Dual or a function, got ${describe(y)}`,
+  );
 }
 
 function describe(v: unknown): string {

@@ -250,11 +250,20 @@ test("bad input raises TransformError with a clear message", () => {
   assert.throws(() => derivative(f)(Number.NaN), /finite number or a Dual, got NaN/);
   assert.throws(
     () => derivative(() => "x" as unknown as number)(1),
-    /must return a number or a Dual, got string/,
+    /must return a number, a Dual or a function, got string/,
   );
   assert.throws(() => nthDerivative(f, -1), TransformError);
   assert.throws(() => nthDerivative(f, 1.5), TransformError);
   // parts must carry lower tags than the Dual that holds them
   assert.throws(() => new Dual(new Dual(1, 1), 0), /lower tags/);
   assert.throws(() => new Dual(1, new Dual(1, 1, 3), 2), TransformError);
+});
+
+test("closures: D(x => y => sin(x y))(1) behaves as y -> y cos y, with no perturbation confusion", () => {
+  const h = derivative((x: Dual) => (y: Num) => Dual.sin(x.mul(y)))(1) as (y: Num) => Num;
+  const y0 = 0.7;
+  assert.ok(Math.abs((h(y0) as number) - y0 * Math.cos(y0)) < 1e-12);
+  // d/dy (y cos y) at 2 = cos 2 - 2 sin 2
+  const dh = derivative((y: Dual) => h(y) as Dual)(2) as number;
+  assert.ok(Math.abs(dh - (Math.cos(2) - 2 * Math.sin(2))) < 1e-12, `${dh}`);
 });
