@@ -32,7 +32,7 @@ export function fmtShape(s: Shape): string {
 
 /** NumPy broadcasting of two shapes; `op` names the operation in the error. */
 export function broadcastShapes(a: Shape, b: Shape, op: string): number[] {
-  if (shapeEq(a, b)) return a.slice();
+  if (shapeEq(a, b)) return a as number[]; // shapes are never mutated, so sharing is safe
   const n = Math.max(a.length, b.length);
   const out = new Array<number>(n);
   for (let i = 0; i < n; i++) {

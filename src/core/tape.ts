@@ -20,6 +20,8 @@ export interface Ref {
 
 /** One entry of the Wengert list. A leaf (an input being differentiated) has no primitive. */
 export class Node {
+  /** Per input: does it want a cotangent (is it traced)? Computed once, read by every backward pass. */
+  readonly needs: boolean[];
   constructor(
     readonly prim: Primitive<unknown> | null,
     readonly params: unknown,
@@ -29,7 +31,9 @@ export class Node {
     readonly outs: readonly Tensor[],
     /** Per input: the node that produced it, or null for a constant. */
     readonly parents: readonly (Ref | null)[],
-  ) {}
+  ) {
+    this.needs = parents.map((p) => p !== null);
+  }
 
   /** A leaf node for a differentiated input. */
   static leaf(value: Tensor): Node {
@@ -80,38 +84,44 @@ function accumulate(cts: Adjoints, ref: Ref, g: Tensor): void {
 
 /**
  * Propagate `seeds` (cotangents of some node outputs) back to every node they depend on.
- * Returns the adjoints of leaf nodes (and of any node listed in `keep`).
+ * `order` may give the nodes already in topological order (a recorded Wengert list); otherwise
+ * they are sorted from the seeds. Returns the adjoints of leaf nodes.
  */
-export function backwardPass(seeds: readonly [Ref, Tensor][], keep?: (n: Node) => boolean): Adjoints {
+export function backwardPass(seeds: readonly [Ref, Tensor][], order?: readonly Node[]): Adjoints {
   const cts: Adjoints = new Map();
   for (const [ref, g] of seeds) accumulate(cts, ref, g);
-  const order = topoSort(seeds.map(([r]) => r.node));
-  for (let i = order.length - 1; i >= 0; i--) {
-    const node = order[i]!;
+  const nodes = order ?? topoSort(seeds.map(([r]) => r.node));
+  for (let i = nodes.length - 1; i >= 0; i--) {
+    const node = nodes[i]!;
     const prim = node.prim;
-    if (prim === null || keep?.(node)) continue;
+    if (prim === null) continue;
     const slot = cts.get(node);
     if (slot === undefined) continue;
     cts.delete(node); // adjoints of interior nodes are dropped as soon as they are used
-    const outCts = node.outs.map((o, k) => slot[k] ?? zeros(o.shape, { dtype: o.dtype }));
-    const needs = node.parents.map((p) => p !== null);
+    const outs = node.outs;
+    const outCts =
+      outs.length === 1
+        ? (slot as Tensor[])
+        : outs.map((o, k) => slot[k] ?? zeros(o.shape, { dtype: o.dtype }));
     const inCts: Tangent[] = prim.vjp(
       outCts,
       node.inputs as Tensor[],
-      node.outs as Tensor[],
+      outs as Tensor[],
       node.params,
-      needs,
+      node.needs,
     );
-    node.parents.forEach((p, j) => {
+    const parents = node.parents;
+    for (let j = 0; j < parents.length; j++) {
+      const p = parents[j];
       const g = inCts[j];
-      if (p === null || g === undefined || isZero(g)) return;
+      if (p === null || p === undefined || g === undefined || isZero(g)) continue;
       const x = node.inputs[j]!;
       if (!shapeEq(g.shape, x.shape))
         throw new Error(
           `adjoint internal error: the VJP of ${prim.name} gave a cotangent of shape ${fmtShape(g.shape)} for an input of shape ${fmtShape(x.shape)}`,
         );
       accumulate(cts, p, g.dtype === x.dtype ? g : astype(g, x.dtype));
-    });
+    }
   }
   return cts;
 }

@@ -35,6 +35,22 @@ export function promoteArgs(
   xs: readonly TensorLike[],
   minKind: "any" | "number" | "float" = "any",
 ): Tensor[] {
+  // Fast path: tensors that already share a dtype that needs no lifting.
+  const x0 = xs[0];
+  if (
+    x0 instanceof Tensor &&
+    (minKind === "any" || isFloat(x0.dtype) || (minKind === "number" && x0.dtype === "int32"))
+  ) {
+    let same = true;
+    for (let i = 1; i < xs.length; i++) {
+      const x = xs[i];
+      if (!(x instanceof Tensor) || x.dtype !== x0.dtype || x.weakType !== x0.weakType) {
+        same = false;
+        break;
+      }
+    }
+    if (same) return xs as Tensor[];
+  }
   let dtype: DType | null = null;
   let weak = true;
   for (const x of xs) {

@@ -156,7 +156,8 @@ export function pullback(rec: Recording, cts: readonly (Tensor | null)[]): Tenso
     const ref = rec.interp.refOf(l);
     if (ref !== null) seeds.push([ref, ct]);
   });
-  const adj = backwardPass(seeds);
+  // The recorded nodes are already in topological order: no sort needed.
+  const adj = backwardPass(seeds, rec.interp.nodes);
   return rec.leafNodes.map((nodes) =>
     nodes.map((n) => adj.get(n)?.[0] ?? zeros(n.outs[0]!.shape, { dtype: n.outs[0]!.dtype })),
   );
