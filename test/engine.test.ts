@@ -119,3 +119,10 @@ describe("one recording per transform call", () => {
     assert.ok(ad.allclose(lin(v), ad.jvp(f, [x], [v])[1] as ad.Tensor, { rtol: 1e-12 }));
   });
 });
+
+describe("max/min at NaN", () => {
+  test("a NaN maximum sends the derivative to the NaN entry (as PyTorch)", () => {
+    const g = ad.grad((x: ad.Tensor) => ad.max(x))(ad.tensor([Number.NaN, 1], { dtype: "float64" }));
+    assert.deepEqual(g.toArray(), [1, 0]);
+  });
+});

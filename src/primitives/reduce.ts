@@ -10,7 +10,7 @@ import type { Tensor } from "../core/tensor.js";
 import { Zero } from "../core/zero.js";
 import { type DType, isFloat } from "../dtype.js";
 import { ShapeError } from "../errors.js";
-import { astype, broadcastTo, div, equal, mul, reshape, sum } from "../ops/index.js";
+import { astype, broadcastTo, div, equal, isnan, mul, reshape, sum, where } from "../ops/index.js";
 import { fmtShape } from "../shape.js";
 import { checkArity } from "./rules.js";
 
@@ -64,9 +64,13 @@ export const reduceSumP = definePrimitive<ReduceParams>({
   showParams: showAxes,
 });
 
-/** Weights that share the derivative of a max/min equally between the tied extremal entries. */
+/**
+ * Weights that share the derivative of a max/min equally between the tied extremal entries. A
+ * NaN extremum sends the derivative to the NaN entries (as PyTorch), not 0/0 everywhere.
+ */
 function tieWeights(x: Tensor, out: Tensor, axes: readonly number[]): Tensor {
-  const hit = astype(equal(x, expandBack(out, x, axes)), x.dtype);
+  const o = expandBack(out, x, axes);
+  const hit = astype(where(isnan(o), isnan(x), equal(x, o)), x.dtype);
   return div(hit, sum(hit, { axis: [...axes], keepdims: true }));
 }
 

@@ -16,6 +16,7 @@ import { zeros } from "../ops/index.js";
 import { fmtShape, shapeEq } from "../shape.js";
 import { flatten, showTreeDef, treeDefEqual, unflatten } from "../tree.js";
 import { checkFunction, flattenOutput, outLeaf } from "./args.js";
+import type { JvpOut } from "./types.js";
 
 interface JvpState extends TraceState {
   readonly primal: Tensor;
@@ -81,11 +82,11 @@ export class JvpInterpreter implements Interpreter {
  * @example
  * const [y, dy] = ad.jvp((x) => ad.sin(x), [0], [1]); // y = 0, dy = 1
  */
-export function jvp<Out = unknown>(
+export function jvp<Out = unknown, const P extends readonly unknown[] = readonly unknown[]>(
   f: (...args: never[]) => Out,
-  primals: readonly unknown[],
+  primals: P,
   tangents: readonly unknown[],
-): [Out, Out] {
+): [JvpOut<Out, P>, JvpOut<Out, P>] {
   checkFunction(f, "jvp");
   if (!Array.isArray(primals) || !Array.isArray(tangents))
     throw new TransformError("jvp: primals and tangents must be arrays (one entry per argument of f)");
@@ -110,7 +111,7 @@ export function jvp<Out = unknown>(
     ps.push(outLeaf(p, numbersIn));
     ts.push(outLeaf(isZero(t) ? zeros(t.shape, { dtype: t.dtype }) : t, numbersIn));
   }
-  return [unflatten<Out>(def, ps), unflatten<Out>(def, ts)];
+  return [unflatten<JvpOut<Out, P>>(def, ps), unflatten<JvpOut<Out, P>>(def, ts)];
 }
 
 /** Pair one argument pytree with its tangent pytree as tracers of `interp`. */

@@ -24,7 +24,7 @@ import {
   parseArgnums,
   rebuildArg,
 } from "./args.js";
-import type { LeafOut, Picked } from "./types.js";
+import type { LeafOut, Picked, ScalarOut } from "./types.js";
 
 interface RevState extends TraceState {
   readonly primal: Tensor;
@@ -296,19 +296,19 @@ export function grad<A extends unknown[]>(
 export function valueAndGrad<A extends unknown[], R, Aux>(
   f: (...args: A) => [R, Aux],
   opts: { argnums?: 0; hasAux: true },
-): (...args: A) => [[LeafOut<R, A[0]>, Aux], A[0]];
+): (...args: A) => [[ScalarOut<R, A[0]>, Aux], A[0]];
 export function valueAndGrad<A extends unknown[], R>(
   f: (...args: A) => R,
   opts?: { argnums?: 0; hasAux?: false },
-): (...args: A) => [LeafOut<R, A[0]>, A[0]];
+): (...args: A) => [ScalarOut<R, A[0]>, A[0]];
 export function valueAndGrad<A extends unknown[], R, const N extends readonly number[]>(
   f: (...args: A) => R,
   opts: { argnums: N; hasAux?: false },
-): (...args: A) => [LeafOut<R, A[N[0] & number]>, Picked<A, N>];
+): (...args: A) => [ScalarOut<R, A[N[0] & number]>, Picked<A, N>];
 export function valueAndGrad<A extends unknown[], R, N extends number>(
   f: (...args: A) => R,
   opts: { argnums: N; hasAux?: false },
-): (...args: A) => [LeafOut<R, A[N]>, A[N]];
+): (...args: A) => [ScalarOut<R, A[N]>, A[N]];
 export function valueAndGrad<A extends unknown[]>(
   f: (...args: A) => unknown,
   opts?: GradOptions,
