@@ -72,6 +72,10 @@ export function normAxes(
 }
 
 export function checkShape(shape: unknown, op: string): number[] {
+  if (typeof shape === "number")
+    throw new ShapeError(
+      `${op}: shape must be an array of non-negative integers, got the number ${shape} (write [${shape}])`,
+    );
   if (!Array.isArray(shape))
     throw new ShapeError(`${op}: shape must be an array of non-negative integers, got ${String(shape)}`);
   for (const d of shape)

@@ -17,6 +17,10 @@ import type { Backend, BinaryKernel, DeviceBuffer, ReduceKernel, UnaryKernel } f
 import { erf } from "./erf.js";
 
 type Arr = AnyTypedArray;
+
+// The counter layout of current JAX (>= 0.5, `jax_threefry_partitionable=True`), so that
+// `ad.random` draws the same numbers as `jax.random` for the same key.
+const JAX_LAYOUT = { partitionable: true } as const;
 const buf = (a: Arr): DeviceBuffer => a as unknown as DeviceBuffer;
 const arr = (b: DeviceBuffer): Arr => b as unknown as Arr;
 
@@ -508,15 +512,15 @@ export class ReferenceBackend implements Backend {
     const kk: [number, number] = [k[0]! >>> 0, k[1]! >>> 0];
     const n = sizeOf(shape);
     if (dtype === "float64") {
-      const [hi, lo] = randomBits64(kk, n);
+      const [hi, lo] = randomBits64(kk, n, JAX_LAYOUT);
       return buf(uniformFloat64FromBits(hi, lo));
     }
-    return buf(uniformFloat32FromBits(randomBits(kk, n)));
+    return buf(uniformFloat32FromBits(randomBits(kk, n, JAX_LAYOUT)));
   }
 
   randomSplit(key: DeviceBuffer, n: number): DeviceBuffer {
     const k = arr(key);
-    const keys = splitKey([k[0]! >>> 0, k[1]! >>> 0], n);
+    const keys = splitKey([k[0]! >>> 0, k[1]! >>> 0], n, JAX_LAYOUT);
     const out = new Int32Array(2 * n);
     keys.forEach(([a, b], i) => {
       out[2 * i] = a | 0;

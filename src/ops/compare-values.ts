@@ -32,6 +32,7 @@ export function allclose(a: TensorLike, b: TensorLike, opts: AllCloseOptions = {
       return false;
     }
     if (u === v) continue;
+    if (!Number.isFinite(u) || !Number.isFinite(v)) return false; // ±Inf only matches itself
     if (!(Math.abs(u - v) <= atol + rtol * Math.abs(v))) return false;
   }
   return true;

@@ -25,6 +25,14 @@ function dtypeOfTyped(a: AnyTypedArray): DType {
   return "float32";
 }
 
+/** Copy values into storage of dtype `d`: bool is "non-zero" (NaN too), int32 truncates toward 0. */
+function copyConverted(src: ArrayLike<number>, out: AnyTypedArray, d: DType): void {
+  const n = src.length;
+  if (d === "bool") for (let i = 0; i < n; i++) out[i] = src[i] !== 0 ? 1 : 0;
+  else if (d === "int32") for (let i = 0; i < n; i++) out[i] = Math.trunc(src[i]!);
+  else out.set(src);
+}
+
 function inferShape(data: TensorData, op: string): number[] {
   const shape: number[] = [];
   let d: TensorData = data;
@@ -36,16 +44,21 @@ function inferShape(data: TensorData, op: string): number[] {
   return checkShape(shape, op);
 }
 
+/** Copy nested data into `out`; returns true when every element was a boolean. */
 function fill(data: TensorData, shape: number[], out: AnyTypedArray, op: string): boolean {
   let i = 0;
-  let sawBool = false;
+  let allBool = true;
   const walk = (d: TensorData, dim: number): void => {
     if (dim === shape.length) {
-      if (typeof d === "number") out[i++] = d;
-      else if (typeof d === "boolean") {
-        out[i++] = d ? 1 : 0;
-        sawBool = true;
-      } else throw new DTypeError(`${op}: expected numbers in the data, got ${describe(d)}`);
+      if (typeof d === "number") {
+        out[i++] = d;
+        allBool = false;
+      } else if (typeof d === "boolean") out[i++] = d ? 1 : 0;
+      else if (Array.isArray(d))
+        throw new ShapeError(
+          `${op}: ragged nested array: expected a number at depth ${dim} for shape ${fmtShape(shape)}`,
+        );
+      else throw new DTypeError(`${op}: expected numbers in the data, got ${describe(d)}`);
       return;
     }
     if (!Array.isArray(d) || d.length !== shape[dim])
@@ -55,7 +68,7 @@ function fill(data: TensorData, shape: number[], out: AnyTypedArray, op: string)
     for (const e of d) walk(e as TensorData, dim + 1);
   };
   walk(data, 0);
-  return sawBool;
+  return allBool && i > 0;
 }
 
 /**
@@ -77,17 +90,16 @@ export function tensor(data: TensorData, opts: TensorOptions = {}): Tensor {
       );
     const d = dtype ?? dtypeOfTyped(src);
     const out = allocArray(d, src.length);
-    out.set(src);
+    copyConverted(src, out, d);
     return Tensor._fromHost(out, shape, d);
   }
   const shape = inferShape(data, "tensor");
   const n = sizeOf(shape);
   const tmp = new Float64Array(n);
-  const sawBool = fill(data, shape, tmp, "tensor");
-  const d = dtype ?? (sawBool ? "bool" : DEFAULT_FLOAT);
+  const allBool = fill(data, shape, tmp, "tensor");
+  const d = dtype ?? (allBool ? "bool" : DEFAULT_FLOAT);
   const out = allocArray(d, n);
-  if (d === "int32") for (let i = 0; i < n; i++) out[i] = Math.trunc(tmp[i]!);
-  else out.set(tmp);
+  copyConverted(tmp, out, d);
   let t = Tensor._fromHost(out, shape, d);
   if (opts.shape) t = t.reshape(opts.shape);
   return t;
@@ -112,7 +124,7 @@ export function full(shape: readonly number[], value: number, opts: CreateOption
   const d = opts.dtype === undefined ? DEFAULT_FLOAT : checkDType(opts.dtype, "full");
   if (typeof value !== "number") throw new DTypeError(`full: value must be a number, got ${describe(value)}`);
   const a = allocArray(d, sizeOf(s));
-  if (value !== 0) a.fill(d === "bool" ? (value ? 1 : 0) : value);
+  if (value !== 0) a.fill(d === "bool" ? 1 : d === "int32" ? Math.trunc(value) : value);
   return Tensor._fromHost(a, s, d);
 }
 

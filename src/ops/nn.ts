@@ -2,15 +2,23 @@
 
 import type { Tensor, TensorLike } from "../core/tensor.js";
 import { promoteArgs } from "./convert.js";
-import { div, equal, exp, maximum, sqrt, square, sub, where } from "./elementwise.js";
-import { logsumexp, sum } from "./reduction.js";
+import { div, equal, exp, isfinite, maximum, sqrt, square, stopGradient, sub, where } from "./elementwise.js";
+import { logsumexp, max, sum } from "./reduction.js";
 
 /**
  * Softmax along `axis` (default -1); stable for any magnitude.
  * @example ad.softmax(ad.tensor([0, 0])).toArray(); // [0.5, 0.5]
  */
 export function softmax(x: TensorLike, axis = -1): Tensor {
-  return exp(logSoftmax(x, axis));
+  const z = exp(shifted(x, axis, "softmax"));
+  return div(z, sum(z, { axis, keepdims: true }));
+}
+
+/** x - max(x) along `axis`, with the max held constant (and 0 where it is infinite). */
+function shifted(x: TensorLike, axis: number, op: string): Tensor {
+  const t = promoteArgs(op, [x], "float")[0]!;
+  const m = stopGradient(max(t, { axis, keepdims: true }));
+  return sub(t, where(isfinite(m), m, 0));
 }
 
 /**
@@ -18,8 +26,9 @@ export function softmax(x: TensorLike, axis = -1): Tensor {
  * @example ad.logSoftmax(ad.tensor([0, 1000])).toArray(); // [-1000, 0]
  */
 export function logSoftmax(x: TensorLike, axis = -1): Tensor {
-  const t = promoteArgs("logSoftmax", [x], "float")[0]!;
-  return sub(t, logsumexp(t, { axis, keepdims: true }));
+  // Subtracting the max first keeps full precision where x - logsumexp(x) would round at |x| ~ 1e4.
+  const s = shifted(x, axis, "logSoftmax");
+  return sub(s, logsumexp(s, { axis, keepdims: true }));
 }
 
 /** @internal The L2 norm over `axis` with gradient 0 (a subgradient) at the origin. */

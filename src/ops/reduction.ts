@@ -193,12 +193,13 @@ function argReduce(name: string, prim: typeof P.argmaxP, x: TensorLike, opts: Ar
   const ax = normAxis(axis, t.ndim, name);
   if (t.shape[ax] === 0) throw new ShapeError(`${name}: cannot reduce over axis ${ax} of size 0`);
   const r = bind1(prim, [t], { axis: ax });
-  return opts.keepdims && opts.axis !== undefined
-    ? reshape(
-        r,
-        t.shape.map((d, i) => (i === ax ? 1 : d)),
-      )
-    : r;
+  if (!opts.keepdims) return r;
+  // keepdims without an axis keeps every axis as size 1 (NumPy >= 1.22).
+  const src = toTensor(x, name);
+  return reshape(
+    r,
+    opts.axis === undefined ? src.shape.map(() => 1) : t.shape.map((d, i) => (i === ax ? 1 : d)),
+  );
 }
 
 /**

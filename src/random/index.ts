@@ -74,7 +74,7 @@ export function uniform(
   opts: RandomOptions & { minval?: number; maxval?: number } = {},
 ): Tensor {
   const dtype = floatDType(opts, "random.uniform");
-  const u = bind1(randomUniformP, [k], { shape: checkShape([...shape], "random.uniform"), dtype });
+  const u = bind1(randomUniformP, [k], { shape: checkShape(shape, "random.uniform"), dtype });
   const lo = opts.minval ?? 0;
   const hi = opts.maxval ?? 1;
   return lo === 0 && hi === 1 ? u : add(mul(u, hi - lo), lo);
@@ -87,7 +87,7 @@ export function uniform(
  */
 export function normal(k: Key, shape: readonly number[] = [], opts: RandomOptions = {}): Tensor {
   const dtype = floatDType(opts, "random.normal");
-  const s = checkShape([...shape], "random.normal");
+  const s = checkShape(shape, "random.normal");
   const [k1, k2] = split(k);
   const u1 = uniform(k1!, s, { dtype });
   const u2 = uniform(k2!, s, { dtype });
@@ -103,7 +103,7 @@ export function normal(k: Key, shape: readonly number[] = [], opts: RandomOption
 export function gumbel(k: Key, shape: readonly number[] = [], opts: RandomOptions = {}): Tensor {
   const dtype = floatDType(opts, "random.gumbel");
   const tiny = dtype === "float32" ? 1.1754944e-38 : 2.2250738585072014e-308;
-  const u = maximum(uniform(k, shape, { dtype }), tiny);
+  const u = maximum(uniform(k, checkShape(shape, "random.gumbel"), { dtype }), tiny);
   return neg(log(neg(log(u))));
 }
 
@@ -114,7 +114,7 @@ export function gumbel(k: Key, shape: readonly number[] = [], opts: RandomOption
  */
 export function bernoulli(k: Key, p: TensorLike = 0.5, shape?: readonly number[]): Tensor {
   const pt = toTensor(p, "random.bernoulli");
-  const s = shape === undefined ? pt.shape : checkShape([...shape], "random.bernoulli");
+  const s = shape === undefined ? pt.shape : checkShape(shape, "random.bernoulli");
   if (shape !== undefined) broadcastShapes(pt.shape, s, "random.bernoulli");
   const dtype = isFloat(pt.dtype) && !pt.weakType ? pt.dtype : "float32";
   return less(uniform(k, s, { dtype }), p);
@@ -137,7 +137,7 @@ export function categorical(
   const last = moveAxisLast(l, ax);
   const batch = last.shape.slice(0, -1);
   const n = last.shape[last.ndim - 1]!;
-  const outShape = opts.shape === undefined ? batch : checkShape([...opts.shape], "random.categorical");
+  const outShape = opts.shape === undefined ? batch : checkShape(opts.shape, "random.categorical");
   const b = broadcastShapes(batch, outShape, "random.categorical");
   if (b.length !== outShape.length || b.some((d, i) => d !== outShape[i]))
     throw new ShapeError(
