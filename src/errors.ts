@@ -53,3 +53,29 @@ export class InPlaceError extends AdError {}
  * const y = ad.tensor(2, { requiresGrad: true }).mul(3); y.backward(); y.backward(); // throws GraphFreedError
  */
 export class GraphFreedError extends AdError {}
+
+/**
+ * @internal Give an error raised inside a public operation's own machinery the name of that
+ * operation (`maximum: ...` rather than the primitive's `max: ...`). Only used around code that
+ * never calls back into user functions, so user errors are never re-labelled.
+ */
+export function relabel(e: unknown, op: string): unknown {
+  if (!(e instanceof AdError)) return e;
+  const m = /^[A-Za-z_][\w.]*: /.exec(e.message);
+  const prefix = `${op}: `;
+  if (m !== null && m[0] !== prefix) {
+    const old = e.message;
+    e.message = prefix + old.slice(m[0].length);
+    if (e.stack !== undefined) e.stack = e.stack.replace(old, e.message);
+  }
+  return e;
+}
+
+/** @internal Run `fn` as the public operation `op` (see `relabel`). */
+export function inOp<T>(op: string, fn: () => T): T {
+  try {
+    return fn();
+  } catch (e) {
+    throw relabel(e, op);
+  }
+}

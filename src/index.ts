@@ -21,6 +21,7 @@ export {
   ShapeError,
   TransformError,
 } from "./errors.js";
+export * as linalg from "./linalg/index.js";
 export {
   type AllCloseOptions,
   type ArgOptions,

@@ -636,6 +636,43 @@ export const opSpecs: readonly OpSpec[] = [
     sample: "nonzero",
   },
   { name: "normalize", label: "1-D", fn: (x) => ad.normalize(x), shapes: [[4]], sample: "nonzero" },
+  { name: "linalg.norm", label: "2-norm", fn: (x) => ad.linalg.norm(x), shapes: [[4]], sample: "nonzero" },
+  { name: "linalg.norm", label: "fro", fn: (x) => ad.linalg.norm(x), shapes: [[2, 3]], sample: "nonzero" },
+  {
+    name: "linalg.norm",
+    label: "ord=3",
+    fn: (x) => ad.linalg.norm(x, { ord: 3 }),
+    shapes: [[4]],
+    sample: "nonzero",
+  },
+  {
+    name: "linalg.norm",
+    label: "ord=1",
+    fn: (x) => ad.linalg.norm(x, { ord: 1 }),
+    shapes: [[4]],
+    sample: "nonzero",
+  },
+  {
+    name: "linalg.norm",
+    label: "ord=inf",
+    fn: (x) => ad.linalg.norm(x, { ord: Infinity }),
+    shapes: [[4]],
+    sample: "distinct",
+  },
+  {
+    name: "linalg.norm",
+    label: "axis=1 keepdims",
+    fn: (x) => ad.linalg.norm(x, { axis: 1, keepdims: true }),
+    shapes: [[3, 2]],
+    sample: "nonzero",
+  },
+  {
+    name: "linalg.norm",
+    label: "matrix ord=1",
+    fn: (x) => ad.linalg.norm(x, { ord: 1 }),
+    shapes: [[3, 3]],
+    sample: "distinct",
+  },
 
   // ---- dtype conversion -------------------------------------------------------------------
   // gradcheck works in float64, so round-trip through float32: the float32 -> float64 cast is on

@@ -2,7 +2,7 @@
 
 import { bind1 } from "../core/interpreter.js";
 import { Tensor, type TensorLike } from "../core/tensor.js";
-import { allocArray, type DType, isFloat, promote, weakDTypeOf } from "../dtype.js";
+import { allocArray, checkDType, type DType, isFloat, promote, weakDTypeOf } from "../dtype.js";
 import { DTypeError } from "../errors.js";
 import { convertP } from "../primitives/convert.js";
 
@@ -86,6 +86,7 @@ export function promoteArgs(
  */
 export function astype(x: TensorLike, dtype: DType): Tensor {
   const t = toTensor(x, "astype");
+  checkDType(dtype, "astype");
   if (t.dtype === dtype && !t.weakType) return t;
   return bind1(convertP, [t], { dtype, weakType: false });
 }

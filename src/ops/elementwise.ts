@@ -7,26 +7,39 @@ import { bind1 } from "../core/interpreter.js";
 import type { Primitive } from "../core/primitive.js";
 import type { Tensor, TensorLike } from "../core/tensor.js";
 import { isFloat } from "../dtype.js";
+import { inOp, relabel } from "../errors.js";
 import * as P from "../primitives/index.js";
 import type { NoParams } from "../primitives/rules.js";
 import { promoteArgs, toTensor } from "./convert.js";
 
 const floatUnary =
   (prim: Primitive<NoParams>, op: string) =>
-  (x: TensorLike): Tensor =>
-    bind1(prim, promoteArgs(op, [x], "float"), {});
+  (x: TensorLike): Tensor => {
+    try {
+      return bind1(prim, promoteArgs(op, [x], "float"), {});
+    } catch (e) {
+      throw relabel(e, op);
+    }
+  };
 const anyUnary =
   (prim: Primitive<NoParams>, op: string) =>
-  (x: TensorLike): Tensor =>
-    bind1(prim, promoteArgs(op, [x], "number"), {});
+  (x: TensorLike): Tensor => {
+    try {
+      return bind1(prim, promoteArgs(op, [x], "number"), {});
+    } catch (e) {
+      throw relabel(e, op);
+    }
+  };
 const arith =
-  (prim: Primitive<NoParams>, op: string, kind: "number" | "float" = "number") =>
-  (x: TensorLike, y: TensorLike): Tensor =>
-    bind1(prim, promoteArgs(op, [x, y], kind), {});
-const compare =
-  (prim: Primitive<NoParams>, op: string) =>
-  (x: TensorLike, y: TensorLike): Tensor =>
-    bind1(prim, promoteArgs(op, [x, y]), {});
+  (prim: Primitive<NoParams>, op: string, kind: "any" | "number" | "float" = "number") =>
+  (x: TensorLike, y: TensorLike): Tensor => {
+    try {
+      return bind1(prim, promoteArgs(op, [x, y], kind), {});
+    } catch (e) {
+      throw relabel(e, op);
+    }
+  };
+const compare = (prim: Primitive<NoParams>, op: string) => arith(prim, op, "any");
 
 /** -x. @example ad.neg(ad.tensor([1, -2])).toArray(); // [-1, 2] */
 export const neg = anyUnary(P.negP, "neg");
@@ -108,11 +121,11 @@ export const greaterEqual = compare(P.geP, "greaterEqual");
 
 /** Elementwise logical and of bool tensors. @example ad.logicalAnd(ad.tensor([true]), ad.tensor([false])).toArray(); // [false] */
 export function logicalAnd(x: Tensor, y: Tensor): Tensor {
-  return bind1(P.andP, [asBool(x), asBool(y)], {});
+  return inOp("logicalAnd", () => bind1(P.andP, [asBool(x), asBool(y)], {}));
 }
 /** Elementwise logical or. @example ad.logicalOr(ad.tensor([true]), ad.tensor([false])).toArray(); // [true] */
 export function logicalOr(x: Tensor, y: Tensor): Tensor {
-  return bind1(P.orP, [asBool(x), asBool(y)], {});
+  return inOp("logicalOr", () => bind1(P.orP, [asBool(x), asBool(y)], {}));
 }
 /** Elementwise logical not. @example ad.logicalNot(ad.tensor([true])).toArray(); // [false] */
 export function logicalNot(x: Tensor): Tensor {
@@ -151,9 +164,11 @@ export function isfinite(x: TensorLike): Tensor {
  * @example ad.where(ad.tensor([true, false]), 1, 2).toArray(); // [1, 2]
  */
 export function where(cond: TensorLike, a: TensorLike, b: TensorLike): Tensor {
-  const c = asBool(cond);
-  const [x, y] = promoteArgs("where", [a, b]);
-  return bind1(P.selectP, [c, x!, y!], {});
+  return inOp("where", () => {
+    const c = asBool(cond);
+    const [x, y] = promoteArgs("where", [a, b]);
+    return bind1(P.selectP, [c, x!, y!], {});
+  });
 }
 
 /**

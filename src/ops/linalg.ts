@@ -2,7 +2,7 @@
 
 import { bind1 } from "../core/interpreter.js";
 import type { Tensor, TensorLike } from "../core/tensor.js";
-import { ShapeError } from "../errors.js";
+import { inOp, ShapeError } from "../errors.js";
 import * as P from "../primitives/index.js";
 import { broadcastShapes, fmtShape, sizeOf } from "../shape.js";
 import { promoteArgs } from "./convert.js";
@@ -18,6 +18,8 @@ import { broadcastTo, reshape, transpose } from "./shape.js";
  */
 export function matmul(a: TensorLike, b: TensorLike): Tensor {
   let [x, y] = promoteArgs("matmul", [a, b], "number") as [Tensor, Tensor];
+  const sa = x.shape;
+  const sb = y.shape;
   if (x.ndim === 0 || y.ndim === 0)
     throw new ShapeError(
       `matmul: operands must have rank >= 1, got ${fmtShape(x.shape)} and ${fmtShape(y.shape)}`,
@@ -30,9 +32,16 @@ export function matmul(a: TensorLike, b: TensorLike): Tensor {
   const k2 = y.shape[y.ndim - 2]!;
   if (k1 !== k2)
     throw new ShapeError(
-      `matmul: contracting dimensions differ: ${fmtShape(x.shape)} has ${k1} columns, ${fmtShape(y.shape)} has ${k2} rows`,
+      `matmul: contracting dimensions differ: ${fmtShape(sa)} has ${k1} ${vecA ? "entries" : "columns"}, ${fmtShape(sb)} has ${k2} ${vecB ? "entries" : "rows"}`,
     );
-  const batch = broadcastShapes(x.shape.slice(0, -2), y.shape.slice(0, -2), "matmul");
+  let batch: number[];
+  try {
+    batch = broadcastShapes(x.shape.slice(0, -2), y.shape.slice(0, -2), "matmul");
+  } catch {
+    throw new ShapeError(
+      `matmul: the batch dimensions of ${fmtShape(sa)} and ${fmtShape(sb)} cannot be broadcast together`,
+    );
+  }
   x = broadcastTo(x, [...batch, ...x.shape.slice(-2)]);
   y = broadcastTo(y, [...batch, ...y.shape.slice(-2)]);
   let out = bind1(P.matmulP, [x, y], {});
@@ -51,20 +60,22 @@ export function matmul(a: TensorLike, b: TensorLike): Tensor {
  * @example ad.dot(ad.tensor([1, 2]), ad.tensor([3, 4])).item(); // 11
  */
 export function dot(a: TensorLike, b: TensorLike): Tensor {
-  const [x, y] = promoteArgs("dot", [a, b], "number") as [Tensor, Tensor];
-  if (x.ndim === 0 || y.ndim === 0) return mul(x, y);
-  if (y.ndim <= 2) return matmul(x, y);
-  // a[..., k] · b[..., k, n]: contract into shape a[:-1] + b[:-2] + b[-1:].
-  const k = x.shape[x.ndim - 1]!;
-  const yk = y.shape[y.ndim - 2]!;
-  if (k !== yk)
-    throw new ShapeError(
-      `dot: shapes ${fmtShape(x.shape)} and ${fmtShape(y.shape)} are not aligned (${k} != ${yk})`,
-    );
-  const perm = [y.ndim - 2, ...y.shape.map((_, i) => i).filter((i) => i !== y.ndim - 2)];
-  const yt = transpose(y, perm);
-  const r = matmul(reshape(x, [-1, k]), reshape(yt, [k, -1]));
-  return reshape(r, [...x.shape.slice(0, -1), ...y.shape.slice(0, -2), y.shape[y.ndim - 1]!]);
+  return inOp("dot", () => {
+    const [x, y] = promoteArgs("dot", [a, b], "number") as [Tensor, Tensor];
+    if (x.ndim === 0 || y.ndim === 0) return mul(x, y);
+    if (y.ndim <= 2) return matmul(x, y);
+    // a[..., k] · b[..., k, n]: contract into shape a[:-1] + b[:-2] + b[-1:].
+    const k = x.shape[x.ndim - 1]!;
+    const yk = y.shape[y.ndim - 2]!;
+    if (k !== yk)
+      throw new ShapeError(
+        `dot: shapes ${fmtShape(x.shape)} and ${fmtShape(y.shape)} are not aligned (${k} != ${yk})`,
+      );
+    const perm = [y.ndim - 2, ...y.shape.map((_, i) => i).filter((i) => i !== y.ndim - 2)];
+    const yt = transpose(y, perm);
+    const r = matmul(reshape(x, [-1, k]), reshape(yt, [k, -1]));
+    return reshape(r, [...x.shape.slice(0, -1), ...y.shape.slice(0, -2), y.shape[y.ndim - 1]!]);
+  });
 }
 
 /**
@@ -72,8 +83,10 @@ export function dot(a: TensorLike, b: TensorLike): Tensor {
  * @example ad.outer(ad.tensor([1, 2]), ad.tensor([3, 4, 5])).shape; // [2, 3]
  */
 export function outer(a: TensorLike, b: TensorLike): Tensor {
-  const [x, y] = promoteArgs("outer", [a, b], "number") as [Tensor, Tensor];
-  return mul(reshape(x, [-1, 1]), reshape(y, [1, -1]));
+  return inOp("outer", () => {
+    const [x, y] = promoteArgs("outer", [a, b], "number") as [Tensor, Tensor];
+    return mul(reshape(x, [-1, 1]), reshape(y, [1, -1]));
+  });
 }
 
 /** One operand during einsum evaluation: the tensor and the label of each axis. */
@@ -174,30 +187,32 @@ function contract(a: Term, b: Term, keep: Set<string>): Term {
  * @example ad.einsum("ij,jk->ik", ad.ones([2, 3]), ad.ones([3, 4])).shape; // [2, 4]
  */
 export function einsum(spec: string, ...xs: TensorLike[]): Tensor {
-  if (typeof spec !== "string")
-    throw new ShapeError("einsum: the first argument must be a spec string like 'ij,jk->ik'");
-  const ts = promoteArgs("einsum", xs, "number");
-  const { inputs, output } = parseEinsum(spec, ts.length);
-  const terms: Term[] = ts.map((t, i) => {
-    if (inputs[i]!.length !== t.ndim)
-      throw new ShapeError(
-        `einsum: operand ${i} has shape ${fmtShape(t.shape)} but "${inputs[i]!.join("")}" names ${inputs[i]!.length} axes`,
-      );
-    return dedupe({ t, labels: inputs[i]! });
+  return inOp("einsum", () => {
+    if (typeof spec !== "string")
+      throw new ShapeError("einsum: the first argument must be a spec string like 'ij,jk->ik'");
+    const ts = promoteArgs("einsum", xs, "number");
+    const { inputs, output } = parseEinsum(spec, ts.length);
+    const terms: Term[] = ts.map((t, i) => {
+      if (inputs[i]!.length !== t.ndim)
+        throw new ShapeError(
+          `einsum: operand ${i} has shape ${fmtShape(t.shape)} but "${inputs[i]!.join("")}" names ${inputs[i]!.length} axes`,
+        );
+      return dedupe({ t, labels: inputs[i]! });
+    });
+    const neededAfter = (k: number, extra: Term[]) => {
+      const s = new Set(output);
+      for (const t of [...terms.slice(k), ...extra]) for (const l of t.labels) s.add(l);
+      return s;
+    };
+    let acc = sumUnneeded(terms[0]!, neededAfter(1, []));
+    for (let k = 1; k < terms.length; k++) {
+      const next = sumUnneeded(terms[k]!, neededAfter(k + 1, [acc]));
+      acc = contract(acc, next, neededAfter(k + 1, []));
+    }
+    acc = sumUnneeded(acc, new Set(output));
+    return transpose(
+      acc.t,
+      output.map((l) => acc.labels.indexOf(l)),
+    );
   });
-  const neededAfter = (k: number, extra: Term[]) => {
-    const s = new Set(output);
-    for (const t of [...terms.slice(k), ...extra]) for (const l of t.labels) s.add(l);
-    return s;
-  };
-  let acc = sumUnneeded(terms[0]!, neededAfter(1, []));
-  for (let k = 1; k < terms.length; k++) {
-    const next = sumUnneeded(terms[k]!, neededAfter(k + 1, [acc]));
-    acc = contract(acc, next, neededAfter(k + 1, []));
-  }
-  acc = sumUnneeded(acc, new Set(output));
-  return transpose(
-    acc.t,
-    output.map((l) => acc.labels.indexOf(l)),
-  );
 }

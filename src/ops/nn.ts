@@ -1,6 +1,7 @@
 /** @file Neural-network functions: softmax, logSoftmax (stable), normalize (finite gradient at 0). */
 
 import type { Tensor, TensorLike } from "../core/tensor.js";
+import { inOp } from "../errors.js";
 import { promoteArgs } from "./convert.js";
 import { div, equal, exp, isfinite, maximum, sqrt, square, stopGradient, sub, where } from "./elementwise.js";
 import { logsumexp, max, sum } from "./reduction.js";
@@ -10,8 +11,10 @@ import { logsumexp, max, sum } from "./reduction.js";
  * @example ad.softmax(ad.tensor([0, 0])).toArray(); // [0.5, 0.5]
  */
 export function softmax(x: TensorLike, axis = -1): Tensor {
-  const z = exp(shifted(x, axis, "softmax"));
-  return div(z, sum(z, { axis, keepdims: true }));
+  return inOp("softmax", () => {
+    const z = exp(shifted(x, axis, "softmax"));
+    return div(z, sum(z, { axis, keepdims: true }));
+  });
 }
 
 /** x - max(x) along `axis`, with the max held constant (and 0 where it is infinite). */
@@ -26,9 +29,11 @@ function shifted(x: TensorLike, axis: number, op: string): Tensor {
  * @example ad.logSoftmax(ad.tensor([0, 1000])).toArray(); // [-1000, 0]
  */
 export function logSoftmax(x: TensorLike, axis = -1): Tensor {
-  // Subtracting the max first keeps full precision where x - logsumexp(x) would round at |x| ~ 1e4.
-  const s = shifted(x, axis, "logSoftmax");
-  return sub(s, logsumexp(s, { axis, keepdims: true }));
+  return inOp("logSoftmax", () => {
+    // Subtracting the max first keeps full precision where x - logsumexp(x) would round at |x| ~ 1e4.
+    const s = shifted(x, axis, "logSoftmax");
+    return sub(s, logsumexp(s, { axis, keepdims: true }));
+  });
 }
 
 /** @internal The L2 norm over `axis` with gradient 0 (a subgradient) at the origin. */
@@ -49,6 +54,8 @@ export interface NormalizeOptions {
  * @example ad.normalize(ad.tensor([3, 4])).toArray(); // [0.6, 0.8]
  */
 export function normalize(x: TensorLike, opts: NormalizeOptions = {}): Tensor {
-  const t = promoteArgs("normalize", [x], "float")[0]!;
-  return div(t, maximum(safeNorm(t, opts.axis ?? -1, true), opts.eps ?? 1e-12));
+  return inOp("normalize", () => {
+    const t = promoteArgs("normalize", [x], "float")[0]!;
+    return div(t, maximum(safeNorm(t, opts.axis ?? -1, true), opts.eps ?? 1e-12));
+  });
 }

@@ -5,7 +5,7 @@
 
 import { bind1 } from "../core/interpreter.js";
 import type { Tensor, TensorLike } from "../core/tensor.js";
-import { ShapeError } from "../errors.js";
+import { inOp, ShapeError } from "../errors.js";
 import * as P from "../primitives/index.js";
 import { fmtShape, normAxes, normAxis, sizeOf } from "../shape.js";
 import { astype, promoteArgs, toTensor } from "./convert.js";
@@ -55,10 +55,12 @@ function finish(r: Tensor, x: Tensor, axes: number[], keepdims: boolean | undefi
  * @example ad.tensor([[1, 2], [3, 4]]).sum({ axis: 0 }).toArray(); // [4, 6]
  */
 export function sum(x: TensorLike, opts: ReduceOptions = {}): Tensor {
-  const t = toTensor(x, "sum");
-  const axes = normAxes(opts.axis, t.ndim, "sum");
-  if (axes.length === 0) return t.dtype === "bool" ? astype(t, "int32") : t;
-  return finish(bind1(P.reduceSumP, [t], { axes }), t, axes, opts.keepdims);
+  return inOp("sum", () => {
+    const t = toTensor(x, "sum");
+    const axes = normAxes(opts.axis, t.ndim, "sum");
+    if (axes.length === 0) return t.dtype === "bool" ? astype(t, "int32") : t;
+    return finish(bind1(P.reduceSumP, [t], { axes }), t, axes, opts.keepdims);
+  });
 }
 
 /**
@@ -66,10 +68,12 @@ export function sum(x: TensorLike, opts: ReduceOptions = {}): Tensor {
  * @example ad.tensor([1, 2, 3, 4]).mean().item(); // 2.5
  */
 export function mean(x: TensorLike, opts: ReduceOptions = {}): Tensor {
-  const t = promoteArgs("mean", [x], "float")[0]!;
-  const axes = normAxes(opts.axis, t.ndim, "mean");
-  const n = sizeOf(axes.map((a) => t.shape[a]!));
-  return div(sum(t, opts), n);
+  return inOp("mean", () => {
+    const t = promoteArgs("mean", [x], "float")[0]!;
+    const axes = normAxes(opts.axis, t.ndim, "mean");
+    const n = sizeOf(axes.map((a) => t.shape[a]!));
+    return div(sum(t, opts), n);
+  });
 }
 
 function reduceChooser(name: string, prim: typeof P.reduceMaxP, x: TensorLike, opts: ReduceOptions): Tensor {
@@ -87,7 +91,9 @@ function reduceChooser(name: string, prim: typeof P.reduceMaxP, x: TensorLike, o
  * @example ad.grad((x) => ad.max(x))(ad.tensor([1, 3, 3])).toArray(); // [0, 0.5, 0.5]
  */
 export function max(x: TensorLike, opts: ReduceOptions = {}): Tensor {
-  return reduceChooser("max", P.reduceMaxP, x, opts);
+  return inOp("max", () => {
+    return reduceChooser("max", P.reduceMaxP, x, opts);
+  });
 }
 
 /**
@@ -95,7 +101,9 @@ export function max(x: TensorLike, opts: ReduceOptions = {}): Tensor {
  * @example ad.min(ad.tensor([3, 1, 2])).item(); // 1
  */
 export function min(x: TensorLike, opts: ReduceOptions = {}): Tensor {
-  return reduceChooser("min", P.reduceMinP, x, opts);
+  return inOp("min", () => {
+    return reduceChooser("min", P.reduceMinP, x, opts);
+  });
 }
 
 /**
@@ -104,40 +112,42 @@ export function min(x: TensorLike, opts: ReduceOptions = {}): Tensor {
  * @example ad.prod(ad.tensor([2, 3, 4])).item(); // 24
  */
 export function prod(x: TensorLike, opts: ReduceOptions = {}): Tensor {
-  const t0 = promoteArgs("prod", [x], "number")[0]!;
-  const axes = normAxes(opts.axis, t0.ndim, "prod");
-  if (axes.length === 0) return t0;
-  // Move the reduced axes to the end and flatten them into one.
-  const keepAxes = t0.shape.map((_, i) => i).filter((i) => !axes.includes(i));
-  const keepShape = keepAxes.map((i) => t0.shape[i]!);
-  const n = sizeOf(axes.map((a) => t0.shape[a]!));
-  let t = reshape(transpose(t0, [...keepAxes, ...axes]), [...keepShape, n]);
-  if (n === 0) return finish(ones(keepShape, { dtype: t0.dtype }), t0, axes, opts.keepdims);
-  let m = n;
-  while (m > 1) {
-    if (m % 2 === 1) {
-      t = pad(
+  return inOp("prod", () => {
+    const t0 = promoteArgs("prod", [x], "number")[0]!;
+    const axes = normAxes(opts.axis, t0.ndim, "prod");
+    if (axes.length === 0) return t0;
+    // Move the reduced axes to the end and flatten them into one.
+    const keepAxes = t0.shape.map((_, i) => i).filter((i) => !axes.includes(i));
+    const keepShape = keepAxes.map((i) => t0.shape[i]!);
+    const n = sizeOf(axes.map((a) => t0.shape[a]!));
+    let t = reshape(transpose(t0, [...keepAxes, ...axes]), [...keepShape, n]);
+    if (n === 0) return finish(ones(keepShape, { dtype: t0.dtype }), t0, axes, opts.keepdims);
+    let m = n;
+    while (m > 1) {
+      if (m % 2 === 1) {
+        t = pad(
+          t,
+          t.shape.map((_, i) => (i === t.ndim - 1 ? [0, 1] : [0, 0]) as [number, number]),
+          1,
+        );
+        m += 1;
+      }
+      const half = m / 2;
+      const lo = slice(
         t,
-        t.shape.map((_, i) => (i === t.ndim - 1 ? [0, 1] : [0, 0]) as [number, number]),
-        1,
+        t.shape.map(() => 0),
+        [...keepShape, half],
       );
-      m += 1;
+      const hi = slice(
+        t,
+        t.shape.map((_, i) => (i === t.ndim - 1 ? half : 0)),
+        [...keepShape, half],
+      );
+      t = mul(lo, hi);
+      m = half;
     }
-    const half = m / 2;
-    const lo = slice(
-      t,
-      t.shape.map(() => 0),
-      [...keepShape, half],
-    );
-    const hi = slice(
-      t,
-      t.shape.map((_, i) => (i === t.ndim - 1 ? half : 0)),
-      [...keepShape, half],
-    );
-    t = mul(lo, hi);
-    m = half;
-  }
-  return finish(reshape(t, keepShape), t0, axes, opts.keepdims);
+    return finish(reshape(t, keepShape), t0, axes, opts.keepdims);
+  });
 }
 
 /**
@@ -146,20 +156,22 @@ export function prod(x: TensorLike, opts: ReduceOptions = {}): Tensor {
  * @example ad.logsumexp(ad.tensor([1000, 1000])).item(); // 1000.693...
  */
 export function logsumexp(x: TensorLike, opts: ReduceOptions = {}): Tensor {
-  const t = promoteArgs("logsumexp", [x], "float")[0]!;
-  const axes = normAxes(opts.axis, t.ndim, "logsumexp");
-  const m0 = stopGradient(max(t, { axis: axes, keepdims: true }));
-  const m = where(isfinite(m0), m0, 0);
-  const s = sum(exp(sub(t, m)), { axis: axes, keepdims: true });
-  // Double-where: the log of an empty sum is -Inf, reached without a log(0) on the gradient path.
-  const empty = equal(s, 0);
-  const lse = add(where(empty, -Infinity, log(where(empty, 1, s))), m);
-  return opts.keepdims
-    ? lse
-    : reshape(
-        lse,
-        t.shape.filter((_, i) => !axes.includes(i)),
-      );
+  return inOp("logsumexp", () => {
+    const t = promoteArgs("logsumexp", [x], "float")[0]!;
+    const axes = normAxes(opts.axis, t.ndim, "logsumexp");
+    const m0 = stopGradient(max(t, { axis: axes, keepdims: true }));
+    const m = where(isfinite(m0), m0, 0);
+    const s = sum(exp(sub(t, m)), { axis: axes, keepdims: true });
+    // Double-where: the log of an empty sum is -Inf, reached without a log(0) on the gradient path.
+    const empty = equal(s, 0);
+    const lse = add(where(empty, -Infinity, log(where(empty, 1, s))), m);
+    return opts.keepdims
+      ? lse
+      : reshape(
+          lse,
+          t.shape.filter((_, i) => !axes.includes(i)),
+        );
+  });
 }
 
 /**
@@ -167,12 +179,14 @@ export function logsumexp(x: TensorLike, opts: ReduceOptions = {}): Tensor {
  * @example ad.variance(ad.tensor([1, 2, 3, 4])).item(); // 1.25
  */
 export function variance(x: TensorLike, opts: VarOptions = {}): Tensor {
-  const t = promoteArgs("var", [x], "float")[0]!;
-  const axes = normAxes(opts.axis, t.ndim, "var");
-  const n = sizeOf(axes.map((a) => t.shape[a]!));
-  const mu = mean(t, { axis: axes, keepdims: true });
-  const ss = sum(square(sub(t, mu)), { axis: axes, keepdims: opts.keepdims });
-  return div(ss, n - (opts.ddof ?? 0));
+  return inOp("var", () => {
+    const t = promoteArgs("var", [x], "float")[0]!;
+    const axes = normAxes(opts.axis, t.ndim, "var");
+    const n = sizeOf(axes.map((a) => t.shape[a]!));
+    const mu = mean(t, { axis: axes, keepdims: true });
+    const ss = sum(square(sub(t, mu)), { axis: axes, keepdims: opts.keepdims });
+    return div(ss, n - (opts.ddof ?? 0));
+  });
 }
 
 /**
@@ -180,7 +194,9 @@ export function variance(x: TensorLike, opts: VarOptions = {}): Tensor {
  * @example ad.std(ad.tensor([1, 3])).item(); // 1
  */
 export function std(x: TensorLike, opts: VarOptions = {}): Tensor {
-  return sqrt(variance(x, opts));
+  return inOp("std", () => {
+    return sqrt(variance(x, opts));
+  });
 }
 
 function argReduce(name: string, prim: typeof P.argmaxP, x: TensorLike, opts: ArgOptions): Tensor {
@@ -207,7 +223,9 @@ function argReduce(name: string, prim: typeof P.argmaxP, x: TensorLike, opts: Ar
  * @example ad.argmax(ad.tensor([1, 3, 2])).item(); // 1
  */
 export function argmax(x: TensorLike, opts: ArgOptions = {}): Tensor {
-  return argReduce("argmax", P.argmaxP, x, opts);
+  return inOp("argmax", () => {
+    return argReduce("argmax", P.argmaxP, x, opts);
+  });
 }
 
 /**
@@ -215,5 +233,7 @@ export function argmax(x: TensorLike, opts: ArgOptions = {}): Tensor {
  * @example ad.argmin(ad.tensor([1, 3, 0])).item(); // 2
  */
 export function argmin(x: TensorLike, opts: ArgOptions = {}): Tensor {
-  return argReduce("argmin", P.argminP, x, opts);
+  return inOp("argmin", () => {
+    return argReduce("argmin", P.argminP, x, opts);
+  });
 }

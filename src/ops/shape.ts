@@ -2,7 +2,7 @@
 
 import { bind1 } from "../core/interpreter.js";
 import { Tensor, type TensorLike } from "../core/tensor.js";
-import { DTypeError, ShapeError } from "../errors.js";
+import { DTypeError, inOp, ShapeError } from "../errors.js";
 import * as P from "../primitives/index.js";
 import { checkShape, fmtShape, normAxes, normAxis, shapeEq, sizeOf } from "../shape.js";
 import { describe, promoteArgs, toTensor } from "./convert.js";
@@ -61,14 +61,16 @@ export function swapLastAxes(x: Tensor): Tensor {
  * @example ad.zeros([3]).expandDims(0).shape; // [1, 3]
  */
 export function expandDims(x: TensorLike, axis: number | readonly number[]): Tensor {
-  const t = toTensor(x, "expandDims");
-  const list = typeof axis === "number" ? [axis] : [...axis];
-  const outRank = t.ndim + list.length;
-  const axes = normAxes(list, outRank, "expandDims");
-  const shape: number[] = [];
-  let j = 0;
-  for (let i = 0; i < outRank; i++) shape.push(axes.includes(i) ? 1 : t.shape[j++]!);
-  return reshape(t, shape);
+  return inOp("expandDims", () => {
+    const t = toTensor(x, "expandDims");
+    const list = typeof axis === "number" ? [axis] : [...axis];
+    const outRank = t.ndim + list.length;
+    const axes = normAxes(list, outRank, "expandDims");
+    const shape: number[] = [];
+    let j = 0;
+    for (let i = 0; i < outRank; i++) shape.push(axes.includes(i) ? 1 : t.shape[j++]!);
+    return reshape(t, shape);
+  });
 }
 
 /**
@@ -76,16 +78,20 @@ export function expandDims(x: TensorLike, axis: number | readonly number[]): Ten
  * @example ad.zeros([1, 3, 1]).squeeze().shape; // [3]
  */
 export function squeeze(x: TensorLike, axis?: number | readonly number[]): Tensor {
-  const t = toTensor(x, "squeeze");
-  const axes =
-    axis === undefined ? t.shape.flatMap((d, i) => (d === 1 ? [i] : [])) : normAxes(axis, t.ndim, "squeeze");
-  for (const a of axes)
-    if (t.shape[a] !== 1)
-      throw new ShapeError(`squeeze: axis ${a} of ${fmtShape(t.shape)} has size ${t.shape[a]}, not 1`);
-  return reshape(
-    t,
-    t.shape.filter((_, i) => !axes.includes(i)),
-  );
+  return inOp("squeeze", () => {
+    const t = toTensor(x, "squeeze");
+    const axes =
+      axis === undefined
+        ? t.shape.flatMap((d, i) => (d === 1 ? [i] : []))
+        : normAxes(axis, t.ndim, "squeeze");
+    for (const a of axes)
+      if (t.shape[a] !== 1)
+        throw new ShapeError(`squeeze: axis ${a} of ${fmtShape(t.shape)} has size ${t.shape[a]}, not 1`);
+    return reshape(
+      t,
+      t.shape.filter((_, i) => !axes.includes(i)),
+    );
+  });
 }
 
 /**
@@ -93,12 +99,14 @@ export function squeeze(x: TensorLike, axis?: number | readonly number[]): Tenso
  * @example ad.tensor([1, 2]).broadcastTo([3, 2]).shape; // [3, 2]
  */
 export function broadcastTo(x: TensorLike, shape: readonly number[]): Tensor {
-  const t = toTensor(x, "broadcastTo");
-  const s = checkShape([...shape], "broadcastTo");
-  if (shapeEq(s, t.shape)) return t;
-  if (s.length < t.ndim)
-    throw new ShapeError(`broadcastTo: cannot broadcast ${fmtShape(t.shape)} to ${fmtShape(s)}`);
-  return bind1(P.broadcastP, [t], { shape: s });
+  return inOp("broadcastTo", () => {
+    const t = toTensor(x, "broadcastTo");
+    const s = checkShape([...shape], "broadcastTo");
+    if (shapeEq(s, t.shape)) return t;
+    if (s.length < t.ndim)
+      throw new ShapeError(`broadcastTo: cannot broadcast ${fmtShape(t.shape)} to ${fmtShape(s)}`);
+    return bind1(P.broadcastP, [t], { shape: s });
+  });
 }
 
 /**
@@ -106,15 +114,17 @@ export function broadcastTo(x: TensorLike, shape: readonly number[]): Tensor {
  * @example ad.concat([ad.ones([2]), ad.zeros([1])]).toArray(); // [1, 1, 0]
  */
 export function concat(xs: readonly TensorLike[], axis = 0): Tensor {
-  if (!Array.isArray(xs) || xs.length === 0)
-    throw new ShapeError("concat: expected a non-empty array of tensors");
-  const ts = promoteArgs("concat", xs);
-  const first = ts[0]!;
-  if (first.ndim === 0)
-    throw new ShapeError("concat: zero-dimensional tensors cannot be concatenated (use stack)");
-  const ax = normAxis(axis, first.ndim, "concat");
-  if (ts.length === 1) return first;
-  return bind1(P.concatP, ts, { axis: ax });
+  return inOp("concat", () => {
+    if (!Array.isArray(xs) || xs.length === 0)
+      throw new ShapeError("concat: expected a non-empty array of tensors");
+    const ts = promoteArgs("concat", xs);
+    const first = ts[0]!;
+    if (first.ndim === 0)
+      throw new ShapeError("concat: zero-dimensional tensors cannot be concatenated (use stack)");
+    const ax = normAxis(axis, first.ndim, "concat");
+    if (ts.length === 1) return first;
+    return bind1(P.concatP, ts, { axis: ax });
+  });
 }
 
 /**
@@ -122,18 +132,20 @@ export function concat(xs: readonly TensorLike[], axis = 0): Tensor {
  * @example ad.stack([ad.ones([2]), ad.zeros([2])]).shape; // [2, 2]
  */
 export function stack(xs: readonly TensorLike[], axis = 0): Tensor {
-  if (!Array.isArray(xs) || xs.length === 0)
-    throw new ShapeError("stack: expected a non-empty array of tensors");
-  const ts = promoteArgs("stack", xs);
-  const s0 = ts[0]!.shape;
-  for (const t of ts)
-    if (!shapeEq(t.shape, s0))
-      throw new ShapeError(`stack: shapes differ (${ts.map((v) => fmtShape(v.shape)).join(", ")})`);
-  const ax = normAxis(axis, s0.length + 1, "stack");
-  return concat(
-    ts.map((t) => expandDims(t, ax)),
-    ax,
-  );
+  return inOp("stack", () => {
+    if (!Array.isArray(xs) || xs.length === 0)
+      throw new ShapeError("stack: expected a non-empty array of tensors");
+    const ts = promoteArgs("stack", xs);
+    const s0 = ts[0]!.shape;
+    for (const t of ts)
+      if (!shapeEq(t.shape, s0))
+        throw new ShapeError(`stack: shapes differ (${ts.map((v) => fmtShape(v.shape)).join(", ")})`);
+    const ax = normAxis(axis, s0.length + 1, "stack");
+    return concat(
+      ts.map((t) => expandDims(t, ax)),
+      ax,
+    );
+  });
 }
 
 /**
@@ -141,27 +153,29 @@ export function stack(xs: readonly TensorLike[], axis = 0): Tensor {
  * @example ad.arange(6).split(3).map((t) => t.toArray()); // [[0, 1], [2, 3], [4, 5]]
  */
 export function split(x: TensorLike, sections: number | readonly number[], axis = 0): Tensor[] {
-  const t = toTensor(x, "split");
-  const ax = normAxis(axis, t.ndim, "split");
-  const n = t.shape[ax]!;
-  let cuts: number[];
-  if (typeof sections === "number") {
-    if (!Number.isInteger(sections) || sections <= 0 || n % sections !== 0)
-      throw new ShapeError(
-        `split: axis ${ax} of ${fmtShape(t.shape)} (size ${n}) does not divide into ${sections} equal parts`,
-      );
-    cuts = Array.from({ length: sections - 1 }, (_, i) => ((i + 1) * n) / sections);
-  } else cuts = sections.map((c) => Math.min(Math.max(c < 0 ? c + n : c, 0), n));
-  const bounds = [0, ...cuts, n];
-  const out: Tensor[] = [];
-  for (let i = 0; i + 1 < bounds.length; i++) {
-    const lo = bounds[i]!;
-    const hi = Math.max(bounds[i + 1]!, lo);
-    const begin = t.shape.map((_, j) => (j === ax ? lo : 0));
-    const size = t.shape.map((d, j) => (j === ax ? hi - lo : d));
-    out.push(slice(t, begin, size));
-  }
-  return out;
+  return inOp("split", () => {
+    const t = toTensor(x, "split");
+    const ax = normAxis(axis, t.ndim, "split");
+    const n = t.shape[ax]!;
+    let cuts: number[];
+    if (typeof sections === "number") {
+      if (!Number.isInteger(sections) || sections <= 0 || n % sections !== 0)
+        throw new ShapeError(
+          `split: axis ${ax} of ${fmtShape(t.shape)} (size ${n}) does not divide into ${sections} equal parts`,
+        );
+      cuts = Array.from({ length: sections - 1 }, (_, i) => ((i + 1) * n) / sections);
+    } else cuts = sections.map((c) => Math.min(Math.max(c < 0 ? c + n : c, 0), n));
+    const bounds = [0, ...cuts, n];
+    const out: Tensor[] = [];
+    for (let i = 0; i + 1 < bounds.length; i++) {
+      const lo = bounds[i]!;
+      const hi = Math.max(bounds[i + 1]!, lo);
+      const begin = t.shape.map((_, j) => (j === ax ? lo : 0));
+      const size = t.shape.map((d, j) => (j === ax ? hi - lo : d));
+      out.push(slice(t, begin, size));
+    }
+    return out;
+  });
 }
 
 /**
@@ -191,10 +205,12 @@ export function slice(x: TensorLike, begin: readonly number[], size?: readonly n
  * @example ad.arange(3).flip().toArray(); // [2, 1, 0]
  */
 export function flip(x: TensorLike, axis?: number | readonly number[]): Tensor {
-  const t = toTensor(x, "flip");
-  const axes = normAxes(axis, t.ndim, "flip");
-  if (axes.length === 0) return t;
-  return bind1(P.flipP, [t], { axes });
+  return inOp("flip", () => {
+    const t = toTensor(x, "flip");
+    const axes = normAxes(axis, t.ndim, "flip");
+    if (axes.length === 0) return t;
+    return bind1(P.flipP, [t], { axes });
+  });
 }
 
 /**
@@ -240,20 +256,22 @@ function indexTensor(indices: TensorLike | readonly number[], op: string): Tenso
  * @example ad.tensor([10, 20, 30]).take([2, 0]).toArray(); // [30, 10]
  */
 export function take(x: TensorLike, indices: TensorLike | readonly number[], axis?: number): Tensor {
-  let t = toTensor(x, "take");
-  const idx = indexTensor(indices, "take");
-  if (axis === undefined) {
-    t = reshape(t, [-1]);
-    axis = 0;
-  }
-  const ax = normAxis(axis, t.ndim, "take");
-  const pre = t.shape.slice(0, ax);
-  const post = t.shape.slice(ax + 1);
-  const n = t.shape[ax]!;
-  const k = idx.size;
-  const x3 = reshape(t, [sizeOf(pre), n, sizeOf(post)]);
-  const i3 = broadcastTo(reshape(idx, [1, k, 1]), [sizeOf(pre), k, sizeOf(post)]);
-  return reshape(bind1(P.gatherP, [x3, i3], { axis: 1 }), [...pre, ...idx.shape, ...post]);
+  return inOp("take", () => {
+    let t = toTensor(x, "take");
+    const idx = indexTensor(indices, "take");
+    if (axis === undefined) {
+      t = reshape(t, [-1]);
+      axis = 0;
+    }
+    const ax = normAxis(axis, t.ndim, "take");
+    const pre = t.shape.slice(0, ax);
+    const post = t.shape.slice(ax + 1);
+    const n = t.shape[ax]!;
+    const k = idx.size;
+    const x3 = reshape(t, [sizeOf(pre), n, sizeOf(post)]);
+    const i3 = broadcastTo(reshape(idx, [1, k, 1]), [sizeOf(pre), k, sizeOf(post)]);
+    return reshape(bind1(P.gatherP, [x3, i3], { axis: 1 }), [...pre, ...idx.shape, ...post]);
+  });
 }
 
 /**

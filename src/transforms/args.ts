@@ -21,13 +21,19 @@ export function parseArgnums(
   nargs: number,
   op: string,
 ): ArgNums {
+  if (argnums !== undefined && typeof argnums !== "number" && !Array.isArray(argnums))
+    throw new TransformError(
+      `${op}: argnums must be an integer or an array of integers, got ${JSON.stringify(argnums) ?? typeof argnums}`,
+    );
   const single = !Array.isArray(argnums);
   const list =
     argnums === undefined ? [0] : typeof argnums === "number" ? [argnums] : [...(argnums as number[])];
   if (!single && list.length === 0) throw new TransformError(`${op}: argnums must not be empty`);
   for (const a of list) {
     if (typeof a !== "number" || !Number.isInteger(a))
-      throw new TransformError(`${op}: argnums must be integers, got ${String(a)}`);
+      throw new TransformError(
+        `${op}: argnums must be integers, got ${typeof a === "string" ? JSON.stringify(a) : String(a)}`,
+      );
     if (a < -nargs || a >= nargs)
       throw new TransformError(
         `${op}: argnums ${a} is out of range for a function called with ${nargs} argument(s)`,

@@ -11,13 +11,15 @@ import { TransformError } from "../errors.js";
 import { reshape, stack, transpose, zeros } from "../ops/index.js";
 import { unflatten } from "../tree.js";
 import { checkFunction, outLeaf, parseArgnums } from "./args.js";
-import { jvp } from "./jvp.js";
-import { grad, pullback, pushforward, type Recording, record } from "./reverse.js";
+import { jvpImpl } from "./jvp.js";
+import { gradCore, pullback, pushforward, type Recording, record } from "./reverse.js";
 import type { JacobianOf } from "./types.js";
 
 export interface JacobianOptions {
   /** Which argument(s) to differentiate (default 0; an array gives one block per argument). */
   argnums?: number | readonly number[];
+  /** `f` returns `[output, aux]`; the result is then `[jacobian, aux]`. */
+  hasAux?: boolean;
 }
 
 type Mode = "fwd" | "rev" | "auto";
@@ -57,7 +59,7 @@ function jacobianCore(
 ): unknown {
   checkFunction(f, op);
   const an = parseArgnums(opts.argnums, args.length, op);
-  const rec = record(f, args, an.list, false, op);
+  const rec = record(f, args, an.list, opts.hasAux ?? false, op);
   const outShapes = rec.outLeaves.map(shapeOf);
   const outDtypes = rec.outLeaves.map((l) => (typeof l === "number" ? "float64" : l.dtype));
   const inLeaves = rec.args.map((a) => a.leaves);
@@ -108,7 +110,27 @@ function jacobianCore(
       );
     });
   }
-  return assemble(rec, an.single, blocks);
+  const jac = assemble(rec, an.single, blocks);
+  return opts.hasAux ? [jac, rec.aux] : jac;
+}
+
+type Jac<A extends unknown[], R> = (...args: A) => JacobianOf<R, A[0]>;
+type JacAux<A extends unknown[], R, Aux> = (...args: A) => [JacobianOf<R, A[0]>, Aux];
+
+function makeJacobian(mode: Mode, op: string) {
+  function jac<A extends unknown[], R, Aux>(
+    f: (...args: A) => [R, Aux],
+    opts: JacobianOptions & { hasAux: true },
+  ): JacAux<A, R, Aux>;
+  function jac<A extends unknown[], R>(f: (...args: A) => R, opts?: JacobianOptions): Jac<A, R>;
+  function jac<A extends unknown[], R>(
+    f: (...args: A) => R,
+    opts: JacobianOptions = {},
+  ): (...args: A) => unknown {
+    checkFunction(f, op);
+    return (...args: A) => jacobianCore(f as (...a: never[]) => unknown, opts, args, mode, op);
+  }
+  return jac;
 }
 
 /**
@@ -116,26 +138,14 @@ function jacobianCore(
  * @example
  * ad.jacfwd((x) => ad.mul(x, 2))(ad.tensor([1, 2])).toArray(); // [[2, 0], [0, 2]]
  */
-export function jacfwd<A extends unknown[], R>(
-  f: (...args: A) => R,
-  opts: JacobianOptions = {},
-): (...args: A) => JacobianOf<R, A[0]> {
-  return (...args: A) =>
-    jacobianCore(f as (...a: never[]) => unknown, opts, args, "fwd", "jacfwd") as JacobianOf<R, A[0]>;
-}
+export const jacfwd = makeJacobian("fwd", "jacfwd");
 
 /**
  * The Jacobian by reverse mode (one VJP sweep per output element), shape `[...out, ...in]`.
  * @example
  * ad.jacrev((x) => ad.sum(ad.square(x)))(ad.tensor([1, 2])).toArray(); // [2, 4]
  */
-export function jacrev<A extends unknown[], R>(
-  f: (...args: A) => R,
-  opts: JacobianOptions = {},
-): (...args: A) => JacobianOf<R, A[0]> {
-  return (...args: A) =>
-    jacobianCore(f as (...a: never[]) => unknown, opts, args, "rev", "jacrev") as JacobianOf<R, A[0]>;
-}
+export const jacrev = makeJacobian("rev", "jacrev");
 
 /**
  * The Jacobian, by forward mode when the inputs have fewer elements than the outputs and by
@@ -143,13 +153,7 @@ export function jacrev<A extends unknown[], R>(
  * @example
  * ad.jacobian((x) => ad.stack([x, ad.mul(x, x)]))(3); // tensor([1, 6])
  */
-export function jacobian<A extends unknown[], R>(
-  f: (...args: A) => R,
-  opts: JacobianOptions = {},
-): (...args: A) => JacobianOf<R, A[0]> {
-  return (...args: A) =>
-    jacobianCore(f as (...a: never[]) => unknown, opts, args, "auto", "jacobian") as JacobianOf<R, A[0]>;
-}
+export const jacobian = makeJacobian("auto", "jacobian");
 
 /**
  * The Hessian of a scalar function, forward-over-reverse (`jacfwd(jacrev(f))`), shape
@@ -159,10 +163,11 @@ export function jacobian<A extends unknown[], R>(
  */
 export function hessian<A extends unknown[], R>(
   f: (...args: A) => R,
-  opts: JacobianOptions = {},
+  opts: Omit<JacobianOptions, "hasAux"> = {},
 ): (...args: A) => JacobianOf<R, A[0]> {
   checkFunction(f, "hessian");
-  return jacfwd(jacrev(f, opts) as (...args: A) => unknown, opts) as (...args: A) => JacobianOf<R, A[0]>;
+  const grads = (...a: unknown[]) => jacobianCore(f as (...x: never[]) => unknown, opts, a, "rev", "hessian");
+  return (...args: A) => jacobianCore(grads, opts, args, "fwd", "hessian") as JacobianOf<R, A[0]>;
 }
 
 /**
@@ -176,6 +181,6 @@ export function hvp<A extends unknown[]>(f: (...args: A) => unknown, primals: A,
   if (!Array.isArray(primals) || !Array.isArray(tangents))
     throw new TransformError("hvp: primals and tangents must be arrays (one entry per argument of f)");
   const argnums = primals.map((_, i) => i);
-  const g = (...xs: A) => grad(f, { argnums })(...xs);
-  return jvp(g as (...args: never[]) => unknown, primals, tangents)[1] as A;
+  const g = (...xs: unknown[]) => gradCore(f as (...a: never[]) => unknown, { argnums }, xs, "hvp").grads;
+  return jvpImpl(g, primals, tangents, "hvp")[1] as A;
 }

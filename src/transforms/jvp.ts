@@ -87,15 +87,25 @@ export function jvp<Out = unknown, const P extends readonly unknown[] = readonly
   primals: P,
   tangents: readonly unknown[],
 ): [JvpOut<Out, P>, JvpOut<Out, P>] {
-  checkFunction(f, "jvp");
+  return jvpImpl(f, primals, tangents, "jvp") as [JvpOut<Out, P>, JvpOut<Out, P>];
+}
+
+/** @internal `jvp` reporting errors as the transform `op` (hvp is built on it). */
+export function jvpImpl(
+  f: (...args: never[]) => unknown,
+  primals: readonly unknown[],
+  tangents: readonly unknown[],
+  op: string,
+): [unknown, unknown] {
+  checkFunction(f, op);
   if (!Array.isArray(primals) || !Array.isArray(tangents))
-    throw new TransformError("jvp: primals and tangents must be arrays (one entry per argument of f)");
+    throw new TransformError(`${op}: primals and tangents must be arrays (one entry per argument of f)`);
   if (primals.length !== tangents.length)
-    throw new TransformError(`jvp: got ${primals.length} primals but ${tangents.length} tangents`);
+    throw new TransformError(`${op}: got ${primals.length} primals but ${tangents.length} tangents`);
   const interp = new JvpInterpreter(currentInterpreter());
-  const args = primals.map((p, i) => liftArg(interp, p, tangents[i], i));
-  const out = withInterpreter(interp, () => (f as (...a: unknown[]) => Out)(...args));
-  const { leaves, def } = flattenOutput(out, "jvp");
+  const args = primals.map((p, i) => liftArg(interp, p, tangents[i], i, op));
+  const out = withInterpreter(interp, () => (f as (...a: unknown[]) => unknown)(...args));
+  const { leaves, def } = flattenOutput(out, op);
   // Numbers in, numbers out: when every primal leaf is a JS number, 0-d results are numbers.
   const numbersIn = primals.every((p) => flatten(p)[0].every((l) => typeof l === "number"));
   const ps: unknown[] = [];
@@ -111,16 +121,16 @@ export function jvp<Out = unknown, const P extends readonly unknown[] = readonly
     ps.push(outLeaf(p, numbersIn));
     ts.push(outLeaf(isZero(t) ? zeros(t.shape, { dtype: t.dtype }) : t, numbersIn));
   }
-  return [unflatten<JvpOut<Out, P>>(def, ps), unflatten<JvpOut<Out, P>>(def, ts)];
+  return [unflatten(def, ps), unflatten(def, ts)];
 }
 
 /** Pair one argument pytree with its tangent pytree as tracers of `interp`. */
-function liftArg(interp: JvpInterpreter, primal: unknown, tangent: unknown, i: number): unknown {
+function liftArg(interp: JvpInterpreter, primal: unknown, tangent: unknown, i: number, op: string): unknown {
   const [pl, pd] = flatten(primal);
   const [tl, td] = flatten(tangent);
   if (!treeDefEqual(pd, td))
     throw new TransformError(
-      `jvp: tangent ${i} has structure ${showTreeDef(td)} but primal ${i} has structure ${showTreeDef(pd)}`,
+      `${op}: tangent ${i} has structure ${showTreeDef(td)} but primal ${i} has structure ${showTreeDef(pd)}`,
     );
   const lifted = pl.map((p, j) => {
     const t = tl[j];
@@ -128,15 +138,15 @@ function liftArg(interp: JvpInterpreter, primal: unknown, tangent: unknown, i: n
     const pt = typeof p === "number" ? scalarOf(p, "float64", true) : p;
     if (!isFloat(pt.dtype))
       throw new DTypeError(
-        `jvp: primal ${i} (leaf ${j}) has dtype ${pt.dtype}; only float32/float64 primals can have tangents`,
+        `${op}: primal ${i} (leaf ${j}) has dtype ${pt.dtype}; only float32/float64 primals can have tangents`,
       );
     let tt: Tensor;
     if (typeof t === "number") tt = scalarOf(t, pt.dtype, false);
     else if (t instanceof Tensor) tt = t;
-    else throw new TransformError(`jvp: tangent ${i} (leaf ${j}) must be a Tensor or a number`);
+    else throw new TransformError(`${op}: tangent ${i} (leaf ${j}) must be a Tensor or a number`);
     if (!shapeEq(tt.shape, pt.shape))
       throw new ShapeError(
-        `jvp: tangent ${i} has shape ${fmtShape(tt.shape)} but its primal has shape ${fmtShape(pt.shape)}`,
+        `${op}: tangent ${i} has shape ${fmtShape(tt.shape)} but its primal has shape ${fmtShape(pt.shape)}`,
       );
     if (tt.dtype !== pt.dtype) tt = tt.astype(pt.dtype);
     return interp.lift(pt, tt);

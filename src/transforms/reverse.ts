@@ -228,7 +228,8 @@ function checkScalarOutput(rec: Recording, op: string): Tensor | number {
   return out;
 }
 
-function gradCore(
+/** @internal The gradient machinery behind grad/valueAndGrad/hvp, reporting errors as `op`. */
+export function gradCore(
   f: (...args: never[]) => unknown,
   opts: GradOptions,
   args: unknown[],

@@ -1,0 +1,97 @@
+/**
+ * @file `ad.linalg.norm`: vector and matrix norms with NumPy's `ord`/`axis` semantics. Norms are
+ * composed from primitives with the double-where pattern at 0, so ‖x‖ at the origin has the
+ * subgradient 0 (PyTorch's convention) instead of 0/0.
+ */
+
+import type { Tensor, TensorLike } from "../core/tensor.js";
+import { inOp, ShapeError } from "../errors.js";
+import { promoteArgs } from "../ops/convert.js";
+import { abs, astype, equal, max, min, notEqual, pow, reshape, sum, where } from "../ops/index.js";
+import { safeNorm } from "../ops/nn.js";
+import { normAxes } from "../shape.js";
+
+export interface NormOptions {
+  /**
+   * Vector norms: 2 (default), 1, Infinity, -Infinity, 0 (count of non-zeros) or any p > 0.
+   * Matrix norms (2-D input or two axes): "fro" (default), 1, -1, Infinity, -Infinity.
+   */
+  ord?: number | "fro";
+  /** One axis (vector norm) or two axes (matrix norm); default: the whole tensor (flattened). */
+  axis?: number | readonly [number, number];
+  keepdims?: boolean;
+}
+
+/** s^(1/p) with a zero gradient (not NaN) where s = 0. */
+function root(s: Tensor, p: number): Tensor {
+  const zero = equal(s, 0);
+  return where(zero, 0, pow(where(zero, 1, s), 1 / p));
+}
+
+function vectorNorm(x: Tensor, ord: number, axis: number[], keepdims: boolean): Tensor {
+  const o = { axis, keepdims };
+  if (ord === 2) return safeNorm(x, axis, keepdims);
+  if (ord === Infinity) return max(abs(x), o);
+  if (ord === -Infinity) return min(abs(x), o);
+  if (ord === 0) return sum(astype(notEqual(x, 0), x.dtype), o);
+  if (ord === 1) return sum(abs(x), o);
+  if (!(ord > 0)) throw new ShapeError(`norm: vector ord must be > 0, 0 or ±Infinity, got ${ord}`);
+  return root(sum(pow(abs(x), ord), o), ord);
+}
+
+function matrixNorm(x: Tensor, ord: number | "fro", axes: [number, number], keepdims: boolean): Tensor {
+  const [r, c] = axes;
+  if (ord === "fro") return safeNorm(x, axes, keepdims);
+  // Induced norms: 1 = max column sum, Infinity = max row sum (min for the negative orders).
+  const [inner, outer] = ord === 1 || ord === -1 ? [r, c] : [c, r];
+  if (!(ord === 1 || ord === -1 || ord === Infinity || ord === -Infinity))
+    throw new ShapeError(
+      `norm: matrix ord ${ord} is not supported (use "fro", 1, -1, Infinity or -Infinity)`,
+    );
+  const sums = sum(abs(x), { axis: inner, keepdims: true });
+  const pick = ord > 0 ? max : min;
+  const out = pick(sums, { axis: outer, keepdims: true });
+  return keepdims
+    ? out
+    : reshape(
+        out,
+        x.shape.filter((_, i) => i !== r && i !== c),
+      );
+}
+
+/**
+ * Vector or matrix norm (NumPy `linalg.norm` semantics). Gradient 0 at the origin.
+ * @example
+ * ad.linalg.norm(ad.tensor([3, 4])).item(); // 5
+ * ad.grad((x) => ad.linalg.norm(x))(ad.tensor([0, 0])).toArray(); // [0, 0]
+ */
+export function norm(x: TensorLike, opts: NormOptions = {}): Tensor {
+  return inOp("norm", () => {
+    const t = promoteArgs("norm", [x], "float")[0]!;
+    const keepdims = opts.keepdims ?? false;
+    const { ord, axis } = opts;
+    if (axis === undefined) {
+      if (ord === undefined || (ord === "fro" && t.ndim === 2)) return safeNorm(t, undefined, keepdims);
+      if (t.ndim === 2) return matrixNorm(t, ord, [0, 1], keepdims);
+      if (t.ndim === 1 && typeof ord === "number") return vectorNorm(t, ord, [0], keepdims);
+      throw new ShapeError(
+        `norm: ord ${String(ord)} needs a 1-D or 2-D tensor or an explicit axis, got rank ${t.ndim}`,
+      );
+    }
+    const axes = normAxes(typeof axis === "number" ? axis : [...axis], t.ndim, "norm");
+    if (axes.length === 1) {
+      if (ord === "fro") throw new ShapeError('norm: ord "fro" needs two axes');
+      return vectorNorm(t, ord ?? 2, axes, keepdims);
+    }
+    if (axes.length === 2) {
+      const list = typeof axis === "number" ? axes : normAxesOrdered(axis, t.ndim);
+      return matrixNorm(t, ord ?? "fro", [list[0]!, list[1]!], keepdims);
+    }
+    throw new ShapeError(`norm: axis must name one or two axes, got ${JSON.stringify(axis)}`);
+  });
+}
+
+/** Two axes in the order given (row axis first), normalised. */
+function normAxesOrdered(axis: readonly number[], ndim: number): number[] {
+  return axis.map((a) => (a < 0 ? a + ndim : a));
+}
