@@ -8,52 +8,13 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import * as ad from "adjoint";
+import { assertClose, plain } from "./helpers.js";
 
 // ---------------------------------------------------------------------------------------------
 // Helpers
 
 type Num = number | ad.Tensor;
 
-function plain(v: unknown): unknown {
-  if (v instanceof ad.Tensor) return v.toArray();
-  if (Array.isArray(v)) return v.map(plain);
-  if (v !== null && typeof v === "object")
-    return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, plain(x)]));
-  return v;
-}
-
-function closeRec(a: unknown, e: unknown, rtol: number, atol: number, path: string): void {
-  if (typeof e === "number") {
-    assert.equal(typeof a, "number", `${path}: expected a number, got ${JSON.stringify(a)}`);
-    const x = a as number;
-    if (Number.isNaN(e)) assert.ok(Number.isNaN(x), `${path}: expected NaN, got ${x}`);
-    else if (!Number.isFinite(e)) assert.equal(x, e, `${path}: expected ${e}, got ${x}`);
-    else assert.ok(Math.abs(x - e) <= atol + rtol * Math.abs(e), `${path}: got ${x}, expected ${e}`);
-    return;
-  }
-  if (Array.isArray(e)) {
-    assert.ok(Array.isArray(a), `${path}: expected an array, got ${JSON.stringify(a)}`);
-    assert.equal(a.length, e.length, `${path}: length ${a.length}, expected ${e.length}`);
-    e.forEach((ei, i) => closeRec(a[i], ei, rtol, atol, `${path}[${i}]`));
-    return;
-  }
-  if (e !== null && typeof e === "object") {
-    assert.ok(a !== null && typeof a === "object" && !Array.isArray(a), `${path}: expected an object`);
-    const ao = a as Record<string, unknown>;
-    const eo = e as Record<string, unknown>;
-    assert.deepEqual(Object.keys(ao), Object.keys(eo), `${path}: keys differ`);
-    for (const k of Object.keys(eo)) closeRec(ao[k], eo[k], rtol, atol, `${path}.${k}`);
-    return;
-  }
-  assert.equal(a, e, path);
-}
-
-/** Approximate equality of nested arrays (NaN matches NaN, ±Infinity must match exactly). */
-function assertClose(actual: unknown, expected: unknown, tol: { rtol?: number; atol?: number } = {}): void {
-  closeRec(plain(actual), plain(expected), tol.rtol ?? 1e-6, tol.atol ?? 1e-7, "$");
-}
-
-/** Every entry is a finite number. */
 function assertFinite(v: unknown, what: string): void {
   const walk = (x: unknown): void => {
     if (typeof x === "number") assert.ok(Number.isFinite(x), `${what}: ${JSON.stringify(plain(v))}`);
