@@ -8,13 +8,19 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import * as ad from "adjoint";
-import { assertClose, plain } from "./helpers.js";
+import { assertClose as closeTo, plain, type Tol } from "./helpers.js";
 
 // ---------------------------------------------------------------------------------------------
 // Helpers
 
 type Num = number | ad.Tensor;
 
+/** Close to float32 precision unless told otherwise. */
+function assertClose(actual: unknown, expected: unknown, tol: Tol = {}): void {
+  closeTo(actual, expected, { rtol: tol.rtol ?? 1e-6, atol: tol.atol ?? 1e-7 });
+}
+
+/** Every entry is a finite number. */
 function assertFinite(v: unknown, what: string): void {
   const walk = (x: unknown): void => {
     if (typeof x === "number") assert.ok(Number.isFinite(x), `${what}: ${JSON.stringify(plain(v))}`);
