@@ -60,7 +60,8 @@ export class GraphFreedError extends AdError {}
  * never calls back into user functions, so user errors are never re-labelled.
  */
 export function relabel(e: unknown, op: string): unknown {
-  if (!(e instanceof AdError)) return e;
+  // Anomaly errors name the primitive that produced the NaN on purpose.
+  if (!(e instanceof AdError) || e instanceof AnomalyError) return e;
   const m = /^[A-Za-z_][\w.]*: /.exec(e.message);
   const prefix = `${op}: `;
   if (m !== null && m[0] !== prefix) {

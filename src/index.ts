@@ -7,11 +7,14 @@
  * ad.grad((x) => ad.mul(x, ad.sin(x)))(1); // sin 1 + cos 1
  */
 
+export { noGrad } from "./core/grad-mode.js";
 export type { Aval } from "./core/primitive.js";
 export { type NestedArray, Tensor, type TensorLike } from "./core/tensor.js";
+export { detectAnomaly, setDetectAnomaly } from "./debug/anomaly.js";
 export { type GradcheckOptions, type GradcheckResult, gradcheck, gradgradcheck } from "./debug/gradcheck.js";
 export type { DType } from "./dtype.js";
 export { Dual, type DualLike, derivative, nthDerivative } from "./dual.js";
+export * as autograd from "./eager/index.js";
 export {
   AdError,
   AnomalyError,

@@ -11,7 +11,10 @@
 import { getBackend } from "../backend/backend.js";
 import { TransformError } from "../errors.js";
 import { fmtShape } from "../shape.js";
+import { checkResult, isAnomalyEnabled } from "./anomaly-mode.js";
+import { isGradEnabled } from "./grad-mode.js";
 import type { Primitive } from "./primitive.js";
+import { recordEager } from "./tape.js";
 import { Tensor } from "./tensor.js";
 
 export interface Interpreter {
@@ -55,6 +58,15 @@ class EvalInterpreter implements Interpreter {
       (av, i) => new Tensor(av.shape as number[], av.dtype, av.weakType, bufs[i]!, backend, null),
     );
     if (evalHooks.length > 0) for (const h of evalHooks) h(prim as Primitive<unknown>, outs, args);
+    if (isAnomalyEnabled()) checkResult(prim.name, outs, args);
+    // Eager autograd: record when an input requires grad (and recording is on).
+    if (isGradEnabled()) {
+      for (const a of args)
+        if (a._requiresGrad) {
+          recordEager(prim as Primitive<unknown>, params, args, outs);
+          break;
+        }
+    }
     return outs;
   }
 

@@ -48,6 +48,11 @@ export interface Primitive<P = Record<string, never>> {
    * cotangent; a rule may return a Zero for any input it was not asked for.
    */
   vjp(cts: Tensor[], primals: Tensor[], outs: Tensor[], params: P, needs: boolean[]): Tangent[];
+  /**
+   * Which values the VJP reads (PyTorch's saved tensors): an in-place change to one of them
+   * before the backward pass is an `InPlaceError`. Default "all"; linear ops read none.
+   */
+  saves?: "none" | "inputs" | "outputs" | "all";
   /** Batching rule (the vmap issue fills these in). */
   batch?: BatchRule<P>;
   /** Renders params for printing programs. */

@@ -8,6 +8,7 @@
 
 import { add, astype, zeros } from "../ops/index.js";
 import { fmtShape, shapeEq } from "../shape.js";
+import { inBackward, isAnomalyEnabled, userSite } from "./anomaly-mode.js";
 import type { Primitive, Tangent } from "./primitive.js";
 import type { Tensor } from "./tensor.js";
 import { isZero } from "./zero.js";
@@ -18,17 +19,28 @@ export interface Ref {
   readonly index: number;
 }
 
+/** A gradient hook: sees (and may replace) the gradient of one value. */
+export type GradHook = (grad: Tensor) => Tensor | undefined | void;
+
 /** One entry of the Wengert list. A leaf (an input being differentiated) has no primitive. */
 export class Node {
   /** Per input: does it want a cotangent (is it traced)? Computed once, read by every backward pass. */
   readonly needs: boolean[];
+  /** Eager mode: versions of the saved inputs/outputs when recorded (-1 = not saved). */
+  savedVersions: number[] | null = null;
+  /** Eager mode: set once a backward pass has released this node's saved values. */
+  freed = false;
+  /** Eager mode: gradient hooks per output. */
+  hooks: GradHook[][] | null = null;
+  /** With anomaly detection on: the user's source line of the forward operation. */
+  site: string | null = isAnomalyEnabled() ? userSite() : null;
   constructor(
     readonly prim: Primitive<unknown> | null,
     readonly params: unknown,
-    /** Primal inputs, one interpreter level down. */
-    readonly inputs: readonly Tensor[],
-    /** Primal outputs, one interpreter level down. */
-    readonly outs: readonly Tensor[],
+    /** Primal inputs, one interpreter level down (emptied when an eager graph is freed). */
+    public inputs: readonly Tensor[],
+    /** Primal outputs, one interpreter level down (emptied when an eager graph is freed). */
+    public outs: readonly Tensor[],
     /** Per input: the node that produced it, or null for a constant. */
     readonly parents: readonly (Ref | null)[],
   ) {
@@ -39,6 +51,35 @@ export class Node {
   static leaf(value: Tensor): Node {
     return new Node(null, null, [], [value], []);
   }
+
+  /** Add a gradient hook on output `index`. */
+  addHook(index: number, hook: GradHook): () => void {
+    this.hooks ??= [];
+    const list = (this.hooks[index] ??= []);
+    list.push(hook);
+    return () => {
+      const k = list.indexOf(hook);
+      if (k >= 0) list.splice(k, 1);
+    };
+  }
+
+  /** Release the values saved for the backward pass (eager graphs, after `backward`). */
+  free(): void {
+    if (this.prim === null) return;
+    this.freed = true;
+    this.inputs = [];
+    this.outs = [];
+  }
+}
+
+/** Run the hooks registered on a value's gradient, in order; each may replace it. */
+export function runHooks(hooks: readonly GradHook[] | undefined, g: Tensor): Tensor {
+  if (hooks === undefined) return g;
+  for (const h of hooks) {
+    const r = h(g);
+    if (r !== undefined) g = r;
+  }
+  return g;
 }
 
 /** Nodes reachable from `roots`, parents before children (iterative DFS, no recursion limit). */
@@ -82,15 +123,25 @@ function accumulate(cts: Adjoints, ref: Ref, g: Tensor): void {
   slot[ref.index] = prev === undefined ? g : add(prev, g);
 }
 
+/** Options of a backward pass. */
+export interface BackwardOptions {
+  /** The nodes in topological order (a recorded Wengert list); otherwise sorted from the seeds. */
+  order?: readonly Node[];
+  /** Called on each node before its VJP runs (eager mode checks versions and freed graphs here). */
+  before?: (node: Node) => void;
+  /** Called with each node output's final cotangent before it propagates; may replace it. */
+  onGrad?: (node: Node, index: number, g: Tensor) => Tensor;
+}
+
 /**
- * Propagate `seeds` (cotangents of some node outputs) back to every node they depend on.
- * `order` may give the nodes already in topological order (a recorded Wengert list); otherwise
- * they are sorted from the seeds. Returns the adjoints of leaf nodes.
+ * Propagate `seeds` (cotangents of some node outputs) back to every node they depend on, in
+ * reverse topological order with `+=` accumulation. Returns the adjoints of leaf nodes.
  */
-export function backwardPass(seeds: readonly [Ref, Tensor][], order?: readonly Node[]): Adjoints {
+export function backwardPass(seeds: readonly [Ref, Tensor][], opts: BackwardOptions = {}): Adjoints {
   const cts: Adjoints = new Map();
   for (const [ref, g] of seeds) accumulate(cts, ref, g);
-  const nodes = order ?? topoSort(seeds.map(([r]) => r.node));
+  const nodes = opts.order ?? topoSort(seeds.map(([r]) => r.node));
+  const { before, onGrad } = opts;
   for (let i = nodes.length - 1; i >= 0; i--) {
     const node = nodes[i]!;
     const prim = node.prim;
@@ -98,18 +149,19 @@ export function backwardPass(seeds: readonly [Ref, Tensor][], order?: readonly N
     const slot = cts.get(node);
     if (slot === undefined) continue;
     cts.delete(node); // adjoints of interior nodes are dropped as soon as they are used
+    before?.(node);
+    if (onGrad !== undefined)
+      for (let k = 0; k < slot.length; k++) if (slot[k] !== undefined) slot[k] = onGrad(node, k, slot[k]!);
     const outs = node.outs;
     const outCts =
       outs.length === 1
         ? (slot as Tensor[])
         : outs.map((o, k) => slot[k] ?? zeros(o.shape, { dtype: o.dtype }));
-    const inCts: Tangent[] = prim.vjp(
-      outCts,
-      node.inputs as Tensor[],
-      outs as Tensor[],
-      node.params,
-      node.needs,
-    );
+    const inCts: Tangent[] = isAnomalyEnabled()
+      ? inBackward(prim.name, node.site, () =>
+          prim.vjp(outCts, node.inputs as Tensor[], outs as Tensor[], node.params, node.needs),
+        )
+      : prim.vjp(outCts, node.inputs as Tensor[], outs as Tensor[], node.params, node.needs);
     const parents = node.parents;
     for (let j = 0; j < parents.length; j++) {
       const p = parents[j];
@@ -124,4 +176,35 @@ export function backwardPass(seeds: readonly [Ref, Tensor][], order?: readonly N
     }
   }
   return cts;
+}
+
+/** The autograd reference of a tensor that requires grad (a leaf gets its leaf node on first use). */
+export function refOf(t: Tensor): Ref {
+  return (t._ref ??= { node: Node.leaf(t), index: 0 });
+}
+
+/**
+ * Eager mode: record `prim` applied to concrete `args` (some of which require grad) on the tape,
+ * giving its floating-point outputs a history. Called by the eval interpreter.
+ */
+export function recordEager(
+  prim: Primitive<unknown>,
+  params: unknown,
+  args: readonly Tensor[],
+  outs: readonly Tensor[],
+): void {
+  const parents = args.map((a) => (a._requiresGrad ? refOf(a) : null));
+  const node = new Node(prim, params, args, outs, parents);
+  const saves = prim.saves ?? "all";
+  if (saves !== "none") {
+    const ins = saves === "all" || saves === "inputs";
+    const os = saves === "all" || saves === "outputs";
+    node.savedVersions = [...args.map((a) => (ins ? a._version : -1)), ...outs.map(() => (os ? 0 : -1))];
+  }
+  outs.forEach((o, index) => {
+    if (o.dtype === "float32" || o.dtype === "float64") {
+      o._requiresGrad = true;
+      o._ref = { node, index };
+    }
+  });
 }

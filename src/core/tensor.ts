@@ -8,10 +8,12 @@
 import { type Backend, type DeviceBuffer, getBackend } from "../backend/backend.js";
 import type { AnyTypedArray, DType } from "../dtype.js";
 import { allocArray } from "../dtype.js";
+import * as eager from "../eager/autograd.js";
 import { ShapeError, TransformError } from "../errors.js";
 import * as ops from "../ops/index.js";
 import { fmtShape, sizeOf } from "../shape.js";
 import type { Interpreter } from "./interpreter.js";
+import type { Ref } from "./tape.js";
 
 /** A tensor or a JS number: what every operation accepts. */
 export type TensorLike = Tensor | number;
@@ -43,6 +45,16 @@ export class Tensor {
   _backend: Backend | null;
   /** @internal Set on traced tensors only. */
   _trace: TraceState | null;
+  /**
+   * The gradient accumulated by `backward()` (eager autograd), or null.
+   */
+  grad: Tensor | null = null;
+  /** @internal Eager autograd: operations on this tensor are recorded. */
+  _requiresGrad = false;
+  /** @internal Eager autograd: the recorded node output that produced this tensor (or its leaf node). */
+  _ref: Ref | null = null;
+  /** @internal Bumped by every in-place modification (saved values are checked against it). */
+  _version = 0;
 
   /** @internal Use `ad.tensor` and friends to create tensors. */
   constructor(
@@ -65,6 +77,29 @@ export class Tensor {
   static _fromHost(data: AnyTypedArray, shape: number[], dtype: DType, weakType = false): Tensor {
     const b = getBackend();
     return new Tensor(shape, dtype, weakType, b.fromHost(data), b, null);
+  }
+
+  /** Whether operations on this tensor are recorded for `backward()` (eager autograd). */
+  get requiresGrad(): boolean {
+    return this._requiresGrad;
+  }
+  set requiresGrad(on: boolean) {
+    eager.setRequiresGrad(this, on);
+  }
+
+  /** True for tensors not produced by a recorded operation (inputs, parameters, constants). */
+  get isLeaf(): boolean {
+    return this._ref === null || this._ref.node.prim === null;
+  }
+
+  /** The name of the recorded operation that produced this tensor, or null for a leaf. */
+  get gradFn(): string | null {
+    return this._ref?.node.prim?.name ?? null;
+  }
+
+  /** How many times this tensor was modified in place. */
+  get version(): number {
+    return this._version;
   }
 
   /** Number of elements. */
@@ -151,6 +186,70 @@ export class Tensor {
   /** Node's `console.log` shows the same rendering as `toString()`. */
   [Symbol.for("nodejs.util.inspect.custom")](): string {
     return this.toString();
+  }
+
+  // ---- eager autograd (PyTorch style) ----
+  /**
+   * Accumulate the gradient of this tensor into `.grad` of every leaf that requires grad.
+   * @example
+   * const x = ad.tensor(3, { requiresGrad: true });
+   * x.mul(x).backward();
+   * x.grad!.item(); // 6
+   */
+  backward(gradOutput?: TensorLike, opts?: eager.BackwardOptions): void {
+    eager.backward(this, gradOutput, opts);
+  }
+  /** Reset `.grad` to null. @example x.zeroGrad(); */
+  zeroGrad(): void {
+    this.grad = null;
+  }
+  /** The same values with no autograd history (inside a transform: `stopGradient`). @example x.detach() */
+  detach(): Tensor {
+    return eager.detach(this);
+  }
+  /** A copy with its own storage (recorded, so gradients flow through it). @example x.clone() */
+  clone(): Tensor {
+    return ops.add(this, 0);
+  }
+  /**
+   * Register a hook that sees (and may replace) this tensor's gradient; returns a remover.
+   * @example
+   * x.registerHook((g) => g.mul(2));
+   */
+  registerHook(hook: (grad: Tensor) => Tensor | undefined | void): () => void {
+    return eager.registerHook(this, hook);
+  }
+  /** Keep this non-leaf tensor's gradient in `.grad` during backward. @example y.retainGrad(); */
+  retainGrad(): void {
+    eager.retainGrad(this);
+  }
+  /** In place: this += y (bumps the version counter). @example x.add_(1) */
+  add_(y: TensorLike): Tensor {
+    return eager.addInPlace(this, y);
+  }
+  /** In place: this -= y. @example x.sub_(1) */
+  sub_(y: TensorLike): Tensor {
+    return eager.subInPlace(this, y);
+  }
+  /** In place: this *= y. @example x.mul_(2) */
+  mul_(y: TensorLike): Tensor {
+    return eager.mulInPlace(this, y);
+  }
+  /** In place: this /= y. @example x.div_(2) */
+  div_(y: TensorLike): Tensor {
+    return eager.divInPlace(this, y);
+  }
+  /** In place: copy `src` (broadcast, cast) into this tensor. @example x.copy_(ad.zeros([2])) */
+  copy_(src: TensorLike): Tensor {
+    return eager.copyInPlace(this, src);
+  }
+  /** In place: set every element to `value`. @example x.fill_(1) */
+  fill_(value: number): Tensor {
+    return eager.fillInPlace(this, value);
+  }
+  /** In place: set every element to 0. @example x.zero_() */
+  zero_(): Tensor {
+    return eager.fillInPlace(this, 0);
   }
 
   // ---- method forms of the operations (each delegates to `ad.<op>`) ----

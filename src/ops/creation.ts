@@ -8,6 +8,14 @@ import { astype, describe } from "./convert.js";
 
 export interface CreateOptions {
   dtype?: DType;
+  /** Record operations on this tensor for eager autograd (`backward()`); float dtypes only. */
+  requiresGrad?: boolean;
+}
+
+/** Apply `requiresGrad` from the options to a freshly created leaf. */
+function leaf(t: Tensor, opts: CreateOptions): Tensor {
+  if (opts.requiresGrad) t.requiresGrad = true;
+  return t;
 }
 
 export interface TensorOptions extends CreateOptions {
@@ -80,7 +88,12 @@ function fill(data: TensorData, shape: number[], out: AnyTypedArray, op: string)
  */
 export function tensor(data: TensorData, opts: TensorOptions = {}): Tensor {
   const dtype = opts.dtype === undefined ? undefined : checkDType(opts.dtype, "tensor");
-  if (data instanceof Tensor) return dtype ? astype(data, dtype) : data;
+  if (data instanceof Tensor) {
+    // A new leaf over the same (immutable) storage: no history, never the caller's object.
+    const c = data._concrete();
+    const copy = new Tensor(c.shape, c.dtype, false, c._buf, c._backend, null);
+    return leaf(dtype ? astype(copy, dtype) : copy, opts);
+  }
   if (ArrayBuffer.isView(data)) {
     const src = data as AnyTypedArray;
     const shape = opts.shape ? checkShape([...opts.shape], "tensor") : [src.length];
@@ -91,7 +104,7 @@ export function tensor(data: TensorData, opts: TensorOptions = {}): Tensor {
     const d = dtype ?? dtypeOfTyped(src);
     const out = allocArray(d, src.length);
     copyConverted(src, out, d);
-    return Tensor._fromHost(out, shape, d);
+    return leaf(Tensor._fromHost(out, shape, d), opts);
   }
   const shape = inferShape(data, "tensor");
   const n = sizeOf(shape);
@@ -102,7 +115,7 @@ export function tensor(data: TensorData, opts: TensorOptions = {}): Tensor {
   copyConverted(tmp, out, d);
   let t = Tensor._fromHost(out, shape, d);
   if (opts.shape) t = t.reshape(opts.shape);
-  return t;
+  return leaf(t, opts);
 }
 
 /**
@@ -125,7 +138,7 @@ export function full(shape: readonly number[], value: number, opts: CreateOption
   if (typeof value !== "number") throw new DTypeError(`full: value must be a number, got ${describe(value)}`);
   const a = allocArray(d, sizeOf(s));
   if (value !== 0) a.fill(d === "bool" ? 1 : d === "int32" ? Math.trunc(value) : value);
-  return Tensor._fromHost(a, s, d);
+  return leaf(Tensor._fromHost(a, s, d), opts);
 }
 
 /**
@@ -157,7 +170,7 @@ function likeOf(t: TensorLike, op: string): { shape: number[]; dtype: DType } {
  */
 export function zerosLike(t: TensorLike, opts: CreateOptions = {}): Tensor {
   const l = likeOf(t, "zerosLike");
-  return zeros(l.shape, { dtype: opts.dtype ?? l.dtype });
+  return zeros(l.shape, { ...opts, dtype: opts.dtype ?? l.dtype });
 }
 
 /**
@@ -167,7 +180,7 @@ export function zerosLike(t: TensorLike, opts: CreateOptions = {}): Tensor {
  */
 export function onesLike(t: TensorLike, opts: CreateOptions = {}): Tensor {
   const l = likeOf(t, "onesLike");
-  return ones(l.shape, { dtype: opts.dtype ?? l.dtype });
+  return ones(l.shape, { ...opts, dtype: opts.dtype ?? l.dtype });
 }
 
 /**
@@ -181,7 +194,7 @@ export function eye(n: number, opts: CreateOptions & { m?: number } = {}): Tenso
   const d = opts.dtype === undefined ? DEFAULT_FLOAT : checkDType(opts.dtype, "eye");
   const a = allocArray(d, n * m);
   for (let i = 0; i < Math.min(n, m); i++) a[i * m + i] = 1;
-  return Tensor._fromHost(a, [n, m], d);
+  return leaf(Tensor._fromHost(a, [n, m], d), opts);
 }
 
 /**
@@ -208,7 +221,7 @@ export function arange(start: number, stop?: number, step = 1, opts: CreateOptio
   const d = opts.dtype ?? (allInt ? "int32" : DEFAULT_FLOAT);
   const a = allocArray(d, n);
   for (let i = 0; i < n; i++) a[i] = start + i * step;
-  return Tensor._fromHost(a, [n], d);
+  return leaf(Tensor._fromHost(a, [n], d), opts);
 }
 
 /**
@@ -222,5 +235,5 @@ export function linspace(a: number, b: number, n: number, opts: CreateOptions = 
   const d = opts.dtype ?? DEFAULT_FLOAT;
   const arr = allocArray(d, n);
   for (let i = 0; i < n; i++) arr[i] = n === 1 ? a : a + ((b - a) * i) / (n - 1);
-  return Tensor._fromHost(arr, [n], d);
+  return leaf(Tensor._fromHost(arr, [n], d), opts);
 }

@@ -46,9 +46,16 @@ type VjpTerms = (x: Tensor, y: Tensor, out: Tensor, ct: Tensor) => [() => Tensor
  * A binary op from its kernel and its two partial rules. `vjp` returns thunks so that a
  * cotangent is only computed for an operand that wants one.
  */
-function binary(name: string, kernel: BinaryKernel, jvp: JvpTerms, vjp: VjpTerms): Primitive<NoParams> {
+function binary(
+  name: string,
+  kernel: BinaryKernel,
+  saves: "none" | "inputs" | "all",
+  jvp: JvpTerms,
+  vjp: VjpTerms,
+): Primitive<NoParams> {
   return definePrimitive<NoParams>({
     name,
+    saves,
     abstractEval(avals) {
       checkArity(name, avals, 2);
       checkSameDType(name, avals);
@@ -85,6 +92,7 @@ function logOrZero(x: Tensor): Tensor {
 export const addP = binary(
   "add",
   "add",
+  "none",
   (_x, _y, _o, tx, ty) => [nz(tx, (t) => t), nz(ty, (t) => t)],
   (_x, _y, _o, ct) => [() => ct, () => ct],
 );
@@ -92,6 +100,7 @@ export const addP = binary(
 export const subP = binary(
   "sub",
   "sub",
+  "none",
   (_x, _y, _o, tx, ty) => [nz(tx, (t) => t), nz(ty, neg)],
   (_x, _y, _o, ct) => [() => ct, () => neg(ct)],
 );
@@ -99,6 +108,7 @@ export const subP = binary(
 export const mulP = binary(
   "mul",
   "mul",
+  "inputs",
   (x, y, _o, tx, ty) => [nz(tx, (t) => mul(t, y)), nz(ty, (t) => mul(x, t))],
   (x, y, _o, ct) => [() => mul(ct, y), () => mul(x, ct)],
 );
@@ -106,6 +116,7 @@ export const mulP = binary(
 export const divP = binary(
   "div",
   "div",
+  "all",
   (_x, y, out, tx, ty) => [nz(tx, (t) => div(t, y)), nz(ty, (t) => neg(mul(t, div(out, y))))],
   (_x, y, out, ct) => [() => div(ct, y), () => neg(mul(ct, div(out, y)))],
 );
@@ -116,6 +127,7 @@ const powDy = (x: Tensor, out: Tensor) => mul(logOrZero(x), out);
 export const powP = binary(
   "pow",
   "pow",
+  "all",
   (x, y, out, tx, ty) => [nz(tx, (t) => mul(t, powDx(x, y))), nz(ty, (t) => mul(t, powDy(x, out)))],
   (x, y, out, ct) => [() => mul(ct, powDx(x, y)), () => mul(ct, powDy(x, out))],
 );
@@ -123,6 +135,7 @@ export const powP = binary(
 export const maxP = binary(
   "max",
   "max",
+  "inputs",
   (x, y, _o, tx, ty) => {
     const w = chooserWeight(x, y, greater);
     return [nz(tx, (t) => mul(t, w)), nz(ty, (t) => mul(t, sub(1, w)))];
@@ -136,6 +149,7 @@ export const maxP = binary(
 export const minP = binary(
   "min",
   "min",
+  "inputs",
   (x, y, _o, tx, ty) => {
     const w = chooserWeight(x, y, less);
     return [nz(tx, (t) => mul(t, w)), nz(ty, (t) => mul(t, sub(1, w)))];
@@ -150,6 +164,7 @@ const atan2Scale = (x: Tensor, y: Tensor) => reciprocal(add(square(x), square(y)
 export const atan2P = binary(
   "atan2",
   "atan2",
+  "inputs",
   (x, y, _o, tx, ty) => {
     const s = atan2Scale(x, y);
     return [nz(tx, (t) => mul(t, mul(y, s))), nz(ty, (t) => neg(mul(t, mul(x, s))))];

@@ -21,6 +21,7 @@ import {
 function comparison(name: string, kernel: BinaryKernel, boolOnly = false): Primitive<NoParams> {
   return definePrimitive<NoParams>({
     name,
+    saves: "none",
     abstractEval(avals) {
       checkArity(name, avals, 2);
       checkSameDType(name, avals);
@@ -49,6 +50,7 @@ export const orP = comparison("or", "or", true);
 // other branch gets an exact 0, which is why a NaN-producing untaken branch needs double-where).
 export const selectP = definePrimitive<NoParams>({
   name: "select",
+  saves: "inputs",
   abstractEval(avals) {
     checkArity("select", avals, 3);
     const [c, a, b] = avals;

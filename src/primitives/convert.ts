@@ -16,6 +16,7 @@ export interface ConvertParams {
 // d convert(x) = convert(dx) between float dtypes; conversions to or from int/bool are flat.
 export const convertP = definePrimitive<ConvertParams>({
   name: "convert_element_type",
+  saves: "none",
   abstractEval(avals, p) {
     checkArity("convert_element_type", avals, 1);
     return [{ shape: avals[0]!.shape, dtype: p.dtype, weakType: p.weakType }];
@@ -33,6 +34,7 @@ export const convertP = definePrimitive<ConvertParams>({
 // stop_gradient(x) = x with zero derivative in every mode.
 export const stopGradientP = definePrimitive<NoParams>({
   name: "stop_gradient",
+  saves: "none",
   abstractEval(avals) {
     checkArity("stop_gradient", avals, 1);
     const a = avals[0]!;

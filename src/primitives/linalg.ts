@@ -13,6 +13,7 @@ import { checkArity, type NoParams, need, nz, sumTerms } from "./rules.js";
 // d(A B) = dA B + A dB;  vjp: (G B^T, A^T G)
 export const matmulP = definePrimitive<NoParams>({
   name: "matmul",
+  saves: "inputs",
   abstractEval(avals) {
     checkArity("matmul", avals, 2);
     const [a, b] = avals;

@@ -35,6 +35,7 @@ export interface ReshapeParams {
 // reshape is linear: d reshape(x) = reshape(dx); its transpose reshapes back
 export const reshapeP = definePrimitive<ReshapeParams>({
   name: "reshape",
+  saves: "none",
   abstractEval([a], p) {
     if (sizeOf(p.shape) !== sizeOf(a!.shape))
       throw new ShapeError(
@@ -54,6 +55,7 @@ export interface TransposeParams {
 // d transpose(x) = transpose(dx); the transpose of a permutation is its inverse
 export const transposeP = definePrimitive<TransposeParams>({
   name: "transpose",
+  saves: "none",
   abstractEval([a], p) {
     const n = a!.shape.length;
     const seen = new Set(p.perm);
@@ -86,6 +88,7 @@ export interface BroadcastParams {
 // d broadcast(x) = broadcast(dx); its transpose sums over the broadcast axes
 export const broadcastP = definePrimitive<BroadcastParams>({
   name: "broadcast_to",
+  saves: "none",
   abstractEval([a], p) {
     const b = broadcastShapes(a!.shape, p.shape, "broadcastTo");
     if (!shapeEq(b, p.shape))
@@ -105,6 +108,7 @@ export interface SliceParams {
 // d slice(x) = slice(dx); the transpose pads the cotangent with zeros back to x's shape
 export const sliceP = definePrimitive<SliceParams>({
   name: "slice",
+  saves: "none",
   abstractEval([a], p) {
     const s = a!.shape;
     const ok =
@@ -135,6 +139,7 @@ export interface PadParams {
 // d pad(x, c) = pad(dx, 0); the transpose slices the interior back out
 export const padP = definePrimitive<PadParams>({
   name: "pad",
+  saves: "none",
   abstractEval([a], p) {
     if (
       p.widths.length !== a!.shape.length ||
@@ -168,6 +173,7 @@ export interface ConcatParams {
 // d concat(xs) = concat(dxs); the transpose slices each operand's block back out
 export const concatP = definePrimitive<ConcatParams>({
   name: "concatenate",
+  saves: "none",
   abstractEval(avals, p) {
     if (avals.length === 0) throw new ShapeError("concat: needs at least one tensor");
     const first = avals[0]!;
@@ -216,6 +222,7 @@ export interface FlipParams {
 // flip is its own transpose
 export const flipP = definePrimitive<FlipParams>({
   name: "rev",
+  saves: "none",
   abstractEval: ([a]) => [same(a!)],
   impl: (b, [x], [a], p) => [b.flip(x!, a!.shape, p.axes, a!.dtype)],
   jvp: (_, [t], __, p) => [flip(t as Tensor, p.axes)],
@@ -248,6 +255,7 @@ function checkIndex(
 // gather is linear in x: d gather(x, i) = gather(dx, i); its transpose scatter-adds
 export const gatherP = definePrimitive<GatherParams>({
   name: "gather",
+  saves: "inputs",
   abstractEval([x, index], p) {
     checkIndex("gather", x!, index!, p.axis);
     return [same(x!, index!.shape)];
@@ -264,6 +272,7 @@ export const gatherP = definePrimitive<GatherParams>({
 // scatter_add(x, i, src) is linear in (x, src); its transpose is (identity, gather)
 export const scatterAddP = definePrimitive<GatherParams>({
   name: "scatter_add",
+  saves: "inputs",
   abstractEval([x, index, src], p) {
     checkIndex("scatterAdd", x!, index!, p.axis);
     if (!shapeEq(src!.shape, index!.shape))

@@ -24,6 +24,7 @@ export interface UniformParams {
 }
 export const randomUniformP = definePrimitive<UniformParams>({
   name: "random_uniform",
+  saves: "none",
   abstractEval([k], p) {
     checkKey("random.uniform", k!);
     if (!isFloat(p.dtype))
@@ -41,6 +42,7 @@ export interface SplitParams {
 }
 export const randomSplitP = definePrimitive<SplitParams>({
   name: "random_split",
+  saves: "none",
   abstractEval([k], p) {
     checkKey("random.split", k!);
     return [{ shape: [p.num, 2], dtype: "int32", weakType: false }];

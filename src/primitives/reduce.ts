@@ -56,6 +56,7 @@ const showAxes = (p: ReduceParams) => `axes=[${p.axes.join(",")}]`;
 // d sum(x) = sum(dx); the cotangent broadcasts back over the reduced axes.
 export const reduceSumP = definePrimitive<ReduceParams>({
   name: "reduce_sum",
+  saves: "none",
   // Sums of bool count (int32), as NumPy.
   abstractEval: reduceEval("reduce_sum", (d) => (d === "bool" ? "int32" : d)),
   impl: reduceImpl("sum"),

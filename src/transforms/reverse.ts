@@ -157,7 +157,7 @@ export function pullback(rec: Recording, cts: readonly (Tensor | null)[]): Tenso
     if (ref !== null) seeds.push([ref, ct]);
   });
   // The recorded nodes are already in topological order: no sort needed.
-  const adj = backwardPass(seeds, rec.interp.nodes);
+  const adj = backwardPass(seeds, { order: rec.interp.nodes });
   return rec.leafNodes.map((nodes) =>
     nodes.map((n) => adj.get(n)?.[0] ?? zeros(n.outs[0]!.shape, { dtype: n.outs[0]!.dtype })),
   );

@@ -1,0 +1,97 @@
+/**
+ * @file Anomaly detection state (PyTorch's `detect_anomaly`, JAX's `debug_nans`). When on, every
+ * kernel result is checked for a NaN/Inf that its inputs did not have; the first one throws an
+ * `AnomalyError` naming the primitive, the pass and the user's source line. Recorded nodes keep
+ * the call site of their forward operation so a NaN in the backward pass points there. Off by
+ * default; when off the only cost is one boolean test per operation.
+ */
+
+import { AnomalyError } from "../errors.js";
+import type { Tensor } from "./tensor.js";
+
+let enabled = false;
+/** The node whose VJP is running (backward pass), for attribution. */
+let backwardOf: { name: string; site: string | null } | null = null;
+
+export function isAnomalyEnabled(): boolean {
+  return enabled;
+}
+
+export function setAnomalyEnabled(on: boolean): void {
+  enabled = on;
+}
+
+// Frames from inside this package are skipped when naming a source line: its dist/ and src/
+// folders, as URLs and as paths (source maps report built frames under src/).
+const pkgRoot = new URL("../..", import.meta.url);
+const libPrefixes = ["dist/", "src/"].flatMap((d) => {
+  const u = new URL(d, pkgRoot);
+  return [u.href, decodeURIComponent(u.pathname)];
+});
+
+/** The first stack frame outside adjoint: "at f (file.ts:12:5)" → "file.ts:12:5". */
+export function userSite(): string | null {
+  const stack = new Error().stack ?? "";
+  for (const line of stack.split("\n").slice(1)) {
+    const l = line.trim();
+    if (libPrefixes.some((p) => l.includes(p)) || l.includes("node:internal") || !/\d+:\d+/.test(l)) continue;
+    const m =
+      /\(([^()]*:\d+:\d+)\)\s*$/.exec(l) ?? /at (\S*:\d+:\d+)\s*$/.exec(l) ?? /@(.*:\d+:\d+)$/.exec(l);
+    return m ? m[1]! : l.replace(/^at /, "");
+  }
+  return null;
+}
+
+/** Run a VJP with its node named, so anomalies in it are attributed to the backward pass. */
+export function inBackward<T>(name: string, site: string | null, fn: () => T): T {
+  const prev = backwardOf;
+  backwardOf = { name, site };
+  try {
+    return fn();
+  } finally {
+    backwardOf = prev;
+  }
+}
+
+function badness(t: Tensor): { nan: boolean; inf: boolean } {
+  let nan = false;
+  let inf = false;
+  if (t.dtype !== "float32" && t.dtype !== "float64") return { nan, inf };
+  const d = t._hostData();
+  for (let i = 0; i < d.length; i++) {
+    const v = d[i]!;
+    if (v !== v) nan = true;
+    else if (v === Infinity || v === -Infinity) inf = true;
+  }
+  return { nan, inf };
+}
+
+/** Throw if a kernel created a NaN (or an Inf) that none of its inputs had. */
+export function checkResult(prim: string, outs: readonly Tensor[], args: readonly Tensor[]): void {
+  let outNan = false;
+  let outInf = false;
+  for (const o of outs) {
+    const b = badness(o);
+    outNan ||= b.nan;
+    outInf ||= b.inf;
+  }
+  if (!outNan && !outInf) return;
+  let inNan = false;
+  let inInf = false;
+  for (const a of args) {
+    const b = badness(a);
+    inNan ||= b.nan;
+    inInf ||= b.inf;
+  }
+  const created = (outNan && !inNan) || (outInf && !inNan && !inInf);
+  if (!created) return;
+  const what = outNan && !inNan ? "NaN" : "Inf";
+  if (backwardOf !== null) {
+    const where = backwardOf.site ? ` (forward operation at ${backwardOf.site})` : "";
+    throw new AnomalyError(
+      `${backwardOf.name}: the backward pass produced ${what} (in ${prim} while computing the gradient of ${backwardOf.name})${where}`,
+    );
+  }
+  const site = userSite();
+  throw new AnomalyError(`${prim}: the forward pass produced ${what}${site ? ` at ${site}` : ""}`);
+}

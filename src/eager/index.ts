@@ -1,0 +1,3 @@
+/** @file `ad.autograd`: the functional entry points of eager (PyTorch-style) autograd. */
+
+export { type AutogradGradOptions, type BackwardOptions, backward, grad } from "./autograd.js";
