@@ -9,6 +9,7 @@
 
 export { noGrad } from "./core/grad-mode.js";
 export type { Aval } from "./core/primitive.js";
+export { type Atom, type Eqn, Lit, Program, Var } from "./core/program.js";
 export { type NestedArray, Tensor, type TensorLike } from "./core/tensor.js";
 export { detectAnomaly, setDetectAnomaly } from "./debug/anomaly.js";
 export { type GradcheckOptions, type GradcheckResult, gradcheck, gradgradcheck } from "./debug/gradcheck.js";
@@ -132,7 +133,9 @@ export {
 } from "./ops/index.js";
 export * as random from "./random/index.js";
 export { hessian, hvp, type JacobianOptions, jacfwd, jacobian, jacrev } from "./transforms/jacobian.js";
+export { type Jitted, jit } from "./transforms/jit.js";
 export { jvp } from "./transforms/jvp.js";
 export { type GradOptions, grad, linearize, valueAndGrad, vjp } from "./transforms/reverse.js";
+export { trace } from "./transforms/stage.js";
 export type { TreeDef } from "./tree.js";
 export * as tree from "./tree.js";

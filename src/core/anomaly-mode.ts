@@ -22,12 +22,17 @@ export function setAnomalyEnabled(on: boolean): void {
 }
 
 // Frames from inside this package are skipped when naming a source line: its dist/ and src/
-// folders, as URLs and as paths (source maps report built frames under src/).
-const pkgRoot = new URL("../..", import.meta.url);
-const libPrefixes = ["dist/", "src/"].flatMap((d) => {
-  const u = new URL(d, pkgRoot);
-  return [u.href, decodeURIComponent(u.pathname)];
-});
+// folders (source maps report built frames under src/). The package root is read off this
+// module's own stack frame, which works in Node and in browsers without platform types.
+const libPrefixes = ((): string[] => {
+  const here = (new Error().stack ?? "").split("\n").find((l) => l.includes("anomaly-mode")) ?? "";
+  const m = /((?:[a-z]+:\/\/)?[^\s()]*?)\/(?:dist|src)\/core\/anomaly-mode/.exec(here);
+  if (m === null) return [];
+  const root = m[1]!;
+  const roots = [root];
+  if (root.startsWith("file://")) roots.push(decodeURIComponent(root.slice("file://".length)));
+  return roots.flatMap((r) => [`${r}/dist/`, `${r}/src/`]);
+})();
 
 /** The first stack frame outside adjoint: "at f (file.ts:12:5)" → "file.ts:12:5". */
 export function userSite(): string | null {

@@ -1,0 +1,82 @@
+/**
+ * @file Program simplification before `jit` runs it: constant folding (equations whose inputs are
+ * all concrete literals are evaluated once), common-subexpression elimination (the same primitive
+ * and params on the same inputs) and dead-code elimination (equations no output depends on).
+ */
+
+import { bind, evalInterpreter, withInterpreter } from "../core/interpreter.js";
+import { type Atom, type Eqn, Lit, Program, Var } from "../core/program.js";
+
+/** Statistics of one simplification, for tests and benchmarks. */
+export interface SimplifyStats {
+  folded: number;
+  merged: number;
+  removed: number;
+}
+
+function paramKey(p: unknown): string | null {
+  try {
+    return JSON.stringify(p) ?? "";
+  } catch {
+    return null;
+  }
+}
+
+/** Fold, merge and prune a program (returns a new one; the input is unchanged). */
+export function simplify(program: Program, stats?: SimplifyStats): Program {
+  const subst = new Map<Var, Atom>();
+  const get = (a: Atom): Atom => (a instanceof Var ? (subst.get(a) ?? a) : a);
+  const litIds = new Map<Lit, number>();
+  const atomKey = (a: Atom): string => {
+    if (a instanceof Var) return `v${a.id}`;
+    let id = litIds.get(a);
+    if (id === undefined) litIds.set(a, (id = litIds.size));
+    return `c${id}`;
+  };
+  const seen = new Map<string, readonly Var[]>();
+  const kept: Eqn[] = [];
+  for (const e0 of program.eqns) {
+    const inputs = e0.inputs.map(get);
+    // Constant folding: every input is a concrete literal.
+    if (inputs.every((a) => a instanceof Lit && a.value._trace === null)) {
+      const vals = withInterpreter(evalInterpreter, () =>
+        bind(
+          e0.prim,
+          inputs.map((a) => (a as Lit).value),
+          e0.params,
+        ),
+      );
+      e0.outs.forEach((v, i) => subst.set(v, new Lit(vals[i]!)));
+      if (stats) stats.folded++;
+      continue;
+    }
+    // CSE: same primitive, params and inputs as an earlier equation.
+    const pk = paramKey(e0.params);
+    if (pk !== null) {
+      const key = `${e0.prim.name}|${pk}|${inputs.map(atomKey).join(",")}`;
+      const prev = seen.get(key);
+      if (prev !== undefined && prev.length === e0.outs.length) {
+        e0.outs.forEach((v, i) => subst.set(v, prev[i]!));
+        if (stats) stats.merged++;
+        continue;
+      }
+      seen.set(key, e0.outs);
+    }
+    kept.push({ prim: e0.prim, params: e0.params, inputs, outs: e0.outs });
+  }
+  const outputs = program.outputs.map(get);
+  // DCE: keep what the outputs need, walking backward.
+  const live = new Set<Var>(outputs.filter((a): a is Var => a instanceof Var));
+  const out: Eqn[] = [];
+  for (let i = kept.length - 1; i >= 0; i--) {
+    const e = kept[i]!;
+    if (!e.outs.some((v) => live.has(v))) {
+      if (stats) stats.removed++;
+      continue;
+    }
+    for (const a of e.inputs) if (a instanceof Var) live.add(a);
+    out.push(e);
+  }
+  out.reverse();
+  return new Program(program.inputs, out, outputs);
+}

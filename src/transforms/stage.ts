@@ -1,0 +1,119 @@
+/**
+ * @file Staging: the interpreter that records primitives into a `Program` instead of running
+ * them, and `ad.trace`. Values are abstract while staging (only shapes and dtypes are known), so
+ * reading one — a JS `if` on a traced value — is an error that points to `ad.cond`.
+ */
+
+import { currentInterpreter, type Interpreter, withInterpreter } from "../core/interpreter.js";
+import type { Aval, Primitive } from "../core/primitive.js";
+import { type Atom, type Eqn, Lit, Program, Var } from "../core/program.js";
+import { Tensor, type TraceState } from "../core/tensor.js";
+import { TransformError } from "../errors.js";
+import { scalarOf } from "../ops/convert.js";
+import { flatten, type TreeDef, unflatten } from "../tree.js";
+import { checkFunction } from "./args.js";
+
+interface StageState extends TraceState {
+  readonly v: Var;
+}
+
+export class StagingInterpreter implements Interpreter {
+  /** Staging records instead of evaluating, so it has no level below it. */
+  readonly parent: Interpreter | null;
+  readonly eqns: Eqn[] = [];
+  private nextId = 1;
+  constructor(readonly op: string) {
+    this.parent = currentInterpreter();
+  }
+
+  newVar(aval: Aval): Var {
+    return new Var(this.nextId++, { shape: aval.shape, dtype: aval.dtype, weakType: aval.weakType });
+  }
+
+  tracer(v: Var): Tensor {
+    const state: StageState = { owner: this, v };
+    return new Tensor(v.aval.shape as number[], v.aval.dtype, v.aval.weakType, null, null, state);
+  }
+
+  atom(t: Tensor): Atom {
+    const s = t._trace;
+    return s !== null && s.owner === this ? (s as StageState).v : new Lit(t);
+  }
+
+  process<P>(prim: Primitive<P>, args: readonly Tensor[], params: P): Tensor[] {
+    const inputs = args.map((a) => this.atom(a));
+    const outs = prim.abstractEval(args, params).map((av) => this.newVar(av));
+    this.eqns.push({ prim: prim as Primitive<unknown>, params, inputs, outs });
+    return outs.map((v) => this.tracer(v));
+  }
+
+  concrete(): Tensor {
+    throw new TransformError(
+      `${this.op}: a traced value was read (e.g. by a JS if/while on it, item() or toArray()); values are abstract while staging. Use ad.cond(pred, trueFn, falseFn, ...operands) or ad.whileLoop for value-dependent control flow`,
+    );
+  }
+}
+
+/** A traced function: its Program plus how to map pytree arguments and results onto it. */
+export interface Staged {
+  readonly program: Program;
+  readonly inDef: TreeDef;
+  /** Per argument leaf: true if it is a traced input (a tensor or a number), false if static. */
+  readonly dynamic: boolean[];
+  readonly outDef: TreeDef;
+  /** Output leaves that were JS numbers (returned as numbers). */
+  readonly outNumbers: boolean[];
+  /** False when a literal is a tracer of another transform (the program may not be reused). */
+  readonly reusable: boolean;
+}
+
+/** Leaves a transform traces: tensors and JS numbers (numbers become float64 scalars). */
+export function toInputTensor(l: unknown): Tensor | null {
+  if (l instanceof Tensor) return l;
+  if (typeof l === "number") return scalarOf(l, "float64", true);
+  return null;
+}
+
+/** Trace `f` on the avals of `args` into a Program. */
+export function stage(f: (...args: never[]) => unknown, args: readonly unknown[], op: string): Staged {
+  const interp = new StagingInterpreter(op);
+  const [leaves, inDef] = flatten(args);
+  const inputs: Var[] = [];
+  const dynamic: boolean[] = [];
+  const lifted = leaves.map((l) => {
+    const t = toInputTensor(l);
+    dynamic.push(t !== null);
+    if (t === null) return l;
+    const v = interp.newVar(t);
+    inputs.push(v);
+    return interp.tracer(v);
+  });
+  const out = withInterpreter(interp, () =>
+    (f as (...a: unknown[]) => unknown)(...(unflatten(inDef, lifted) as unknown[])),
+  );
+  const [outLeaves, outDef] = flatten(out);
+  const outNumbers: boolean[] = [];
+  const outputs = outLeaves.map((l, i) => {
+    outNumbers.push(typeof l === "number");
+    const t = toInputTensor(l);
+    if (t === null)
+      throw new TransformError(`${op}: output leaf ${i} must be a Tensor or a number, got ${typeof l}`);
+    return interp.atom(t);
+  });
+  const program = new Program(inputs, interp.eqns, outputs);
+  const reusable = interp.eqns.every((e) =>
+    e.inputs.every((a) => !(a instanceof Lit) || a.value._trace === null),
+  );
+  return { program, inDef, dynamic, outDef, outNumbers, reusable };
+}
+
+/**
+ * The Program (Wengert list) of the primitives `f` performs on arguments like `args`: one typed
+ * equation per line. `ad.trace(ad.grad(f))(x)` shows the backward pass as primitives too.
+ * @example
+ * console.log(ad.trace((x) => ad.mul(ad.sin(x), x))(ad.tensor([1, 2])).toString());
+ */
+export function trace<A extends unknown[]>(f: (...args: A) => unknown): (...args: A) => Program {
+  checkFunction(f, "trace");
+  return (...args: A) => stage(f as (...a: never[]) => unknown, args, "trace").program;
+}

@@ -1,0 +1,127 @@
+/** @file The Program IR, ad.trace and ad.jit: printed programs (pinned), simplification, caching, composition. */
+
+import assert from "node:assert/strict";
+import { describe, test } from "node:test";
+import * as ad from "adjoint";
+
+const f = (x: ad.Tensor) => ad.sum(ad.mul(ad.sin(x), x));
+const x12 = () => ad.tensor([1, 2]);
+
+describe("trace", () => {
+  test("prints one typed equation per line", () => {
+    assert.equal(
+      ad.trace(f)(x12()).toString(),
+      `{ lambda v1:f32[2] .
+  v2:f32[2] = sin v1
+  v3:f32[2] = mul v2 v1
+  v4:f32[] = reduce_sum[axes=[0]] v3
+  in (v4) }`,
+    );
+  });
+
+  test("the trace of a gradient shows the backward pass as primitives", () => {
+    assert.equal(
+      ad.trace(ad.grad(f))(x12()).toString(),
+      `{ lambda v1:f32[2] .
+  v2:f32[2] = sin v1
+  v3:f32[2] = mul v2 v1
+  v4:f32[] = reduce_sum[axes=[0]] v3
+  v5:f32[1] = reshape[shape=[1]] 1:f32
+  v6:f32[2] = broadcast_to[shape=[2]] v5
+  v7:f32[2] = mul v6 v1
+  v8:f32[2] = mul v2 v6
+  v9:f32[2] = cos v1
+  v10:f32[2] = mul v7 v9
+  v11:f32[2] = add v8 v10
+  in (v11) }`,
+    );
+  });
+
+  test("numbers are traced as weakly typed float64 scalars; pytrees flatten", () => {
+    const p = ad.trace((a: number, t: { w: ad.Tensor }) => ad.mul(t.w, a))(2, { w: ad.zeros([3]) });
+    assert.equal(
+      p.toString(),
+      `{ lambda v1:f64[]~ v2:f32[3] .
+  v3:f32[] = convert_element_type[new_dtype=float32] v1
+  v4:f32[3] = mul v2 v3
+  in (v4) }`,
+    );
+    assert.equal(p.eqns.length, 2);
+  });
+
+  test("typecheck, evaluate, toDot and toMermaid", () => {
+    const p = ad.trace(f)(x12());
+    p.typecheck();
+    const [y] = p.evaluate([ad.tensor([1, 2])]);
+    assert.equal(y!.item(), f(x12()).item());
+    assert.match(p.toDot(), /^digraph program \{[\s\S]*e0 \[shape=ellipse, label="sin"\];[\s\S]*\}$/);
+    assert.match(p.toMermaid(), /^flowchart TD\n[\s\S]*e1\(\("mul"\)\)/);
+  });
+
+  test("a value-dependent JS if inside trace/jit is a TransformError pointing to ad.cond", () => {
+    const g = (x: ad.Tensor) => (x.sum().item() > 0 ? x : ad.neg(x));
+    assert.throws(
+      () => ad.trace(g)(x12()),
+      (e: unknown) => e instanceof ad.TransformError && /ad\.cond/.test((e as Error).message),
+    );
+    assert.throws(() => ad.jit(g)(x12()), ad.TransformError);
+  });
+});
+
+describe("jit", () => {
+  test("same results as the plain function; traced once per signature", () => {
+    const jf = ad.jit(f);
+    assert.equal(jf(x12()).item(), f(x12()).item());
+    jf(ad.tensor([3, 4]));
+    assert.equal(jf.traces, 1);
+    jf(ad.tensor([3, 4, 5]));
+    assert.equal(jf.traces, 2);
+    jf(ad.tensor([3, 4], { dtype: "float64" }));
+    assert.equal(jf.traces, 3);
+    jf(ad.tensor([3, 4]));
+    assert.equal(jf.traces, 3);
+  });
+
+  test("simplification: constant folding, CSE and DCE", () => {
+    const g = (x: ad.Tensor) => {
+      const c = ad.exp(ad.tensor(0)).mul(2); // folded to a literal
+      const a = ad.sin(x);
+      const b = ad.sin(x); // merged with a
+      ad.cos(x); // dead
+      return ad.add(a, b).mul(c);
+    };
+    const p = ad.jit(g).lower(x12());
+    assert.equal(
+      p.toString(),
+      `{ lambda v1:f32[2] .\n  v4:f32[2] = sin v1\n  v7:f32[2] = add v4 v4\n  v8:f32[2] = mul v7 2:f32\n  in (v8) }`,
+    );
+    assert.deepEqual(ad.jit(g)(x12()).toArray(), g(x12()).toArray());
+  });
+
+  test("composes both ways with grad, jvp and nesting", () => {
+    const x = ad.tensor([0.3, -1.2, 2], { dtype: "float64" });
+    const jf = ad.jit(f);
+    assert.ok(ad.allclose(ad.grad(jf)(x), ad.grad(f)(x), { rtol: 1e-12 }));
+    assert.ok(ad.allclose(ad.jit(ad.grad(f))(x), ad.grad(f)(x), { rtol: 1e-12 }));
+    assert.ok(ad.allclose(ad.jit(ad.jit(f))(x), f(x), { rtol: 1e-12 }));
+    const [, t] = ad.jvp(jf, [x], [ad.onesLike(x)]);
+    assert.ok(ad.allclose(t as ad.Tensor, ad.jvp(f, [x], [ad.onesLike(x)])[1] as ad.Tensor, { rtol: 1e-12 }));
+    assert.ok(ad.allclose(ad.hessian(jf)(x), ad.hessian(f)(x), { rtol: 1e-10 }));
+    assert.ok(ad.allclose(ad.jit(ad.hessian(f))(x), ad.hessian(f)(x), { rtol: 1e-10 }));
+  });
+
+  test("numbers in, numbers out; static leaves are part of the signature", () => {
+    const g = ad.jit((x: number, mode: string) => (mode === "double" ? ad.mul(x, 2) : ad.mul(x, 3)));
+    assert.equal((g(2, "double") as ad.Tensor).item(), 4);
+    assert.equal((g(2, "triple") as ad.Tensor).item(), 6);
+    assert.equal(g.traces, 2);
+    assert.equal(ad.grad(ad.jit((x: number) => ad.mul(x, x)))(3), 6);
+    assert.equal(ad.jit(() => 5)(), 5);
+  });
+
+  test("eager autograd sees through jit", () => {
+    const w = ad.tensor([1, 2], { requiresGrad: true });
+    ad.jit(f)(w).backward();
+    assert.ok(ad.allclose(w.grad!, ad.grad(f)(ad.tensor([1, 2]))));
+  });
+});
