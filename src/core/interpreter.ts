@@ -45,6 +45,10 @@ class EvalInterpreter implements Interpreter {
 
   process<P>(prim: Primitive<P>, args: readonly Tensor[], params: P): Tensor[] {
     for (const a of args) if (a._trace !== null) throw escapedTracer(prim.name, a);
+    if (prim.evaluate !== undefined) {
+      // A higher-order primitive: its body runs here with library ops, recorded and checked as usual.
+      return prim.evaluate(args as Tensor[], params);
+    }
     const outAvals = prim.abstractEval(args, params);
     const backend = args[0]?._backend ?? getBackend();
     const bufs = prim.impl(

@@ -40,6 +40,12 @@ export interface Primitive<P = Record<string, never>> {
     params: P,
     outAvals: readonly Aval[],
   ): DeviceBuffer[];
+  /**
+   * Higher-order primitives (control flow, custom rules, checkpoints) carry sub-programs or user
+   * functions: at the bottom level they run those with library ops on concrete tensors. When
+   * present, the eval interpreter (and jit's direct runner) call this instead of `impl`.
+   */
+  evaluate?(args: Tensor[], params: P): Tensor[];
   /** Forward mode: tangents of the outputs given the primals, their tangents and the outputs. */
   jvp(primals: Tensor[], tangents: Tangent[], outs: Tensor[], params: P): Tangent[];
   /**
