@@ -12,6 +12,7 @@ export type { Aval } from "./core/primitive.js";
 export { type Atom, type Eqn, Lit, Program, Var } from "./core/program.js";
 export { type NestedArray, Tensor, type TensorLike } from "./core/tensor.js";
 export { detectAnomaly, setDetectAnomaly } from "./debug/anomaly.js";
+export { type ExplainOptions, type ExplainRow, Explanation, explain } from "./debug/explain.js";
 export { type GradcheckOptions, type GradcheckResult, gradcheck, gradgradcheck } from "./debug/gradcheck.js";
 export type { DType } from "./dtype.js";
 export { Dual, type DualLike, derivative, nthDerivative } from "./dual.js";
