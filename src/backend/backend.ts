@@ -7,6 +7,7 @@
 
 import type { AnyTypedArray, DType } from "../dtype.js";
 import type { Shape } from "../shape.js";
+import type { FusedExpr } from "./kernel.js";
 import { ReferenceBackend } from "./reference.js";
 
 /** An opaque handle to device memory holding `size` elements of one dtype. */
@@ -148,6 +149,11 @@ export interface Backend {
     src: DeviceBuffer,
     dtype: DType,
   ): DeviceBuffer;
+  /**
+   * A fused elementwise kernel: evaluate `expr` at every index of `size` elements. Each input
+   * holds `size` elements or one (a scalar); results round per node as the unfused kernels would.
+   */
+  fused(expr: FusedExpr, inputs: readonly DeviceBuffer[], size: number, dtype: DType): DeviceBuffer;
   /** Uniform [0, 1) numbers from a threefry key (int32[2] bit pattern). */
   randomUniform(key: DeviceBuffer, shape: Shape, dtype: DType): DeviceBuffer;
   /** `n` new keys (int32[n, 2]) from one key. */

@@ -15,6 +15,7 @@ import {
 import { type Shape, sizeOf, stridesOf } from "../shape.js";
 import type { Backend, BinaryKernel, DeviceBuffer, ReduceKernel, UnaryKernel } from "./backend.js";
 import { erf } from "./erf.js";
+import type { FusedExpr } from "./kernel.js";
 
 type Arr = AnyTypedArray;
 
@@ -109,6 +110,63 @@ function forEachBroadcast(
       if (idx[d]! < outShape[d]!) break;
       for (let j = 0; j < k; j++) offs[j]! -= strideSets[j]![d]! * outShape[d]!;
       idx[d] = 0;
+    }
+  }
+}
+
+/** Round a JS double to a dtype exactly as storing it in that dtype's array would. */
+function rounder(d: DType): (x: number) => number {
+  switch (d) {
+    case "float32":
+      return Math.fround;
+    case "float64":
+      return (x) => x;
+    case "int32":
+      return (x) => x | 0;
+    case "bool":
+      return (x) => (x ? 1 : 0);
+  }
+}
+
+/** Compile a fused expression into a per-index closure (leaves read their input or a scalar). */
+function compileExpr(e: FusedExpr, ins: readonly Arr[]): (i: number) => number {
+  switch (e.kind) {
+    case "input": {
+      const a = ins[e.index]!;
+      if (a.length === 1) {
+        const v = a[0]!;
+        return () => v;
+      }
+      return (i) => a[i]!;
+    }
+    case "const": {
+      const v = rounder(e.dtype)(e.value);
+      return () => v;
+    }
+    case "unary": {
+      const g = compileExpr(e.arg, ins);
+      const f = UNARY[e.op];
+      const r = rounder(e.dtype);
+      return (i) => r(f(g(i)));
+    }
+    case "binary": {
+      const ga = compileExpr(e.a, ins);
+      const gb = compileExpr(e.b, ins);
+      const f = e.dtype === "int32" && e.op === "mul" ? intMul : BINARY[e.op];
+      const r = rounder(e.dtype);
+      return (i) => r(f(ga(i), gb(i)));
+    }
+    case "select": {
+      const gc = compileExpr(e.c, ins);
+      const ga = compileExpr(e.a, ins);
+      const gb = compileExpr(e.b, ins);
+      return (i) => (gc(i) ? ga(i) : gb(i));
+    }
+    case "cast": {
+      const g = compileExpr(e.arg, ins);
+      const d = e.dtype;
+      if (d === "int32") return (i) => Math.trunc(g(i)) | 0;
+      return (i) => rounder(d)(g(i));
     }
   }
 }
@@ -504,6 +562,16 @@ export class ReferenceBackend implements Backend {
         throw new ShapeError(`scatterAdd: index ${is[o]} is out of bounds for axis ${axis} with size ${dim}`);
       out[offs[0]! + j * s[axis]!]! += ss[offs[1]!]!;
     });
+    return buf(out);
+  }
+
+  fused(expr: FusedExpr, inputs: readonly DeviceBuffer[], size: number, dtype: DType): DeviceBuffer {
+    const out = allocArray(dtype, size);
+    const f = compileExpr(
+      expr,
+      inputs.map((b) => arr(b)),
+    );
+    for (let i = 0; i < size; i++) out[i] = f(i);
     return buf(out);
   }
 

@@ -13,11 +13,15 @@ import { type Atom, type Program, Var } from "../core/program.js";
 import { Tensor } from "../core/tensor.js";
 import { flatten, showTreeDef, unflatten } from "../tree.js";
 import { checkFunction } from "./args.js";
+import { fuse } from "./fuse.js";
 import { type SimplifyStats, simplify } from "./simplify.js";
 import { type Staged, stage, toInputTensor } from "./stage.js";
 
 interface Compiled extends Staged {
+  /** The simplified program, evaluated through bind under other transforms. */
   readonly optimized: Program;
+  /** The same with elementwise chains fused: what runs on concrete inputs. */
+  readonly fused: Program;
   readonly stats: SimplifyStats;
 }
 
@@ -73,7 +77,7 @@ function runDirect(p: Program, args: readonly Tensor[]): Tensor[] {
 
 export interface Jitted<A extends unknown[], R> {
   (...args: A): R;
-  /** The optimized Program for these arguments (traces if needed). */
+  /** The compiled Program for these arguments, as run on concrete inputs (traces if needed). */
   lower(...args: A): Program;
   /** How many times the function has been traced. */
   readonly traces: number;
@@ -100,7 +104,7 @@ export function jit<A extends unknown[], R>(f: (...args: A) => R): Jitted<A, R> 
     const staged = stage(f as (...a: never[]) => unknown, args, "jit");
     const stats: SimplifyStats = { folded: 0, merged: 0, removed: 0 };
     const optimized = simplify(staged.program, stats);
-    const c: Compiled = { ...staged, optimized, stats };
+    const c: Compiled = { ...staged, optimized, fused: fuse(optimized), stats };
     if (staged.reusable) cache.set(key, c);
     return c;
   };
@@ -114,7 +118,7 @@ export function jit<A extends unknown[], R>(f: (...args: A) => R): Jitted<A, R> 
     // Inside another transform, or when eager autograd/anomaly detection must see every
     // operation, evaluate through bind; otherwise run the kernels directly.
     const direct = ins.every((t) => t._trace === null && !t._requiresGrad) && !isAnomalyEnabled();
-    const outs = direct ? runDirect(c.optimized, ins) : c.optimized.evaluate(ins);
+    const outs = direct ? runDirect(c.fused, ins) : c.optimized.evaluate(ins);
     return unflatten<R>(
       c.outDef,
       outs.map((t, i) => (c.outNumbers[i] && t._trace === null ? t.item() : t)),
@@ -122,6 +126,6 @@ export function jit<A extends unknown[], R>(f: (...args: A) => R): Jitted<A, R> 
   };
   const jitted = call as Jitted<A, R>;
   Object.defineProperty(jitted, "traces", { get: () => traces });
-  jitted.lower = (...args: A) => compile(args).optimized;
+  jitted.lower = (...args: A) => compile(args).fused;
   return jitted;
 }

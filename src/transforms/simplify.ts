@@ -6,6 +6,7 @@
 
 import { bind, evalInterpreter, withInterpreter } from "../core/interpreter.js";
 import { type Atom, type Eqn, Lit, Program, Var } from "../core/program.js";
+import { sizeOf } from "../shape.js";
 
 /** Statistics of one simplification, for tests and benchmarks. */
 export interface SimplifyStats {
@@ -37,8 +38,11 @@ export function simplify(program: Program, stats?: SimplifyStats): Program {
   const kept: Eqn[] = [];
   for (const e0 of program.eqns) {
     const inputs = e0.inputs.map(get);
-    // Constant folding: every input is a concrete literal.
-    if (inputs.every((a) => a instanceof Lit && a.value._trace === null)) {
+    // Constant folding: every input is a concrete literal (but an expanding operation such as a
+    // broadcast stays lazy, so a scalar is not turned into a large constant array).
+    const inSize = inputs.reduce((n, a) => n + sizeOf(a.aval.shape), 0);
+    const outSize = e0.outs.reduce((n, v) => n + sizeOf(v.aval.shape), 0);
+    if (inputs.every((a) => a instanceof Lit && a.value._trace === null) && outSize <= Math.max(inSize, 16)) {
       const vals = withInterpreter(evalInterpreter, () =>
         bind(
           e0.prim,
