@@ -141,3 +141,29 @@ describe("jit", () => {
     assert.ok(ad.allclose(w.grad!, ad.grad(f)(ad.tensor([1, 2]))));
   });
 });
+
+describe("jit and captured tensors", () => {
+  test("a captured tensor modified in place is read fresh (never folded into a stale constant)", () => {
+    const w = ad.tensor([1, 2]);
+    const f = ad.jit((x: ad.Tensor) => ad.mul(x, ad.mul(w, 2)));
+    assert.deepEqual(f(ad.ones([2])).toArray(), [2, 4]);
+    w.add_(1);
+    assert.deepEqual(f(ad.ones([2])).toArray(), [4, 6]);
+  });
+
+  test("a captured parameter that requires grad gets its gradient through jit", () => {
+    const W = ad.tensor(
+      [
+        [1, 2],
+        [3, 4],
+      ],
+      { requiresGrad: true },
+    );
+    const f = ad.jit((x: ad.Tensor) => ad.sum(ad.matmul(x, W)));
+    f(ad.tensor([[1, 1]])).backward();
+    assert.deepEqual(W.grad!.toArray(), [
+      [1, 1],
+      [1, 1],
+    ]);
+  });
+});

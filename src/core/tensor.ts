@@ -15,6 +15,13 @@ import { fmtShape, sizeOf } from "../shape.js";
 import type { Interpreter } from "./interpreter.js";
 import type { Ref } from "./tape.js";
 
+let nextId = 0;
+
+/** @internal The id the next tensor will get. */
+export function peekTensorId(): number {
+  return nextId;
+}
+
 /** A tensor or a JS number: what every operation accepts. */
 export type TensorLike = Tensor | number;
 
@@ -55,6 +62,8 @@ export class Tensor {
   _ref: Ref | null = null;
   /** @internal Bumped by every in-place modification (saved values are checked against it). */
   _version = 0;
+  /** @internal Creation order (jit tells tensors captured from outside from those made while tracing). */
+  readonly _id = nextId++;
 
   /** @internal Use `ad.tensor` and friends to create tensors. */
   constructor(

@@ -103,7 +103,8 @@ export function jit<A extends unknown[], R>(f: (...args: A) => R): Jitted<A, R> 
     traces++;
     const staged = stage(f as (...a: never[]) => unknown, args, "jit");
     const stats: SimplifyStats = { folded: 0, merged: 0, removed: 0 };
-    const optimized = simplify(staged.program, stats);
+    // Only constants made while tracing are folded: captured tensors may change in place later.
+    const optimized = simplify(staged.program, stats, (l) => l.value._id >= staged.firstId);
     const c: Compiled = { ...staged, optimized, fused: fuse(optimized), stats };
     if (staged.reusable) cache.set(key, c);
     return c;
@@ -117,7 +118,10 @@ export function jit<A extends unknown[], R>(f: (...args: A) => R): Jitted<A, R> 
     });
     // Inside another transform, or when eager autograd/anomaly detection must see every
     // operation, evaluate through bind; otherwise run the kernels directly.
-    const direct = ins.every((t) => t._trace === null && !t._requiresGrad) && !isAnomalyEnabled();
+    const direct =
+      ins.every((t) => t._trace === null && !t._requiresGrad) &&
+      !c.captured.some((t) => t._requiresGrad) &&
+      !isAnomalyEnabled();
     const outs = direct ? runDirect(c.fused, ins) : c.optimized.evaluate(ins);
     return unflatten<R>(
       c.outDef,

@@ -24,7 +24,11 @@ function paramKey(p: unknown): string | null {
 }
 
 /** Fold, merge and prune a program (returns a new one; the input is unchanged). */
-export function simplify(program: Program, stats?: SimplifyStats): Program {
+export function simplify(
+  program: Program,
+  stats?: SimplifyStats,
+  foldable: (l: Lit) => boolean = () => true,
+): Program {
   const subst = new Map<Var, Atom>();
   const get = (a: Atom): Atom => (a instanceof Var ? (subst.get(a) ?? a) : a);
   const litIds = new Map<Lit, number>();
@@ -42,7 +46,10 @@ export function simplify(program: Program, stats?: SimplifyStats): Program {
     // broadcast stays lazy, so a scalar is not turned into a large constant array).
     const inSize = inputs.reduce((n, a) => n + sizeOf(a.aval.shape), 0);
     const outSize = e0.outs.reduce((n, v) => n + sizeOf(v.aval.shape), 0);
-    if (inputs.every((a) => a instanceof Lit && a.value._trace === null) && outSize <= Math.max(inSize, 16)) {
+    if (
+      inputs.every((a) => a instanceof Lit && a.value._trace === null && foldable(a)) &&
+      outSize <= Math.max(inSize, 16)
+    ) {
       const vals = withInterpreter(evalInterpreter, () =>
         bind(
           e0.prim,

@@ -7,7 +7,7 @@
 import { currentInterpreter, type Interpreter, withInterpreter } from "../core/interpreter.js";
 import type { Aval, Primitive } from "../core/primitive.js";
 import { type Atom, type Eqn, Lit, Program, Var } from "../core/program.js";
-import { Tensor, type TraceState } from "../core/tensor.js";
+import { peekTensorId, Tensor, type TraceState } from "../core/tensor.js";
 import { TransformError } from "../errors.js";
 import { scalarOf } from "../ops/convert.js";
 import { flatten, type TreeDef, unflatten } from "../tree.js";
@@ -65,6 +65,10 @@ export interface Staged {
   readonly outNumbers: boolean[];
   /** False when a literal is a tracer of another transform (the program may not be reused). */
   readonly reusable: boolean;
+  /** Tensors with an id below this existed before tracing: captured from outside, possibly mutable. */
+  readonly firstId: number;
+  /** The captured (outside) tensors the program reads. */
+  readonly captured: Tensor[];
 }
 
 /** Leaves a transform traces: tensors and JS numbers (numbers become float64 scalars). */
@@ -76,6 +80,7 @@ export function toInputTensor(l: unknown): Tensor | null {
 
 /** Trace `f` on the avals of `args` into a Program. */
 export function stage(f: (...args: never[]) => unknown, args: readonly unknown[], op: string): Staged {
+  const firstId = peekTensorId();
   const interp = new StagingInterpreter(op);
   const [leaves, inDef] = flatten(args);
   const inputs: Var[] = [];
@@ -104,7 +109,11 @@ export function stage(f: (...args: never[]) => unknown, args: readonly unknown[]
   const reusable = interp.eqns.every((e) =>
     e.inputs.every((a) => !(a instanceof Lit) || a.value._trace === null),
   );
-  return { program, inDef, dynamic, outDef, outNumbers, reusable };
+  const captured = new Set<Tensor>();
+  for (const e of interp.eqns)
+    for (const a of e.inputs) if (a instanceof Lit && a.value._id < firstId) captured.add(a.value);
+  for (const a of outputs) if (a instanceof Lit && a.value._id < firstId) captured.add(a.value);
+  return { program, inDef, dynamic, outDef, outNumbers, reusable, firstId, captured: [...captured] };
 }
 
 /**
