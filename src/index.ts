@@ -133,10 +133,13 @@ export {
   zerosLike,
 } from "./ops/index.js";
 export * as random from "./random/index.js";
+export { cond, fori, type ScanOptions, scan, whileLoop } from "./transforms/control.js";
+export * from "./transforms/custom.js";
 export { hessian, hvp, type JacobianOptions, jacfwd, jacobian, jacrev } from "./transforms/jacobian.js";
 export { type Jitted, jit } from "./transforms/jit.js";
 export { jvp } from "./transforms/jvp.js";
 export { type GradOptions, grad, linearize, valueAndGrad, vjp } from "./transforms/reverse.js";
 export { trace } from "./transforms/stage.js";
+export { type AxisSpec, type VmapOptions, type Vmapped, vmap } from "./transforms/vmap.js";
 export type { TreeDef } from "./tree.js";
 export * as tree from "./tree.js";

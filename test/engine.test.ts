@@ -19,11 +19,11 @@ describe("symbolic zeros", () => {
     const c = ad.tensor([1, 2, 3]);
     assert.deepEqual(
       ad
-        .grad((x: ad.Tensor) => ad.sum(c))(ad.tensor([5]))
+        .grad((_x: ad.Tensor) => ad.sum(c))(ad.tensor([5]))
         .toArray(),
       [0],
     );
-    const [, t] = ad.jvp((x: number) => ad.mul(c, 2), [1], [1]);
+    const [, t] = ad.jvp((_x: number) => ad.mul(c, 2), [1], [1]);
     assert.deepEqual((t as ad.Tensor).toArray(), [0, 0, 0]);
   });
 

@@ -9,7 +9,7 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import * as ad from "adjoint";
-import { assertClose, plain } from "./helpers.js";
+import { assertClose } from "./helpers.js";
 
 // ---------------------------------------------------------------------------------------------
 // Helpers

@@ -65,7 +65,7 @@ function badness(t: Tensor): { nan: boolean; inf: boolean } {
   const d = t._hostData();
   for (let i = 0; i < d.length; i++) {
     const v = d[i]!;
-    if (v !== v) nan = true;
+    if (Number.isNaN(v)) nan = true;
     else if (v === Infinity || v === -Infinity) inf = true;
   }
   return { nan, inf };

@@ -1,6 +1,6 @@
 /**
  * @file What a primitive is. Each primitive is ONE object holding everything every transform
- * needs: its shape rule, its kernel, its JVP rule, its VJP rule, and (soon) its batching rule.
+ * needs: its shape rule, its kernel, its JVP rule, its VJP rule, and its batching rule.
  * Transforms never switch on primitive names; they read these fields. Rules are written with
  * library ops (which go through `bind`), so every rule can itself be differentiated.
  */
@@ -20,7 +20,12 @@ export interface Aval {
 /** A tangent or cotangent: a tensor, or a symbolic zero that is never materialised. */
 export type Tangent = Tensor | Zero;
 
-/** Batching rule slot (filled by the vmap issue): maps batched inputs to batched outputs. */
+/**
+ * Batching rule (`vmap`): given the operands one level down and the batch axis of each (null for
+ * an operand that is the same for every example; at least one is batched), apply the primitive
+ * to every example at once and return the outputs with their batch axes. Written with library
+ * ops, so the result batches, differentiates and stages again.
+ */
 export type BatchRule<P> = (
   args: Tensor[],
   dims: (number | null)[],
@@ -59,8 +64,17 @@ export interface Primitive<P = Record<string, never>> {
    * before the backward pass is an `InPlaceError`. Default "all"; linear ops read none.
    */
   saves?: "none" | "inputs" | "outputs" | "all";
-  /** Batching rule (the vmap issue fills these in). */
-  batch?: BatchRule<P>;
+  /**
+   * Reverse mode, optional: evaluate the primitive one level down for the tape and return its
+   * outputs with the params its VJP rule will receive. A higher-order primitive keeps residuals
+   * there (scan saves its per-step carries) so the backward pass need not recompute them.
+   */
+  forwardWithResiduals?(args: Tensor[], params: P): [Tensor[], P];
+  /**
+   * Batching rule (`vmap`). Required: tsc rejects a primitive without one (test/vmap.test.ts
+   * checks every rule against a loop over examples).
+   */
+  batch: BatchRule<P>;
   /** Renders params for printing programs. */
   showParams?(params: P): string;
 }

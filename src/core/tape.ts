@@ -20,6 +20,7 @@ export interface Ref {
 }
 
 /** A gradient hook: sees (and may replace) the gradient of one value. */
+// biome-ignore lint/suspicious/noConfusingVoidType: a hook that only observes returns nothing (void)
 export type GradHook = (grad: Tensor) => Tensor | undefined | void;
 
 /** One entry of the Wengert list. A leaf (an input being differentiated) has no primitive. */

@@ -13,7 +13,7 @@ import { ShapeError, TransformError } from "../errors.js";
 import * as ops from "../ops/index.js";
 import { fmtShape, sizeOf } from "../shape.js";
 import type { Interpreter } from "./interpreter.js";
-import type { Ref } from "./tape.js";
+import type { GradHook, Ref } from "./tape.js";
 
 let nextId = 0;
 
@@ -225,7 +225,7 @@ export class Tensor {
    * @example
    * x.registerHook((g) => g.mul(2));
    */
-  registerHook(hook: (grad: Tensor) => Tensor | undefined | void): () => void {
+  registerHook(hook: GradHook): () => void {
     return eager.registerHook(this, hook);
   }
   /** Keep this non-leaf tensor's gradient in `.grad` during backward. @example y.retainGrad(); */

@@ -1,7 +1,8 @@
 /**
  * @file Elementwise binary arithmetic. Operands have one dtype (the ops layer promotes) and
  * broadcast as in NumPy inside the kernel, so every VJP sums its cotangent back to the operand's
- * shape with `unbroadcast`. Tie and zero conventions are written here, once.
+ * shape with `unbroadcast`, and every batching rule lines the batch axes up for that
+ * broadcasting (`broadcastBatcher`). Tie and zero conventions are written here, once.
  */
 
 import type { BinaryKernel, DeviceBuffer } from "../backend/backend.js";
@@ -23,6 +24,7 @@ import {
   where,
 } from "../ops/index.js";
 import {
+  broadcastBatcher,
   checkArity,
   checkSameDType,
   elementwiseAval,
@@ -53,7 +55,7 @@ function binary(
   jvp: JvpTerms,
   vjp: VjpTerms,
 ): Primitive<NoParams> {
-  return definePrimitive<NoParams>({
+  const prim: Primitive<NoParams> = definePrimitive<NoParams>({
     name,
     saves,
     abstractEval(avals) {
@@ -74,7 +76,10 @@ function binary(
         need(needs, 1, y!, () => unbroadcast(gy(), y!.shape)),
       ];
     },
+    // elementwise with NumPy broadcasting: align the batch axes, then apply the op once
+    batch: broadcastBatcher(() => prim),
   });
+  return prim;
 }
 
 /** Weight of the first operand in max/min: 1 where it wins, 0.5 on ties, 0 where it loses. */

@@ -9,6 +9,7 @@ import { Zero } from "../core/zero.js";
 import { DTypeError } from "../errors.js";
 import { where } from "../ops/index.js";
 import {
+  broadcastBatcher,
   checkArity,
   checkSameDType,
   elementwiseAval,
@@ -19,7 +20,7 @@ import {
 } from "./rules.js";
 
 function comparison(name: string, kernel: BinaryKernel, boolOnly = false): Primitive<NoParams> {
-  return definePrimitive<NoParams>({
+  const prim: Primitive<NoParams> = definePrimitive<NoParams>({
     name,
     saves: "none",
     abstractEval(avals) {
@@ -34,7 +35,10 @@ function comparison(name: string, kernel: BinaryKernel, boolOnly = false): Primi
     ],
     jvp: (_, __, [out]) => [Zero.like(out!)],
     vjp: (_, [x, y]) => [Zero.like(x!), Zero.like(y!)],
+    // elementwise with NumPy broadcasting: align the batch axes, then compare once
+    batch: broadcastBatcher(() => prim),
   });
+  return prim;
 }
 
 export const eqP = comparison("eq", "eq");
@@ -48,7 +52,7 @@ export const orP = comparison("or", "or", true);
 
 // select(c, a, b): d = select(c, da, db); the cotangent goes to the chosen branch only (the
 // other branch gets an exact 0, which is why a NaN-producing untaken branch needs double-where).
-export const selectP = definePrimitive<NoParams>({
+export const selectP: Primitive<NoParams> = definePrimitive<NoParams>({
   name: "select",
   saves: "inputs",
   abstractEval(avals) {
@@ -70,4 +74,6 @@ export const selectP = definePrimitive<NoParams>({
     need(needs, 1, a!, () => unbroadcast(where(c!, ct!, 0), a!.shape)),
     need(needs, 2, b!, () => unbroadcast(where(c!, 0, ct!), b!.shape)),
   ],
+  // the three operands broadcast together, so they batch like any elementwise op
+  batch: broadcastBatcher(() => selectP),
 });

@@ -1,12 +1,12 @@
 /** @file dtype conversion and stop_gradient: identity-like primitives with special derivative rules. */
 
-import { definePrimitive } from "../core/primitive.js";
+import { definePrimitive, type Primitive } from "../core/primitive.js";
 import type { Tensor } from "../core/tensor.js";
 import { Zero } from "../core/zero.js";
 import { type DType, isFloat } from "../dtype.js";
 import { astype } from "../ops/index.js";
 import { sizeOf } from "../shape.js";
-import { checkArity, type NoParams } from "./rules.js";
+import { checkArity, type NoParams, unopBatcher } from "./rules.js";
 
 export interface ConvertParams {
   dtype: DType;
@@ -14,7 +14,7 @@ export interface ConvertParams {
 }
 
 // d convert(x) = convert(dx) between float dtypes; conversions to or from int/bool are flat.
-export const convertP = definePrimitive<ConvertParams>({
+export const convertP: Primitive<ConvertParams> = definePrimitive<ConvertParams>({
   name: "convert_element_type",
   saves: "none",
   abstractEval(avals, p) {
@@ -28,11 +28,13 @@ export const convertP = definePrimitive<ConvertParams>({
   vjp: ([ct], [x], [out]) => [
     isFloat(x!.dtype) && isFloat(out!.dtype) ? astype(ct!, x!.dtype) : Zero.like(x!),
   ],
+  // elementwise: convert the whole batch, the batch axis stays put
+  batch: unopBatcher(() => convertP),
   showParams: (p) => `new_dtype=${p.dtype}${p.weakType ? " weak" : ""}`,
 });
 
 // stop_gradient(x) = x with zero derivative in every mode.
-export const stopGradientP = definePrimitive<NoParams>({
+export const stopGradientP: Primitive<NoParams> = definePrimitive<NoParams>({
   name: "stop_gradient",
   saves: "none",
   abstractEval(avals) {
@@ -43,4 +45,6 @@ export const stopGradientP = definePrimitive<NoParams>({
   impl: (_b, [x]) => [x!],
   jvp: (_, __, [out]) => [Zero.like(out!)],
   vjp: (_, [x]) => [Zero.like(x!)],
+  // the identity on each example: the batch axis stays put
+  batch: unopBatcher(() => stopGradientP),
 });

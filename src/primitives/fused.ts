@@ -1,7 +1,7 @@
 /**
  * @file `fused`: a chain of elementwise operations run as one kernel. Only `jit`'s fusion pass
  * creates it, for the programs it runs on concrete inputs; transforms always see the unfused
- * program, so this primitive has no derivative or batching rules of its own.
+ * program, so this primitive has no derivative or batching rules of its own (they throw).
  */
 
 import { exprSize, type FusedExpr, showExpr } from "../backend/kernel.js";
@@ -14,7 +14,7 @@ export interface FusedParams {
   out: Aval;
 }
 
-const notDifferentiable = (): never => {
+const notTransformable = (): never => {
   throw new TransformError(
     "fused: fused kernels only run inside jit's compiled programs; transforms see the unfused program",
   );
@@ -34,7 +34,8 @@ export const fusedP = definePrimitive<FusedParams>({
     });
     return [b.fused(p.expr, ins, n, p.out.dtype)];
   },
-  jvp: notDifferentiable,
-  vjp: notDifferentiable,
+  jvp: notTransformable,
+  vjp: notTransformable,
+  batch: notTransformable,
   showParams: (p) => `${exprSize(p.expr)} ops: ${showExpr(p.expr)}`,
 });

@@ -1,6 +1,6 @@
 /**
  * @file The closed set of primitives. Everything else in adjoint is composed from these, so it
- * inherits every derivative (and, later, batching and fusion) for free.
+ * inherits every derivative and batching rule (and jit's fusion) for free.
  */
 
 import type { Primitive } from "../core/primitive.js";

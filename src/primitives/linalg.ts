@@ -4,14 +4,15 @@
  * `matmul`'s NumPy corner cases are composed from it.
  */
 
-import { definePrimitive } from "../core/primitive.js";
+import { bind } from "../core/interpreter.js";
+import { definePrimitive, type Primitive } from "../core/primitive.js";
 import { DTypeError, ShapeError } from "../errors.js";
-import { matmul, swapLastAxes } from "../ops/index.js";
+import { matmul, reshape, swapLastAxes } from "../ops/index.js";
 import { fmtShape, shapeEq, sizeOf } from "../shape.js";
-import { checkArity, type NoParams, need, nz, sumTerms } from "./rules.js";
+import { checkArity, moveAxis, type NoParams, need, nz, sumTerms } from "./rules.js";
 
 // d(A B) = dA B + A dB;  vjp: (G B^T, A^T G)
-export const matmulP = definePrimitive<NoParams>({
+export const matmulP: Primitive<NoParams> = definePrimitive<NoParams>({
   name: "matmul",
   saves: "inputs",
   abstractEval(avals) {
@@ -57,4 +58,24 @@ export const matmulP = definePrimitive<NoParams>({
     need(needs, 0, a!, () => matmul(ct!, swapLastAxes(b!))),
     need(needs, 1, b!, () => matmul(swapLastAxes(a!), ct!)),
   ],
+  // A batched alone: its batch rows join the m rows ([.., n·m, k] @ B); B batched alone: its batch
+  // columns join the n columns (A @ [.., k, n·p]); both: the batch axis is one more leading dim.
+  batch: ([a, b], [da, db], p) => {
+    const r = a!.ndim - (da === null ? 0 : 1); // rank of one example
+    if (da !== null && da !== undefined && (db === null || db === undefined)) {
+      const x = moveAxis(a!, da, r - 2); // [..., n, m, k]
+      const s = x.shape;
+      const n = s[r - 2]!;
+      const y = bind(matmulP, [reshape(x, [...s.slice(0, r - 2), n * s[r - 1]!, s[r]!]), b!], p)[0]!;
+      return [[reshape(y, [...s.slice(0, r - 2), n, s[r - 1]!, y.shape[r - 1]!])], [r - 2]];
+    }
+    if (da === null || da === undefined) {
+      const x = moveAxis(b!, db!, r - 1); // [..., k, n, p]
+      const s = x.shape;
+      const n = s[r - 1]!;
+      const y = bind(matmulP, [a!, reshape(x, [...s.slice(0, r - 1), n * s[r]!])], p)[0]!;
+      return [[reshape(y, [...y.shape.slice(0, r - 1), n, s[r]!])], [r - 1]];
+    }
+    return [bind(matmulP, [moveAxis(a!, da, 0), moveAxis(b!, db!, 0)], p), [0]];
+  },
 });

@@ -2,9 +2,12 @@
  * @file Data-movement primitives: reshape, transpose, broadcast, slice, pad, concatenate, flip,
  * gather and scatter-add. All are linear in their array operand, so each JVP applies the op to
  * the tangent and each VJP applies its transpose (slice <-> pad, gather <-> scatter-add, ...).
+ * Batching rules rewrite the params to act on every example at once: axes shift past the batch
+ * axis, or the batch axis moves to the front and becomes one more leading axis.
  */
 
-import { type Aval, definePrimitive } from "../core/primitive.js";
+import { bind } from "../core/interpreter.js";
+import { type Aval, definePrimitive, type Primitive } from "../core/primitive.js";
 import type { Tensor } from "../core/tensor.js";
 import { Zero } from "../core/zero.js";
 import { DTypeError, ShapeError } from "../errors.js";
@@ -21,7 +24,17 @@ import {
   zeros,
 } from "../ops/index.js";
 import { broadcastShapes, fmtShape, shapeEq, sizeOf } from "../shape.js";
-import { instantiate, need, nz, unbroadcast } from "./rules.js";
+import {
+  batchFirst,
+  batchSize,
+  instantiate,
+  moveAxis,
+  need,
+  nz,
+  onlyDim,
+  unbroadcast,
+  withBatchAxis,
+} from "./rules.js";
 
 const same = (a: Aval, shape?: readonly number[]): Aval => ({
   shape: shape ?? a.shape,
@@ -46,6 +59,11 @@ export const reshapeP = definePrimitive<ReshapeParams>({
   impl: (_b, [x]) => [x!], // buffers are immutable: a reshape shares storage
   jvp: (_, [t], __, p) => [reshape(t as Tensor, p.shape)],
   vjp: ([ct], [x]) => [reshape(ct!, x!.shape)],
+  // row-major reshape of each example = reshape of the batch with its axis first to [n, ...shape]
+  batch: ([x], dims, p) => {
+    const front = moveAxis(x!, onlyDim(dims), 0);
+    return [[reshape(front, [front.shape[0]!, ...p.shape])], [0]];
+  },
   showParams: (p) => `shape=${fmtShape(p.shape)}`,
 });
 
@@ -79,6 +97,11 @@ export const transposeP = definePrimitive<TransposeParams>({
     });
     return [transpose(ct!, inv)];
   },
+  // one permutation of the batch: the batch axis first, then the example axes in perm's order
+  batch: ([x], dims, p) => {
+    const d = onlyDim(dims);
+    return [[transpose(x!, [d, ...p.perm.map((q) => withBatchAxis(q, d))])], [0]];
+  },
   showParams: (p) => `perm=[${p.perm.join(",")}]`,
 });
 
@@ -98,6 +121,14 @@ export const broadcastP = definePrimitive<BroadcastParams>({
   impl: (b, [x], [a], p) => [b.broadcast(x!, a!.shape, p.shape, a!.dtype)],
   jvp: (_, [t], __, p) => [broadcastTo(t as Tensor, p.shape)],
   vjp: ([ct], [x]) => [unbroadcast(ct!, x!.shape)],
+  // batch first, then 1s keeping the example axes right-aligned: [n, 1.., ...x] -> [n, ...shape]
+  batch: ([x], dims, p) => {
+    const front = moveAxis(x!, onlyDim(dims), 0);
+    const n = front.shape[0]!;
+    const ex = front.shape.slice(1);
+    const lifted = reshape(front, [n, ...new Array<number>(p.shape.length - ex.length).fill(1), ...ex]);
+    return [[broadcastTo(lifted, [n, ...p.shape])], [0]];
+  },
   showParams: (p) => `shape=${fmtShape(p.shape)}`,
 });
 
@@ -123,6 +154,15 @@ export const sliceP = definePrimitive<SliceParams>({
   },
   impl: (b, [x], [a], p) => [b.slice(x!, a!.shape, p.begin, p.size, a!.dtype)],
   jvp: (_, [t], __, p) => [slice(t as Tensor, p.begin, p.size)],
+  // the same block of every example: the whole batch axis, inserted at its place
+  batch: ([x], dims, p) => {
+    const d = onlyDim(dims);
+    const begin = p.begin.slice();
+    const size = p.size.slice();
+    begin.splice(d, 0, 0);
+    size.splice(d, 0, x!.shape[d]!);
+    return [[slice(x!, begin, size)], [d]];
+  },
   vjp: ([ct], [x], _o, p) => [
     pad(
       ct!,
@@ -137,7 +177,7 @@ export interface PadParams {
   value: number;
 }
 // d pad(x, c) = pad(dx, 0); the transpose slices the interior back out
-export const padP = definePrimitive<PadParams>({
+export const padP: Primitive<PadParams> = definePrimitive<PadParams>({
   name: "pad",
   saves: "none",
   abstractEval([a], p) {
@@ -157,6 +197,13 @@ export const padP = definePrimitive<PadParams>({
   },
   impl: (b, [x], [a], p) => [b.pad(x!, a!.shape, p.widths, p.value, a!.dtype)],
   jvp: (_, [t], __, p) => [pad(t as Tensor, p.widths)],
+  // pad every example alike: no padding on the batch axis
+  batch: ([x], dims, p) => {
+    const d = onlyDim(dims);
+    const widths = p.widths.map((w) => [w[0], w[1]] as [number, number]);
+    widths.splice(d, 0, [0, 0]);
+    return [bind(padP, [x!], { widths, value: p.value }), [d]];
+  },
   vjp: ([ct], [x], _o, p) => [
     slice(
       ct!,
@@ -171,7 +218,7 @@ export interface ConcatParams {
   axis: number;
 }
 // d concat(xs) = concat(dxs); the transpose slices each operand's block back out
-export const concatP = definePrimitive<ConcatParams>({
+export const concatP: Primitive<ConcatParams> = definePrimitive<ConcatParams>({
   name: "concatenate",
   saves: "none",
   abstractEval(avals, p) {
@@ -213,6 +260,12 @@ export const concatP = definePrimitive<ConcatParams>({
       return need(needs, i, x, () => slice(ct!, begin, x.shape));
     });
   },
+  // every operand with the batch axis first (unbatched ones repeated), joined on axis + 1
+  batch: (xs, dims, p) => {
+    const n = batchSize(xs, dims);
+    const front = xs.map((x, i) => batchFirst(x, dims[i] ?? null, n));
+    return [bind(concatP, front, { axis: p.axis + 1 }), [0]];
+  },
   showParams: (p) => `axis=${p.axis}`,
 });
 
@@ -227,6 +280,19 @@ export const flipP = definePrimitive<FlipParams>({
   impl: (b, [x], [a], p) => [b.flip(x!, a!.shape, p.axes, a!.dtype)],
   jvp: (_, [t], __, p) => [flip(t as Tensor, p.axes)],
   vjp: ([ct], _x, _o, p) => [flip(ct!, p.axes)],
+  // flip the same axes of every example: shifted past the batch axis, which stays put
+  batch: ([x], dims, p) => {
+    const d = onlyDim(dims);
+    return [
+      [
+        flip(
+          x!,
+          p.axes.map((a) => withBatchAxis(a, d)),
+        ),
+      ],
+      [d],
+    ];
+  },
   showParams: (p) => `axes=[${p.axes.join(",")}]`,
 });
 
@@ -253,7 +319,7 @@ function checkIndex(
 }
 
 // gather is linear in x: d gather(x, i) = gather(dx, i); its transpose scatter-adds
-export const gatherP = definePrimitive<GatherParams>({
+export const gatherP: Primitive<GatherParams> = definePrimitive<GatherParams>({
   name: "gather",
   saves: "inputs",
   abstractEval([x, index], p) {
@@ -266,11 +332,17 @@ export const gatherP = definePrimitive<GatherParams>({
     scatterAdd(zeros(x!.shape, { dtype: x!.dtype }), p.axis, index!, ct!),
     Zero.like(index!),
   ],
+  // x and index both with the batch axis first: example b's index reads example b's x on axis + 1
+  batch: (args, dims, p) => {
+    const n = batchSize(args, dims);
+    const [x, index] = args.map((a, i) => batchFirst(a, dims[i] ?? null, n));
+    return [bind(gatherP, [x!, index!], { axis: p.axis + 1 }), [0]];
+  },
   showParams: (p) => `axis=${p.axis}`,
 });
 
 // scatter_add(x, i, src) is linear in (x, src); its transpose is (identity, gather)
-export const scatterAddP = definePrimitive<GatherParams>({
+export const scatterAddP: Primitive<GatherParams> = definePrimitive<GatherParams>({
   name: "scatter_add",
   saves: "inputs",
   abstractEval([x, index, src], p) {
@@ -292,5 +364,11 @@ export const scatterAddP = definePrimitive<GatherParams>({
     Zero.like(index!),
     need(needs, 2, src!, () => gather(ct!, p.axis, index!)),
   ],
+  // x, index and src all with the batch axis first: example b scatters into example b, on axis + 1
+  batch: (args, dims, p) => {
+    const n = batchSize(args, dims);
+    const front = args.map((a, i) => batchFirst(a, dims[i] ?? null, n));
+    return [bind(scatterAddP, front, { axis: p.axis + 1 }), [0]];
+  },
   showParams: (p) => `axis=${p.axis}`,
 });

@@ -2,17 +2,25 @@
  * @file Reductions over a set of axes. `reduce_max`/`reduce_min` split the derivative equally
  * between tied maxima (as JAX and PyTorch do), so the gradient of max([1, 3, 3]) is [0, .5, .5].
  * Products are composed from multiplications in `ops` (division-free, exact with zeros).
+ * Batching shifts the reduced axes past the batch axis, which survives every reduction.
  */
 
 import type { Backend, DeviceBuffer, ReduceKernel } from "../backend/backend.js";
-import { type Aval, definePrimitive, type Primitive, type Tangent } from "../core/primitive.js";
+import { bind } from "../core/interpreter.js";
+import {
+  type Aval,
+  type BatchRule,
+  definePrimitive,
+  type Primitive,
+  type Tangent,
+} from "../core/primitive.js";
 import type { Tensor } from "../core/tensor.js";
 import { Zero } from "../core/zero.js";
 import { type DType, isFloat } from "../dtype.js";
 import { ShapeError } from "../errors.js";
 import { astype, broadcastTo, div, equal, isnan, mul, reshape, sum, where } from "../ops/index.js";
 import { fmtShape } from "../shape.js";
-import { checkArity } from "./rules.js";
+import { checkArity, onlyDim, withBatchAxis } from "./rules.js";
 
 export interface ReduceParams {
   /** Sorted, distinct, non-negative axes to reduce away. */
@@ -53,8 +61,20 @@ const reduceImpl =
 
 const showAxes = (p: ReduceParams) => `axes=[${p.axes.join(",")}]`;
 
+/**
+ * Reduce the same axes of every example: shift them past the batch axis, which stays (moved left
+ * by the reduced axes before it).
+ */
+function reduceBatcher(self: () => Primitive<ReduceParams>): BatchRule<ReduceParams> {
+  return (args, dims, p) => {
+    const d = onlyDim(dims);
+    const axes = p.axes.map((a) => withBatchAxis(a, d));
+    return [bind(self(), args, { axes }), [d - p.axes.filter((a) => a < d).length]];
+  };
+}
+
 // d sum(x) = sum(dx); the cotangent broadcasts back over the reduced axes.
-export const reduceSumP = definePrimitive<ReduceParams>({
+export const reduceSumP: Primitive<ReduceParams> = definePrimitive<ReduceParams>({
   name: "reduce_sum",
   saves: "none",
   // Sums of bool count (int32), as NumPy.
@@ -62,6 +82,8 @@ export const reduceSumP = definePrimitive<ReduceParams>({
   impl: reduceImpl("sum"),
   jvp: (_, [t], __, p) => [sum(t as Tensor, { axis: p.axes })],
   vjp: ([ct], [x], _o, p) => [expandBack(ct!, x!, p.axes)],
+  // sum over the example axes of each example: the same axes, shifted past the batch axis
+  batch: reduceBatcher(() => reduceSumP),
   showParams: showAxes,
 });
 
@@ -76,7 +98,7 @@ function tieWeights(x: Tensor, out: Tensor, axes: readonly number[]): Tensor {
 }
 
 function chooser(name: string, kernel: ReduceKernel): Primitive<ReduceParams> {
-  return definePrimitive<ReduceParams>({
+  const prim: Primitive<ReduceParams> = definePrimitive<ReduceParams>({
     name,
     abstractEval: reduceEval(name),
     impl: reduceImpl(kernel),
@@ -86,8 +108,11 @@ function chooser(name: string, kernel: ReduceKernel): Primitive<ReduceParams> {
         ? [sum(mul(t as Tensor, tieWeights(x!, out!, p.axes)), { axis: p.axes })]
         : [Zero.like(out!)],
     vjp: ([ct], [x], [out], p) => [mul(expandBack(ct!, x!, p.axes), tieWeights(x!, out!, p.axes))],
+    // max over the example axes of each example: the same axes, shifted past the batch axis
+    batch: reduceBatcher(() => prim),
     showParams: showAxes,
   });
+  return prim;
 }
 
 export const reduceMaxP = chooser("reduce_max", "max");
@@ -98,14 +123,20 @@ export interface ArgParams {
 }
 
 function argReduce(name: string, kernel: ReduceKernel): Primitive<ArgParams> {
-  return definePrimitive<ArgParams>({
+  const prim: Primitive<ArgParams> = definePrimitive<ArgParams>({
     name,
     abstractEval: (avals, p) => reduceEval(name, () => "int32")(avals, { axes: [p.axis] }),
     impl: (b, [x], [a], p) => [b.reduce(kernel, x!, a!.shape, [p.axis], a!.dtype, "int32")],
     jvp: (_, __, [out]) => [Zero.like(out!)],
     vjp: (_, [x]) => [Zero.like(x!)],
+    // argmax along the example axis, shifted past the batch axis (which it never removes)
+    batch: (args, dims, p) => {
+      const d = onlyDim(dims);
+      return [bind(prim, args, { axis: withBatchAxis(p.axis, d) }), [p.axis < d ? d - 1 : d]];
+    },
     showParams: (p) => `axis=${p.axis}`,
   });
+  return prim;
 }
 
 export const argmaxP = argReduce("argmax", "argmax");

@@ -2,6 +2,7 @@
  * @file Elementwise unary primitives. A smooth elementwise op is fully described by its kernel
  * and its pointwise derivative d(x, y) (y = the output): jvp(t) = d·t and vjp(ct) = ct·d.
  * Ops whose derivative is zero wherever it exists (sign, floor, ceil, round) get symbolic zeros.
+ * Every one batches the same way: f(x) of a batch is the batch of f(x), on the same axis.
  */
 
 import type { Backend, DeviceBuffer, UnaryKernel } from "../backend/backend.js";
@@ -24,7 +25,7 @@ import {
   sub,
 } from "../ops/index.js";
 import { sizeOf } from "../shape.js";
-import { checkArity, checkFloat, type NoParams, nz } from "./rules.js";
+import { checkArity, checkFloat, type NoParams, nz, unopBatcher } from "./rules.js";
 
 type Deriv = (x: Tensor, y: Tensor) => Tensor;
 
@@ -51,32 +52,40 @@ function smooth(
   d: Deriv,
   saves: "inputs" | "outputs",
 ): Primitive<NoParams> {
-  return definePrimitive<NoParams>({
+  const prim: Primitive<NoParams> = definePrimitive<NoParams>({
     ...elementwise1(name, kernel, true),
     saves,
     jvp: ([x], [t], [y]) => [mul(t as Tensor, d(x!, y!))],
     vjp: ([ct], [x], [y]) => [mul(ct!, d(x!, y!))],
+    // f applies to each element, so the batch axis stays put
+    batch: unopBatcher(() => prim),
   });
+  return prim;
 }
 
 /** A unary op with zero derivative almost everywhere (and 0 chosen at the jumps). */
 function piecewiseConstant(name: string, kernel: UnaryKernel): Primitive<NoParams> {
-  return definePrimitive<NoParams>({
+  const prim: Primitive<NoParams> = definePrimitive<NoParams>({
     ...elementwise1(name, kernel, false),
     saves: "none",
     jvp: (_, __, [y]) => [Zero.like(y!)],
     vjp: (_, [x]) => [Zero.like(x!)],
+    // elementwise: the batch axis stays put
+    batch: unopBatcher(() => prim),
   });
+  return prim;
 }
 
 const TWO_OVER_SQRT_PI = 1.1283791670955126;
 
 // d(-x) = -dx (linear: the rules apply the op itself)
-export const negP = definePrimitive<NoParams>({
+export const negP: Primitive<NoParams> = definePrimitive<NoParams>({
   ...elementwise1("neg", "neg", false),
   saves: "none",
   jvp: (_, [t]) => [nz(t!, neg) ?? t!],
   vjp: ([ct]) => [neg(ct!)],
+  // elementwise: the batch axis stays put
+  batch: unopBatcher(() => negP),
 });
 // d(e^x) = e^x dx
 export const expP = smooth("exp", "exp", (_, y) => y, "outputs");
@@ -111,11 +120,13 @@ export const logisticP = smooth("logistic", "logistic", (_, y) => mul(y, sub(1, 
 // d(erf x) = 2/sqrt(pi) e^{-x^2} dx
 export const erfP = smooth("erf", "erf", (x) => mul(exp(neg(square(x))), TWO_OVER_SQRT_PI), "inputs");
 // d|x| = sign(x) dx, so abs'(0) = 0: the subgradient that agrees with sign(0) = 0 (as PyTorch)
-export const absP = definePrimitive<NoParams>({
+export const absP: Primitive<NoParams> = definePrimitive<NoParams>({
   ...elementwise1("abs", "abs", false),
   saves: "inputs",
   jvp: ([x], [t]) => [mul(t as Tensor, sign(x!))],
   vjp: ([ct], [x]) => [mul(ct!, sign(x!))],
+  // elementwise: the batch axis stays put
+  batch: unopBatcher(() => absP),
 });
 export const signP = piecewiseConstant("sign", "sign");
 export const floorP = piecewiseConstant("floor", "floor");

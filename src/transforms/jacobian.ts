@@ -1,19 +1,22 @@
 /**
  * @file Full Jacobians, Hessians and Hessian-vector products, all compositions of the tape
- * sweeps and of `jvp`/`grad`. The function runs once; `jacfwd` then pushes one basis tangent per
- * input element forward, `jacrev` pulls one basis cotangent per output element back, and
- * `jacobian` picks whichever needs fewer sweeps. Shapes are `[...outShape, ...inShape]`.
+ * sweeps, `vmap` and `jvp`/`grad`. The function runs once; `jacfwd` then pushes a batch of
+ * one-hot tangents (one per input element) forward along the tape in one vmapped sweep, `jacrev`
+ * pulls a batch of one-hot cotangents (one per output element) back in one vmapped sweep, and
+ * `jacobian` picks whichever needs the smaller batch. Shapes are `[...outShape, ...inShape]`.
  */
 
-import { Tensor } from "../core/tensor.js";
-import { allocArray } from "../dtype.js";
+import type { Tensor } from "../core/tensor.js";
+import { type DType, isFloat } from "../dtype.js";
 import { TransformError } from "../errors.js";
-import { reshape, stack, transpose, zeros } from "../ops/index.js";
+import { eye, reshape, zeros } from "../ops/index.js";
+import { moveAxis } from "../primitives/rules.js";
 import { unflatten } from "../tree.js";
 import { checkFunction, outLeaf, parseArgnums } from "./args.js";
 import { jvpImpl } from "./jvp.js";
 import { gradCore, pullback, pushforward, type Recording, record } from "./reverse.js";
 import type { JacobianOf } from "./types.js";
+import { batchCall } from "./vmap.js";
 
 export interface JacobianOptions {
   /** Which argument(s) to differentiate (default 0; an array gives one block per argument). */
@@ -24,11 +27,10 @@ export interface JacobianOptions {
 
 type Mode = "fwd" | "rev" | "auto";
 
-/** A one-hot tensor of `like`'s shape and dtype with a 1 at flat position `i`. */
-function basis(like: Tensor, i: number): Tensor {
-  const a = allocArray(like.dtype, like.size);
-  a[i] = 1;
-  return Tensor._fromHost(a, like.shape.slice(), like.dtype);
+/** Every one-hot tensor of `shape`, stacked: `[n, ...shape]` with n = size (the identity, reshaped). */
+function bases(shape: readonly number[], n: number, dtype: DType): Tensor {
+  // Integer/bool outputs have no derivative: their (unused) basis is built in float64.
+  return reshape(eye(n, { dtype: isFloat(dtype) ? dtype : "float64" }), [n, ...shape]);
 }
 
 function shapeOf(l: Tensor | number): number[] {
@@ -71,41 +73,48 @@ function jacobianCore(
   if (useFwd) {
     inLeaves.forEach((leaves, k) =>
       leaves.forEach((x, j) => {
-        // One forward sweep per input element: the columns of this block.
-        const cols: Tensor[][] = outShapes.map(() => []);
-        for (let e = 0; e < x.size; e++) {
-          const tangents = inLeaves.map((ls, kk) =>
-            ls.map((_, jj) => (kk === k && jj === j ? basis(x, e) : null)),
-          );
-          pushforward(rec, tangents).forEach((t, o) => cols[o]!.push(t));
-        }
+        // One forward sweep for a batch of basis tangents, one per element of x: the columns.
+        const n = x.size;
+        const cols =
+          n === 0
+            ? outShapes.map((os) => zeros([0, ...os], { dtype: x.dtype }))
+            : batchCall(
+                (e) =>
+                  pushforward(
+                    rec,
+                    inLeaves.map((ls, kk) => ls.map((_, jj) => (kk === k && jj === j ? e! : null))),
+                  ),
+                [bases(x.shape, n, x.dtype)],
+                [0],
+                n,
+              );
         outShapes.forEach((os, o) => {
-          const c = cols[o]!;
-          const block =
-            c.length === 0
-              ? zeros([...os, ...x.shape], { dtype: x.dtype })
-              : reshape(transpose(stack(c, 0), [...os.map((_, i) => i + 1), 0]), [...os, ...x.shape]);
-          blocks[o]![k]![j] = block;
+          // [n, ...os] -> [...os, n] -> [...os, ...x.shape]
+          blocks[o]![k]![j] = reshape(moveAxis(cols[o]!, 0, os.length), [...os, ...x.shape]);
         });
       }),
     );
   } else {
     outShapes.forEach((os, o) => {
+      // One backward sweep for a batch of basis cotangents, one per output element: the rows.
       const n = os.reduce((p, d) => p * d, 1);
-      const like = zeros(os, { dtype: outDtypes[o] });
-      // One backward sweep per output element: the rows of this block.
-      const rows: Tensor[][][] = inLeaves.map((ls) => ls.map(() => []));
-      for (let e = 0; e < n; e++) {
-        const cts = rec.outLeaves.map((_, oo) => (oo === o ? basis(like, e) : null));
-        pullback(rec, cts).forEach((gs, k) => gs.forEach((g, j) => rows[k]![j]!.push(g)));
-      }
+      const rows =
+        n === 0
+          ? inLeaves.flat().map((x) => zeros([0, ...x.shape], { dtype: x.dtype }))
+          : batchCall(
+              (e) =>
+                pullback(
+                  rec,
+                  rec.outLeaves.map((_, oo) => (oo === o ? e! : null)),
+                ).flat(),
+              [bases(os, n, outDtypes[o]!)],
+              [0],
+              n,
+            );
+      let r = 0;
       inLeaves.forEach((ls, k) =>
         ls.forEach((x, j) => {
-          const r = rows[k]![j]!;
-          blocks[o]![k]![j] =
-            r.length === 0
-              ? zeros([...os, ...x.shape], { dtype: x.dtype })
-              : reshape(stack(r, 0), [...os, ...x.shape]);
+          blocks[o]![k]![j] = reshape(rows[r++]!, [...os, ...x.shape]);
         }),
       );
     });
@@ -134,14 +143,16 @@ function makeJacobian(mode: Mode, op: string) {
 }
 
 /**
- * The Jacobian by forward mode (one JVP sweep per input element), shape `[...out, ...in]`.
+ * The Jacobian by forward mode (one vmapped JVP sweep over the basis tangents of the inputs),
+ * shape `[...out, ...in]`.
  * @example
  * ad.jacfwd((x) => ad.mul(x, 2))(ad.tensor([1, 2])).toArray(); // [[2, 0], [0, 2]]
  */
 export const jacfwd = makeJacobian("fwd", "jacfwd");
 
 /**
- * The Jacobian by reverse mode (one VJP sweep per output element), shape `[...out, ...in]`.
+ * The Jacobian by reverse mode (one vmapped VJP sweep over the basis cotangents of the outputs),
+ * shape `[...out, ...in]`.
  * @example
  * ad.jacrev((x) => ad.sum(ad.square(x)))(ad.tensor([1, 2])).toArray(); // [2, 4]
  */

@@ -116,9 +116,11 @@ export function jit<A extends unknown[], R>(f: (...args: A) => R): Jitted<A, R> 
     leaves.forEach((l, i) => {
       if (c.dynamic[i]) ins.push(toInputTensor(l)!);
     });
-    // Inside another transform, or when eager autograd/anomaly detection must see every
-    // operation, evaluate through bind; otherwise run the kernels directly.
+    // Inside another transform (also when the program captured a value of one), or when eager
+    // autograd/anomaly detection must see every operation, evaluate through bind; otherwise run
+    // the kernels directly.
     const direct =
+      c.reusable &&
       ins.every((t) => t._trace === null && !t._requiresGrad) &&
       !c.captured.some((t) => t._requiresGrad) &&
       !isAnomalyEnabled();

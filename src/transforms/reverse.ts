@@ -68,9 +68,15 @@ export class ReverseInterpreter implements Interpreter {
         parents[i] = null;
       }
     }
-    const outs = withInterpreter(this.parent, () => bind(prim, inputs, params));
+    let nodeParams = params;
+    const outs = withInterpreter(this.parent, () => {
+      if (!any || prim.forwardWithResiduals === undefined) return bind(prim, inputs, params);
+      const [o, p] = prim.forwardWithResiduals(inputs, params);
+      nodeParams = p;
+      return o;
+    });
     if (!any || !outs.some((o) => isFloat(o.dtype))) return outs;
-    const node = new Node(prim as Primitive<unknown>, params, inputs, outs, parents);
+    const node = new Node(prim as Primitive<unknown>, nodeParams, inputs, outs, parents);
     this.nodes.push(node);
     return outs.map((o, index) => (isFloat(o.dtype) ? this.lift(o, { node, index }) : o));
   }

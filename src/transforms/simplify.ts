@@ -6,6 +6,7 @@
 
 import { bind, evalInterpreter, withInterpreter } from "../core/interpreter.js";
 import { type Atom, type Eqn, Lit, Program, Var } from "../core/program.js";
+import { Tensor } from "../core/tensor.js";
 import { sizeOf } from "../shape.js";
 
 /** Statistics of one simplification, for tests and benchmarks. */
@@ -15,9 +16,20 @@ export interface SimplifyStats {
   removed: number;
 }
 
+const objectIds = new WeakMap<object, number>();
+let nextObjectId = 1;
+
+/** Sub-programs and tensors in params (control flow, custom rules) are keyed by identity, not serialised. */
+function byIdentity(_key: string, v: unknown): unknown {
+  if (!(v instanceof Program) && !(v instanceof Tensor)) return v;
+  let id = objectIds.get(v);
+  if (id === undefined) objectIds.set(v, (id = nextObjectId++));
+  return `#${id}`;
+}
+
 function paramKey(p: unknown): string | null {
   try {
-    return JSON.stringify(p) ?? "";
+    return JSON.stringify(p, byIdentity) ?? "";
   } catch {
     return null;
   }
