@@ -27,6 +27,26 @@ function report(name: string, ms: number, extra = ""): void {
   rows.push([name, `${ms.toFixed(3)} ms${extra}`]);
 }
 
+// (b) a 1000-step scalar chain of 3 ops each: v <- sin(v) * 1.01 + 0.1
+const steps = 1000;
+const chain = (v: ad.Tensor | number) => {
+  let y: ad.Tensor | number = v;
+  for (let i = 0; i < steps; i++) y = ad.add(ad.mul(ad.sin(y), 1.01), 0.1);
+  return y;
+};
+const s0 = ad.scalar(0.5, { dtype: "float64" });
+const fwdB = time(() => chain(s0), 60, 20);
+const gradB = time(() => ad.grad(chain)(s0), 60, 20);
+const jvpB = time(() => ad.jvp(chain, [s0], [1]), 60, 20);
+const ops = 3 * steps;
+report("scalar chain 3000 ops: forward", fwdB, ` (${((fwdB * 1000) / ops).toFixed(2)} us/op)`);
+report(
+  "scalar chain 3000 ops: grad",
+  gradB,
+  ` (${(gradB / fwdB).toFixed(2)}x forward, ${((gradB * 1000) / ops).toFixed(2)} us/op)`,
+);
+report("scalar chain 3000 ops: jvp", jvpB, ` (${(jvpB / fwdB).toFixed(2)}x forward)`);
+
 // (a) elementwise on 100k elements: f(x) = sum(sin(x) * x + exp(-x^2))
 const n = 100_000;
 const x = ad.random.normal(ad.random.key(0), [n]);
@@ -37,26 +57,6 @@ const jvpA = time(() => ad.jvp(elem, [x], [x]), 15);
 report("elementwise 100k: forward", fwdA);
 report("elementwise 100k: grad", gradA, ` (${(gradA / fwdA).toFixed(2)}x forward)`);
 report("elementwise 100k: jvp", jvpA, ` (${(jvpA / fwdA).toFixed(2)}x forward)`);
-
-// (b) a 1000-step scalar chain of 3 ops each: v <- sin(v) * 1.01 + 0.1
-const steps = 1000;
-const chain = (v: ad.Tensor | number) => {
-  let y: ad.Tensor | number = v;
-  for (let i = 0; i < steps; i++) y = ad.add(ad.mul(ad.sin(y), 1.01), 0.1);
-  return y;
-};
-const s0 = ad.scalar(0.5, { dtype: "float64" });
-const fwdB = time(() => chain(s0), 15);
-const gradB = time(() => ad.grad(chain)(s0), 15);
-const jvpB = time(() => ad.jvp(chain, [s0], [1]), 15);
-const ops = 3 * steps;
-report("scalar chain 3000 ops: forward", fwdB, ` (${((fwdB * 1000) / ops).toFixed(2)} us/op)`);
-report(
-  "scalar chain 3000 ops: grad",
-  gradB,
-  ` (${(gradB / fwdB).toFixed(2)}x forward, ${((gradB * 1000) / ops).toFixed(2)} us/op)`,
-);
-report("scalar chain 3000 ops: jvp", jvpB, ` (${(jvpB / fwdB).toFixed(2)}x forward)`);
 
 // (c) scalar Dual forward mode on the same chain (no tensors)
 const dualChain = (v: ad.Dual) => {
