@@ -26,6 +26,7 @@ export {
   ShapeError,
   TransformError,
 } from "./errors.js";
+export * as amp from "./amp/index.js";
 export * as linalg from "./linalg/index.js";
 export {
   type AllCloseOptions,

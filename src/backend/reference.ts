@@ -3,7 +3,7 @@
  * must be, obviously correct, and the oracle the fast backends are tested against.
  */
 
-import { type AnyTypedArray, allocArray, type DType } from "../dtype.js";
+import { type AnyTypedArray, allocArray, type DType, isHalf } from "../dtype.js";
 import { ShapeError } from "../errors.js";
 import {
   randomBits,
@@ -15,6 +15,7 @@ import {
 import { type Shape, sizeOf, stridesOf } from "../shape.js";
 import type { Backend, BinaryKernel, DeviceBuffer, ReduceKernel, UnaryKernel } from "./backend.js";
 import { erf } from "./erf.js";
+import { roundBfloat16, roundFloat16 } from "./half.js";
 import type { FusedExpr } from "./kernel.js";
 
 type Arr = AnyTypedArray;
@@ -125,6 +126,10 @@ function rounder(d: DType): (x: number) => number {
       return (x) => x | 0;
     case "bool":
       return (x) => (x ? 1 : 0);
+    case "float16":
+      return roundFloat16;
+    case "bfloat16":
+      return roundBfloat16;
   }
 }
 
@@ -296,7 +301,11 @@ export class ReferenceBackend implements Backend {
     const out = allocArray(to, size);
     if (to === "bool") for (let i = 0; i < size; i++) out[i] = xs[i] ? 1 : 0;
     else if (to === "int32") for (let i = 0; i < size; i++) out[i] = Math.trunc(xs[i]!) | 0;
-    else for (let i = 0; i < size; i++) out[i] = xs[i]!;
+    else if (isHalf(to)) {
+      // Round to the 16-bit format (nearest even); the container stays float32.
+      const r = to === "float16" ? roundFloat16 : roundBfloat16;
+      for (let i = 0; i < size; i++) out[i] = r(xs[i]!);
+    } else for (let i = 0; i < size; i++) out[i] = xs[i]!;
     return buf(out);
   }
 

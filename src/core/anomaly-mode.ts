@@ -6,6 +6,7 @@
  * default; when off the only cost is one boolean test per operation.
  */
 
+import { isFloat } from "../dtype.js";
 import { AnomalyError } from "../errors.js";
 import type { Tensor } from "./tensor.js";
 
@@ -61,7 +62,7 @@ export function inBackward<T>(name: string, site: string | null, fn: () => T): T
 function badness(t: Tensor): { nan: boolean; inf: boolean } {
   let nan = false;
   let inf = false;
-  if (t.dtype !== "float32" && t.dtype !== "float64") return { nan, inf };
+  if (!isFloat(t.dtype)) return { nan, inf };
   const d = t._hostData();
   for (let i = 0; i < d.length; i++) {
     const v = d[i]!;

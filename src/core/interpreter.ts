@@ -9,8 +9,9 @@
  */
 
 import { getBackend } from "../backend/backend.js";
+import { isHalf } from "../dtype.js";
 import { TransformError } from "../errors.js";
-import { fmtShape } from "../shape.js";
+import { fmtShape, sizeOf } from "../shape.js";
 import { checkResult, isAnomalyEnabled } from "./anomaly-mode.js";
 import { isGradEnabled } from "./grad-mode.js";
 import type { Primitive } from "./primitive.js";
@@ -58,6 +59,12 @@ class EvalInterpreter implements Interpreter {
       params,
       outAvals,
     );
+    // 16-bit float results are computed in float32 and rounded to their format here, once.
+    for (let i = 0; i < outAvals.length; i++) {
+      const av = outAvals[i]!;
+      if (isHalf(av.dtype) && prim.name !== "convert_element_type")
+        bufs[i] = backend.cast(bufs[i]!, sizeOf(av.shape), "float32", av.dtype);
+    }
     const outs = outAvals.map(
       (av, i) => new Tensor(av.shape as number[], av.dtype, av.weakType, bufs[i]!, backend, null),
     );

@@ -6,6 +6,7 @@
  * it. Rules run at whatever interpreter is current, so the backward pass is itself differentiable.
  */
 
+import { isFloat } from "../dtype.js";
 import { add, astype, zeros } from "../ops/index.js";
 import { fmtShape, shapeEq } from "../shape.js";
 import { inBackward, isAnomalyEnabled, userSite } from "./anomaly-mode.js";
@@ -203,7 +204,7 @@ export function recordEager(
     node.savedVersions = [...args.map((a) => (ins ? a._version : -1)), ...outs.map(() => (os ? 0 : -1))];
   }
   outs.forEach((o, index) => {
-    if (o.dtype === "float32" || o.dtype === "float64") {
+    if (isFloat(o.dtype)) {
       o._requiresGrad = true;
       o._ref = { node, index };
     }

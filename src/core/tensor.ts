@@ -506,7 +506,7 @@ function fmtNum(x: number, dtype: DType): string {
   if (dtype === "int32") return String(x);
   if (Number.isNaN(x)) return "NaN";
   if (!Number.isFinite(x)) return x > 0 ? "Infinity" : "-Infinity";
-  return String(Number(x.toPrecision(dtype === "float32" ? 6 : 8)));
+  return String(Number(x.toPrecision(dtype === "float64" ? 8 : dtype === "float32" ? 6 : 4)));
 }
 
 function formatData(t: Tensor): string {

@@ -1,5 +1,6 @@
 /** @file Creating tensors: from JS data, constants, ranges and identity matrices. */
 
+import { roundBfloat16, roundFloat16 } from "../backend/half.js";
 import { Tensor, type TensorLike } from "../core/tensor.js";
 import { type AnyTypedArray, allocArray, checkDType, DEFAULT_FLOAT, type DType } from "../dtype.js";
 import { DTypeError, ShapeError } from "../errors.js";
@@ -38,7 +39,25 @@ function copyConverted(src: ArrayLike<number>, out: AnyTypedArray, d: DType): vo
   const n = src.length;
   if (d === "bool") for (let i = 0; i < n; i++) out[i] = src[i] !== 0 ? 1 : 0;
   else if (d === "int32") for (let i = 0; i < n; i++) out[i] = Math.trunc(src[i]!);
+  else if (d === "float16") for (let i = 0; i < n; i++) out[i] = roundFloat16(src[i]!);
+  else if (d === "bfloat16") for (let i = 0; i < n; i++) out[i] = roundBfloat16(src[i]!);
   else out.set(src);
+}
+
+/** How a number is stored in dtype `d` (bool: non-zero; int32: truncated; 16-bit floats: rounded). */
+function storeAs(d: DType): (x: number) => number {
+  switch (d) {
+    case "bool":
+      return (x) => (x !== 0 ? 1 : 0);
+    case "int32":
+      return Math.trunc;
+    case "float16":
+      return roundFloat16;
+    case "bfloat16":
+      return roundBfloat16;
+    default:
+      return (x) => x;
+  }
 }
 
 function inferShape(data: TensorData, op: string): number[] {
@@ -137,7 +156,7 @@ export function full(shape: readonly number[], value: number, opts: CreateOption
   const d = opts.dtype === undefined ? DEFAULT_FLOAT : checkDType(opts.dtype, "full");
   if (typeof value !== "number") throw new DTypeError(`full: value must be a number, got ${describe(value)}`);
   const a = allocArray(d, sizeOf(s));
-  if (value !== 0) a.fill(d === "bool" ? 1 : d === "int32" ? Math.trunc(value) : value);
+  if (value !== 0) a.fill(storeAs(d)(value));
   return leaf(Tensor._fromHost(a, s, d), opts);
 }
 
@@ -220,7 +239,8 @@ export function arange(start: number, stop?: number, step = 1, opts: CreateOptio
   const allInt = Number.isInteger(start) && Number.isInteger(stop) && Number.isInteger(step);
   const d = opts.dtype ?? (allInt ? "int32" : DEFAULT_FLOAT);
   const a = allocArray(d, n);
-  for (let i = 0; i < n; i++) a[i] = start + i * step;
+  const st = storeAs(d);
+  for (let i = 0; i < n; i++) a[i] = st(start + i * step);
   return leaf(Tensor._fromHost(a, [n], d), opts);
 }
 
@@ -234,6 +254,7 @@ export function linspace(a: number, b: number, n: number, opts: CreateOptions = 
     throw new ShapeError(`linspace: n must be a non-negative integer, got ${n}`);
   const d = opts.dtype ?? DEFAULT_FLOAT;
   const arr = allocArray(d, n);
-  for (let i = 0; i < n; i++) arr[i] = n === 1 ? a : a + ((b - a) * i) / (n - 1);
+  const st = storeAs(d);
+  for (let i = 0; i < n; i++) arr[i] = st(n === 1 ? a : a + ((b - a) * i) / (n - 1));
   return leaf(Tensor._fromHost(arr, [n], d), opts);
 }

@@ -5,6 +5,7 @@ import type { Tensor, TensorLike } from "../core/tensor.js";
 import { inOp, ShapeError } from "../errors.js";
 import * as P from "../primitives/index.js";
 import { broadcastShapes, fmtShape, sizeOf } from "../shape.js";
+import { castForMatmul } from "../amp/state.js";
 import { promoteArgs } from "./convert.js";
 import { eye } from "./creation.js";
 import { mul } from "./elementwise.js";
@@ -17,7 +18,7 @@ import { broadcastTo, reshape, transpose } from "./shape.js";
  * @example ad.matmul(ad.ones([2, 3]), ad.ones([3, 4])).shape; // [2, 4]
  */
 export function matmul(a: TensorLike, b: TensorLike): Tensor {
-  let [x, y] = promoteArgs("matmul", [a, b], "number") as [Tensor, Tensor];
+  let [x, y] = castForMatmul(promoteArgs("matmul", [a, b], "number")) as [Tensor, Tensor];
   const sa = x.shape;
   const sb = y.shape;
   if (x.ndim === 0 || y.ndim === 0)
@@ -190,7 +191,7 @@ export function einsum(spec: string, ...xs: TensorLike[]): Tensor {
   return inOp("einsum", () => {
     if (typeof spec !== "string")
       throw new ShapeError("einsum: the first argument must be a spec string like 'ij,jk->ik'");
-    const ts = promoteArgs("einsum", xs, "number");
+    const ts = castForMatmul(promoteArgs("einsum", xs, "number"));
     const { inputs, output } = parseEinsum(spec, ts.length);
     const terms: Term[] = ts.map((t, i) => {
       if (inputs[i]!.length !== t.ndim)

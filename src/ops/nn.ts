@@ -2,6 +2,7 @@
 
 import type { Tensor, TensorLike } from "../core/tensor.js";
 import { inOp } from "../errors.js";
+import { castForReduction } from "../amp/state.js";
 import { promoteArgs } from "./convert.js";
 import { div, equal, exp, isfinite, maximum, sqrt, square, stopGradient, sub, where } from "./elementwise.js";
 import { logsumexp, max, sum } from "./reduction.js";
@@ -19,7 +20,7 @@ export function softmax(x: TensorLike, axis = -1): Tensor {
 
 /** x - max(x) along `axis`, with the max held constant (and 0 where it is infinite). */
 function shifted(x: TensorLike, axis: number, op: string): Tensor {
-  const t = promoteArgs(op, [x], "float")[0]!;
+  const t = castForReduction(promoteArgs(op, [x], "float")[0]!);
   const m = stopGradient(max(t, { axis, keepdims: true }));
   return sub(t, where(isfinite(m), m, 0));
 }

@@ -8,6 +8,7 @@ import type { Tensor, TensorLike } from "../core/tensor.js";
 import { inOp, ShapeError } from "../errors.js";
 import * as P from "../primitives/index.js";
 import { fmtShape, normAxes, normAxis, sizeOf } from "../shape.js";
+import { castForReduction } from "../amp/state.js";
 import { astype, promoteArgs, toTensor } from "./convert.js";
 import { ones } from "./creation.js";
 import {
@@ -56,7 +57,7 @@ function finish(r: Tensor, x: Tensor, axes: number[], keepdims: boolean | undefi
  */
 export function sum(x: TensorLike, opts: ReduceOptions = {}): Tensor {
   return inOp("sum", () => {
-    const t = toTensor(x, "sum");
+    const t = castForReduction(toTensor(x, "sum"));
     const axes = normAxes(opts.axis, t.ndim, "sum");
     if (axes.length === 0) return t.dtype === "bool" ? astype(t, "int32") : t;
     return finish(bind1(P.reduceSumP, [t], { axes }), t, axes, opts.keepdims);
@@ -69,7 +70,7 @@ export function sum(x: TensorLike, opts: ReduceOptions = {}): Tensor {
  */
 export function mean(x: TensorLike, opts: ReduceOptions = {}): Tensor {
   return inOp("mean", () => {
-    const t = promoteArgs("mean", [x], "float")[0]!;
+    const t = castForReduction(promoteArgs("mean", [x], "float")[0]!);
     const axes = normAxes(opts.axis, t.ndim, "mean");
     const n = sizeOf(axes.map((a) => t.shape[a]!));
     return div(sum(t, opts), n);
@@ -113,7 +114,7 @@ export function min(x: TensorLike, opts: ReduceOptions = {}): Tensor {
  */
 export function prod(x: TensorLike, opts: ReduceOptions = {}): Tensor {
   return inOp("prod", () => {
-    const t0 = promoteArgs("prod", [x], "number")[0]!;
+    const t0 = castForReduction(promoteArgs("prod", [x], "number")[0]!);
     const axes = normAxes(opts.axis, t0.ndim, "prod");
     if (axes.length === 0) return t0;
     // Move the reduced axes to the end and flatten them into one.
@@ -157,7 +158,7 @@ export function prod(x: TensorLike, opts: ReduceOptions = {}): Tensor {
  */
 export function logsumexp(x: TensorLike, opts: ReduceOptions = {}): Tensor {
   return inOp("logsumexp", () => {
-    const t = promoteArgs("logsumexp", [x], "float")[0]!;
+    const t = castForReduction(promoteArgs("logsumexp", [x], "float")[0]!);
     const axes = normAxes(opts.axis, t.ndim, "logsumexp");
     const m0 = stopGradient(max(t, { axis: axes, keepdims: true }));
     const m = where(isfinite(m0), m0, 0);
@@ -180,7 +181,7 @@ export function logsumexp(x: TensorLike, opts: ReduceOptions = {}): Tensor {
  */
 export function variance(x: TensorLike, opts: VarOptions = {}): Tensor {
   return inOp("var", () => {
-    const t = promoteArgs("var", [x], "float")[0]!;
+    const t = castForReduction(promoteArgs("var", [x], "float")[0]!);
     const axes = normAxes(opts.axis, t.ndim, "var");
     const n = sizeOf(axes.map((a) => t.shape[a]!));
     const mu = mean(t, { axis: axes, keepdims: true });

@@ -1,0 +1,107 @@
+/** @file Mixed precision: float16/bfloat16 rounding, promotion, float32 accumulation, autocast. */
+
+import assert from "node:assert/strict";
+import { describe, test } from "node:test";
+import * as ad from "adjoint";
+
+/** Every float16 value, as float64 (finite and infinite; NaN patterns skipped). */
+function allHalfValues(): number[] {
+  const out: number[] = [];
+  for (let h = 0; h < 0x10000; h++) {
+    const e = (h >>> 10) & 0x1f;
+    const m = h & 0x3ff;
+    const s = h & 0x8000 ? -1 : 1;
+    if (e === 31 && m !== 0) continue;
+    out.push(e === 0 ? s * m * 2 ** -24 : e === 31 ? s * Infinity : s * (1 + m / 1024) * 2 ** (e - 15));
+  }
+  return out;
+}
+
+describe("float16 and bfloat16", () => {
+  test("every float16 value converts to itself; midpoints round to even", () => {
+    const vals = allHalfValues();
+    const back = ad.astype(ad.tensor(Float64Array.from(vals)), "float16").data();
+    let bad = 0;
+    vals.forEach((v, i) => {
+      if (!Object.is(back[i], v)) bad++;
+    });
+    assert.equal(bad, 0);
+    // 1 + 2^-11 is halfway between 1 and 1 + 2^-10: ties to the even mantissa (1)
+    assert.deepEqual(
+      ad.tensor([1 + 2 ** -11, 1 + 3 * 2 ** -11, 2049, 2051], { dtype: "float16" }).toArray(),
+      [1, 1 + 2 ** -9, 2048, 2052],
+    );
+  });
+
+  test("range: 65504 is the largest float16; larger values overflow to Infinity; subnormals exist", () => {
+    const t = ad.tensor([65504, 65519, 65520, -70000, 2 ** -24, 2 ** -26], { dtype: "float16" });
+    assert.deepEqual(t.toArray(), [65504, 65504, Infinity, -Infinity, 2 ** -24, 0]);
+    assert.equal(ad.mul(ad.tensor([300], { dtype: "float16" }), 300).item(), Infinity);
+  });
+
+  test("bfloat16 keeps float32's range with 8 bits of precision", () => {
+    const [a, b, big, tenth] = ad
+      .tensor([1 + 2 ** -8, 1 + 3 * 2 ** -8, 1e38, 0.1], { dtype: "bfloat16" })
+      .toArray() as number[];
+    assert.equal(a, 1); // halfway: ties to even
+    assert.equal(b, 1 + 2 ** -6);
+    assert.ok(Math.abs(big! - 1e38) / 1e38 < 2 ** -8); // finite: float32's range
+    assert.equal(tenth, 0.10009765625);
+  });
+
+  test("arithmetic rounds every result to the format; sums accumulate in float32 or better", () => {
+    const a = ad.tensor([0.1], { dtype: "float16" });
+    assert.equal(ad.add(a, a).item(), 0.199951171875);
+    // 4096 ones: a naive float16 accumulator stalls at 2048
+    assert.equal(ad.ones([4096], { dtype: "float16" }).sum().item(), 4096);
+    assert.equal(ad.ones([3000], { dtype: "float16" }).mean().item(), 1);
+  });
+
+  test("promotion: half with float32 is float32; float16 with bfloat16 is float32; numbers are weak", () => {
+    const h = ad.tensor([1], { dtype: "float16" });
+    const b = ad.tensor([1], { dtype: "bfloat16" });
+    assert.equal(ad.add(h, 0.5).dtype, "float16");
+    assert.equal(ad.add(h, ad.tensor([1])).dtype, "float32");
+    assert.equal(ad.add(h, b).dtype, "float32");
+    assert.equal(ad.add(ad.tensor([1], { dtype: "int32" }), h).dtype, "float16");
+  });
+
+  test("gradients flow through low-precision values (and come back in the parameter's dtype)", () => {
+    const g = ad.grad((x: ad.Tensor) => ad.sum(ad.mul(x, x)))(ad.tensor([0.1, 3], { dtype: "float16" }));
+    assert.equal(g.dtype, "float16");
+    assert.deepEqual(g.toArray(), [0.199951171875, 6]);
+    const w = ad.tensor([1, 2]);
+    const gw = ad.grad((v: ad.Tensor) => ad.sum(ad.astype(v, "bfloat16").mul(3)))(w);
+    assert.equal(gw.dtype, "float32");
+    assert.deepEqual(gw.toArray(), [3, 3]);
+  });
+});
+
+describe("autocast", () => {
+  const a = ad.random.normal(ad.random.key(0), [4, 8]);
+  const b = ad.random.normal(ad.random.key(1), [8, 3]);
+
+  test("matmuls run in the low-precision dtype; reductions and softmax return float32", () => {
+    assert.equal(ad.amp.autocast("float16", () => ad.matmul(a, b)).dtype, "float16");
+    assert.equal(ad.amp.autocast("bfloat16", () => ad.einsum("ij,jk->ik", a, b)).dtype, "bfloat16");
+    assert.equal(ad.amp.autocast("float16", () => ad.sum(ad.matmul(a, b))).dtype, "float32");
+    assert.equal(ad.amp.autocast("float16", () => ad.softmax(ad.matmul(a, b))).dtype, "float32");
+    assert.equal(ad.amp.autocast("float16", () => ad.logsumexp(ad.matmul(a, b))).dtype, "float32");
+    assert.equal(ad.matmul(a, b).dtype, "float32"); // off outside
+  });
+
+  test("results are close to float32 and gradients of float32 parameters are float32", () => {
+    const full = ad.matmul(a, b);
+    const low = ad.amp.autocast("float16", () => ad.matmul(a, b));
+    assert.ok(ad.allclose(ad.astype(low, "float32"), full, { rtol: 1e-2, atol: 1e-2 }));
+    const g = ad.grad((w: ad.Tensor) => ad.amp.autocast("float16", () => ad.sum(ad.matmul(a, w))))(b);
+    assert.equal(g.dtype, "float32");
+    assert.ok(
+      ad.allclose(g, ad.grad((w: ad.Tensor) => ad.sum(ad.matmul(a, w)))(b), { rtol: 1e-2, atol: 1e-2 }),
+    );
+  });
+
+  test("bad dtype is a DTypeError", () => {
+    assert.throws(() => ad.amp.autocast("float32", () => 1), ad.DTypeError);
+  });
+});
