@@ -105,3 +105,69 @@ describe("autocast", () => {
     assert.throws(() => ad.amp.autocast("float32", () => 1), ad.DTypeError);
   });
 });
+
+describe("GradScaler", () => {
+  /** A minimal SGD over eager parameters (the scaler needs only `params` and `step()`). */
+  const sgd = (params: ad.Tensor[], lr: number) => ({
+    params,
+    steps: 0,
+    step() {
+      this.steps++;
+      ad.noGrad(() => {
+        for (const p of params) if (p.grad !== null) p.sub_(p.grad.mul(lr));
+      });
+    },
+  });
+
+  test("scale, unscale, step and update on clean gradients", () => {
+    const w = ad.tensor([1, 2], { requiresGrad: true });
+    const opt = sgd([w], 0.1);
+    const scaler = new ad.amp.GradScaler({ initScale: 1024, growthInterval: 2 });
+    const loss = ad.sum(ad.square(w));
+    scaler.scale(loss).backward();
+    assert.deepEqual(w.grad!.toArray(), [2048, 4096]);
+    assert.equal(scaler.step(opt), true);
+    assert.deepEqual(w.grad!.toArray(), [2, 4]); // unscaled in place before the step
+    assert.deepEqual(w.toArray(), [Math.fround(0.8), Math.fround(1.6)]);
+    scaler.update();
+    assert.equal(scaler.getScale(), 1024);
+    w.zeroGrad();
+    scaler.scale(ad.sum(ad.square(w))).backward();
+    scaler.step(opt);
+    scaler.update();
+    assert.equal(scaler.getScale(), 2048); // grew after growthInterval clean steps
+  });
+
+  test("recovers from an overflow: skips the step, backs off, then trains on", () => {
+    const w = ad.tensor([3, 4], { dtype: "float16", requiresGrad: true });
+    const opt = sgd([w], 0.01);
+    const scaler = new ad.amp.GradScaler({ initScale: 2 ** 16 });
+    const losses: number[] = [];
+    let skipped = 0;
+    for (let i = 0; i < 12; i++) {
+      w.zeroGrad();
+      const loss = ad.sum(ad.square(w));
+      losses.push(loss.item());
+      scaler.scale(loss).backward(); // 2^16 · 8 overflows float16 at first
+      if (!scaler.step(opt)) skipped++;
+      scaler.update();
+    }
+    assert.ok(skipped >= 1, "the first steps overflow and are skipped");
+    assert.ok(scaler.getScale() < 2 ** 16, "the scale backed off");
+    assert.ok(losses[losses.length - 1]! < losses[0]!, "training went on after the overflow");
+    assert.equal(opt.steps, 12 - skipped);
+  });
+
+  test("functional form: unscale a gradient pytree", () => {
+    const scaler = new ad.amp.GradScaler({ initScale: 8 });
+    const g = scaler.unscale({ a: ad.tensor([8, 16]), b: [ad.tensor([Infinity])] }) as {
+      a: ad.Tensor;
+      b: ad.Tensor[];
+    };
+    assert.deepEqual(g.a.toArray(), [1, 2]);
+    assert.equal(scaler.foundInfinite, true);
+    scaler.update();
+    assert.equal(scaler.getScale(), 4);
+    assert.throws(() => new ad.amp.GradScaler({ backoffFactor: 2 }), ad.TransformError);
+  });
+});

@@ -17,3 +17,5 @@ export function autocast<T>(dtype: DType, fn: () => T): T {
   if (typeof fn !== "function") throw new TransformError("autocast: expected a function");
   return withAutocast(dtype, fn);
 }
+
+export { GradScaler, type GradScalerOptions, type ScalableOptimizer } from "./grad-scaler.js";
