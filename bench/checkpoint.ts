@@ -22,7 +22,14 @@ import { observeCheckpointReplays } from "../src/transforms/checkpoint.js";
 import { pullback, record } from "../src/transforms/reverse.js";
 
 const WIDTH = 32;
-const BYTES: Record<ad.DType, number> = { float32: 4, float64: 8, int32: 4, bool: 1, float16: 2, bfloat16: 2 };
+const BYTES: Record<ad.DType, number> = {
+  float32: 4,
+  float64: 8,
+  int32: 4,
+  bool: 1,
+  float16: 2,
+  bfloat16: 2,
+};
 
 /** Bytes of the distinct buffers a tape holds, leaving out the buffers in `exclude`. */
 function tapeBytes(nodes: readonly Node[], exclude: ReadonlySet<unknown>): number {

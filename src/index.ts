@@ -7,6 +7,7 @@
  * ad.grad((x) => ad.mul(x, ad.sin(x)))(1); // sin 1 + cos 1
  */
 
+export * as amp from "./amp/index.js";
 export { noGrad } from "./core/grad-mode.js";
 export type { Aval } from "./core/primitive.js";
 export { type Atom, type Eqn, Lit, Program, Var } from "./core/program.js";
@@ -26,8 +27,17 @@ export {
   ShapeError,
   TransformError,
 } from "./errors.js";
-export * as amp from "./amp/index.js";
+export {
+  customLinearSolve,
+  customRoot,
+  type FixedPointOptions,
+  fixedPoint,
+  type LinearSolveOptions,
+} from "./implicit/index.js";
+export * as io from "./io/index.js";
 export * as linalg from "./linalg/index.js";
+export * as nn from "./nn/index.js";
+export { type OdeintOptions, odeint } from "./ode/odeint.js";
 export {
   type AllCloseOptions,
   type ArgOptions,
@@ -133,10 +143,14 @@ export {
   zeros,
   zerosLike,
 } from "./ops/index.js";
+export * as optim from "./optim/index.js";
 export * as random from "./random/index.js";
+export * as solvers from "./solvers/index.js";
+export { SparseTensor } from "./sparse.js";
 export { cond, fori, type ScanOptions, scan, whileLoop } from "./transforms/control.js";
 export * from "./transforms/custom.js";
 export { hessian, hvp, type JacobianOptions, jacfwd, jacobian, jacrev } from "./transforms/jacobian.js";
+export { jet } from "./transforms/jet.js";
 export { type Jitted, jit } from "./transforms/jit.js";
 export { jvp } from "./transforms/jvp.js";
 export { type GradOptions, grad, linearize, valueAndGrad, vjp } from "./transforms/reverse.js";

@@ -188,6 +188,23 @@ function reduction(name: string, f: Reduce, extra: Extra = {}, skipDegenerate = 
 
 const i32 = (data: number[] | number[][] | number[][][]) => ad.tensor(data, { dtype: "int32" });
 
+// Well-conditioned matrices for the ad.linalg rows, built inside each row's function from inputs
+// drawn in [-1, 1] (so that vmap and the float32 check see the same construction).
+const LINALG: Extra = { domain: [-1, 1] };
+/** Swap the last two axes. */
+const mT = (m: ad.Tensor) =>
+  ad.transpose(
+    m,
+    [...m.shape.keys()].map((i) => (i < m.ndim - 2 ? i : 2 * m.ndim - 3 - i)),
+  );
+/** M + 3I: strictly diagonally dominant for 3x3 entries in [-1, 1], so well conditioned. */
+const wellConditioned = (m: ad.Tensor) =>
+  ad.add(m, ad.mul(3, ad.eye(m.shape[m.ndim - 1]!, { dtype: m.dtype })));
+/** M + 3I with its rows reversed: partial pivoting must swap rows, and det changes sign. */
+const pivoting = (m: ad.Tensor) => ad.flip(wellConditioned(m), m.ndim - 2);
+/** M Mᵀ + I: symmetric positive definite. */
+const spd = (m: ad.Tensor) => ad.add(ad.matmul(m, mT(m)), ad.eye(m.shape[m.ndim - 1]!, { dtype: m.dtype }));
+
 // ---------------------------------------------------------------------------------------------
 // The table
 // ---------------------------------------------------------------------------------------------
@@ -674,6 +691,135 @@ export const opSpecs: readonly OpSpec[] = [
     sample: "distinct",
   },
 
+  // ---- ad.linalg: decompositions and solves ----------------------------------------------
+  {
+    name: "linalg.solve",
+    label: "vector b",
+    fn: (a, b) => ad.linalg.solve(wellConditioned(a!), b!),
+    shapes: [[3, 3], [3]],
+    ...LINALG,
+  },
+  {
+    name: "linalg.solve",
+    label: "batched, matrix b, pivoting",
+    fn: (a, b) => ad.linalg.solve(pivoting(a!), b!),
+    shapes: [
+      [2, 3, 3],
+      [2, 3, 2],
+    ],
+    ...LINALG,
+  },
+  {
+    name: "linalg.solve",
+    label: "batch dims broadcast",
+    fn: (a, b) => ad.linalg.solve(wellConditioned(a!), b!),
+    shapes: [
+      [3, 3],
+      [2, 3, 2],
+    ],
+    ...LINALG,
+  },
+  { name: "linalg.inv", fn: (a) => ad.linalg.inv(wellConditioned(a)), shapes: [[3, 3]], ...LINALG },
+  {
+    name: "linalg.inv",
+    label: "batched, pivoting",
+    fn: (a) => ad.linalg.inv(pivoting(a)),
+    shapes: [[2, 3, 3]],
+    ...LINALG,
+  },
+  { name: "linalg.det", fn: (a) => ad.linalg.det(wellConditioned(a)), shapes: [[3, 3]], ...LINALG },
+  {
+    name: "linalg.det",
+    label: "batched, pivoting (negative det)",
+    fn: (a) => ad.linalg.det(pivoting(a)),
+    shapes: [[2, 3, 3]],
+    ...LINALG,
+  },
+  {
+    name: "linalg.slogdet",
+    label: "logabsdet",
+    fn: (a) => ad.linalg.slogdet(wellConditioned(a))[1],
+    shapes: [[3, 3]],
+    ...LINALG,
+  },
+  {
+    name: "linalg.slogdet",
+    label: "sign · logabsdet, batched, pivoting",
+    fn: (a) => {
+      const [sign, logabsdet] = ad.linalg.slogdet(pivoting(a));
+      return ad.mul(sign, logabsdet);
+    },
+    shapes: [[2, 3, 3]],
+    ...LINALG,
+  },
+  { name: "linalg.cholesky", fn: (a) => ad.linalg.cholesky(spd(a)), shapes: [[3, 3]], ...LINALG },
+  {
+    name: "linalg.cholesky",
+    label: "batched, upper",
+    fn: (a) => ad.linalg.cholesky(spd(a), { upper: true }),
+    shapes: [[2, 3, 3]],
+    ...LINALG,
+  },
+  {
+    name: "linalg.cholesky",
+    label: "non-symmetric input (its symmetric part is factored)",
+    fn: (a) => ad.linalg.cholesky(ad.add(a, ad.mul(4, ad.eye(3, { dtype: a.dtype })))),
+    shapes: [[3, 3]],
+    ...LINALG,
+  },
+  {
+    name: "linalg.cholesky",
+    label: "symmetrizeInput: false (lower triangle read)",
+    fn: (a) =>
+      ad.linalg.cholesky(ad.add(a, ad.mul(4, ad.eye(3, { dtype: a.dtype }))), { symmetrizeInput: false }),
+    shapes: [[3, 3]],
+    ...LINALG,
+  },
+  {
+    name: "linalg.triangularSolve",
+    label: "lower, matrix b",
+    fn: (a, b) => ad.linalg.triangularSolve(wellConditioned(a!), b!, { lower: true }),
+    shapes: [
+      [3, 3],
+      [3, 2],
+    ],
+    ...LINALG,
+  },
+  {
+    name: "linalg.triangularSolve",
+    label: "upper, transposeA, batched vector b",
+    fn: (a, b) => ad.linalg.triangularSolve(wellConditioned(a!), b!, { transposeA: true }),
+    shapes: [
+      [2, 3, 3],
+      [2, 3],
+    ],
+    ...LINALG,
+  },
+  {
+    name: "linalg.triangularSolve",
+    label: "unitDiagonal, right side, broadcast batch",
+    fn: (a, b) => ad.linalg.triangularSolve(a!, b!, { lower: true, unitDiagonal: true, leftSide: false }),
+    shapes: [
+      [3, 3],
+      [2, 2, 3],
+    ],
+    ...LINALG,
+  },
+  {
+    name: "linalg.luFactor",
+    label: "pivoting",
+    fn: (a) => ad.linalg.luFactor(pivoting(a)).lu,
+    shapes: [[3, 3]],
+    ...LINALG,
+  },
+  {
+    name: "linalg.luFactor",
+    label: "batched",
+    fn: (a) => ad.linalg.luFactor(wellConditioned(a)).lu,
+    shapes: [[2, 3, 3]],
+    ...LINALG,
+  },
+
   // ---- dtype conversion -------------------------------------------------------------------
   // gradcheck works in float64, so round-trip through float32: the float32 -> float64 cast is on
   // the path; float32 rounding (~6e-8) needs a larger difference step.
@@ -728,4 +874,7 @@ export const REQUIRED_OPS: readonly string[] = [
   ..."matmul dot outer einsum".split(" "),
   ..."reshape transpose expandDims squeeze broadcastTo concat stack split slice flip pad".split(" "),
   ..."take gather scatterAdd at softmax logSoftmax normalize astype".split(" "),
+  ..."linalg.solve linalg.inv linalg.det linalg.slogdet linalg.cholesky linalg.triangularSolve linalg.norm".split(
+    " ",
+  ),
 ];

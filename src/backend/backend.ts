@@ -60,6 +60,20 @@ export type BinaryKernel =
 
 export type ReduceKernel = "sum" | "max" | "min" | "argmax" | "argmin";
 
+/** Which triangle of A a triangular solve reads, and whether it solves with Aᵀ or a unit diagonal. */
+export interface TriangularSolveOptions {
+  readonly lower: boolean;
+  readonly transposeA: boolean;
+  readonly unitDiagonal: boolean;
+}
+
+/** The three results of the `lu` kernel. */
+export interface LuBuffers {
+  readonly lu: DeviceBuffer;
+  readonly pivots: DeviceBuffer;
+  readonly permutation: DeviceBuffer;
+}
+
 /**
  * What a backend implements. Shapes are passed explicitly; buffers are dense and row-major.
  * Kernels always return a fresh buffer and never modify their inputs.
@@ -111,6 +125,35 @@ export interface Backend {
     n: number,
     dtype: DType,
   ): DeviceBuffer;
+  /**
+   * Cholesky factors: for each of `batch` symmetric positive-definite `[n, n]` matrices (only the
+   * lower triangle is read), the lower-triangular L with A = L Lᵀ (upper triangle zero). A matrix
+   * that is not positive definite gives an all-NaN factor (as JAX), never an exception.
+   */
+  cholesky(a: DeviceBuffer, batch: number, n: number, dtype: DType): DeviceBuffer;
+  /**
+   * Triangular solves: for each of `batch` pairs, X with op(A) X = B, A `[n, n]` triangular (only
+   * that triangle, and only off its diagonal when `unitDiagonal`, is read), B and X `[n, m]`,
+   * op(A) = Aᵀ when `transposeA`. A zero on the diagonal gives IEEE Inf/NaN.
+   */
+  triangularSolve(
+    a: DeviceBuffer,
+    b: DeviceBuffer,
+    batch: number,
+    n: number,
+    m: number,
+    opts: TriangularSolveOptions,
+    dtype: DType,
+  ): DeviceBuffer;
+  /**
+   * LU factorisation with partial pivoting of `batch` `[n, n]` matrices: A[perm] = L U, packed
+   * (L unit lower below the diagonal, U on and above it), LAPACK-style int32 `pivots` (row i was
+   * swapped with row pivots[i] at step i) and the int32 row `permutation`. A zero pivot column is
+   * skipped (as LAPACK's getrf), so singular matrices factor with a zero on U's diagonal.
+   */
+  lu(a: DeviceBuffer, batch: number, n: number, dtype: DType): LuBuffers;
+  /** Determinants of `batch` `[n, n]` matrices (LU with partial pivoting, product in float64). */
+  det(a: DeviceBuffer, batch: number, n: number, dtype: DType): DeviceBuffer;
   transpose(x: DeviceBuffer, shape: Shape, perm: readonly number[], dtype: DType): DeviceBuffer;
   /** NumPy `broadcast_to` (shapes aligned on the right). */
   broadcast(x: DeviceBuffer, shape: Shape, outShape: Shape, dtype: DType): DeviceBuffer;

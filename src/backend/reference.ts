@@ -13,7 +13,15 @@ import {
   uniformFloat64FromBits,
 } from "../random/threefry.js";
 import { type Shape, sizeOf, stridesOf } from "../shape.js";
-import type { Backend, BinaryKernel, DeviceBuffer, ReduceKernel, UnaryKernel } from "./backend.js";
+import type {
+  Backend,
+  BinaryKernel,
+  DeviceBuffer,
+  LuBuffers,
+  ReduceKernel,
+  TriangularSolveOptions,
+  UnaryKernel,
+} from "./backend.js";
 import { erf } from "./erf.js";
 import { roundBfloat16, roundFloat16 } from "./half.js";
 import type { FusedExpr } from "./kernel.js";
@@ -178,6 +186,45 @@ function compileExpr(e: FusedExpr, ins: readonly Arr[]): (i: number) => number {
 
 function intMul(a: number, b: number): number {
   return Math.imul(a, b);
+}
+
+/**
+ * LU with partial pivoting of one row-major `[n, n]` matrix in place (Doolittle, right-looking):
+ * afterwards `w` holds L (unit lower, below the diagonal) and U, `piv[k]` the row swapped with row
+ * k at step k, and `perm` the row permutation with A[perm] = L U. A pivot column that is all zero
+ * is skipped, as LAPACK's getrf does, leaving a zero on U's diagonal.
+ */
+function luInPlace(w: Float64Array, n: number, piv: Int32Array, perm: Int32Array): void {
+  for (let i = 0; i < n; i++) perm[i] = i;
+  for (let k = 0; k < n; k++) {
+    let p = k;
+    let best = Math.abs(w[k * n + k]!);
+    for (let i = k + 1; i < n; i++) {
+      const v = Math.abs(w[i * n + k]!);
+      if (v > best) {
+        best = v;
+        p = i;
+      }
+    }
+    piv[k] = p;
+    if (p !== k) {
+      for (let j = 0; j < n; j++) {
+        const t = w[k * n + j]!;
+        w[k * n + j] = w[p * n + j]!;
+        w[p * n + j] = t;
+      }
+      const t = perm[k]!;
+      perm[k] = perm[p]!;
+      perm[p] = t;
+    }
+    const d = w[k * n + k]!;
+    if (d === 0) continue; // the whole column below is zero: nothing to eliminate
+    for (let i = k + 1; i < n; i++) {
+      const l = w[i * n + k]! / d;
+      w[i * n + k] = l;
+      for (let j = k + 1; j < n; j++) w[i * n + j]! -= l * w[k * n + j]!;
+    }
+  }
 }
 
 export class ReferenceBackend implements Backend {
@@ -423,6 +470,106 @@ export class ReferenceBackend implements Backend {
         }
         for (let j = 0; j < n; j++) out[oo + i * n + j] = row[j]!;
       }
+    }
+    return buf(out);
+  }
+
+  cholesky(a: DeviceBuffer, batch: number, n: number, dtype: DType): DeviceBuffer {
+    const as = arr(a);
+    const out = allocArray(dtype, batch * n * n);
+    const l = new Float64Array(n * n);
+    for (let p = 0; p < batch; p++) {
+      const o = p * n * n;
+      l.fill(0);
+      let ok = true;
+      // Column by column (Cholesky–Crout), reading only the lower triangle of A.
+      for (let j = 0; j < n && ok; j++) {
+        let s = as[o + j * n + j]!;
+        for (let k = 0; k < j; k++) s -= l[j * n + k]! * l[j * n + k]!;
+        if (!(s > 0)) ok = false; // not positive definite (or NaN)
+        const d = Math.sqrt(s);
+        l[j * n + j] = d;
+        for (let i = j + 1; i < n; i++) {
+          let t = as[o + i * n + j]!;
+          for (let k = 0; k < j; k++) t -= l[i * n + k]! * l[j * n + k]!;
+          l[i * n + j] = t / d;
+        }
+      }
+      for (let i = 0; i < n * n; i++) out[o + i] = ok ? l[i]! : Number.NaN;
+    }
+    return buf(out);
+  }
+
+  triangularSolve(
+    a: DeviceBuffer,
+    b: DeviceBuffer,
+    batch: number,
+    n: number,
+    m: number,
+    opts: TriangularSolveOptions,
+    dtype: DType,
+  ): DeviceBuffer {
+    const as = arr(a);
+    const bs = arr(b);
+    const out = allocArray(dtype, batch * n * m);
+    const { transposeA, unitDiagonal } = opts;
+    // op(A) is lower triangular when A is lower and not transposed, or upper and transposed.
+    const forward = opts.lower !== transposeA;
+    const x = new Float64Array(n);
+    for (let p = 0; p < batch; p++) {
+      const ao = p * n * n;
+      const bo = p * n * m;
+      // op(A)[i][k]
+      const at = transposeA
+        ? (i: number, k: number) => as[ao + k * n + i]!
+        : (i: number, k: number) => as[ao + i * n + k]!;
+      for (let c = 0; c < m; c++) {
+        if (forward)
+          for (let i = 0; i < n; i++) {
+            let s = bs[bo + i * m + c]!;
+            for (let k = 0; k < i; k++) s -= at(i, k) * x[k]!;
+            x[i] = unitDiagonal ? s : s / at(i, i);
+          }
+        else
+          for (let i = n - 1; i >= 0; i--) {
+            let s = bs[bo + i * m + c]!;
+            for (let k = i + 1; k < n; k++) s -= at(i, k) * x[k]!;
+            x[i] = unitDiagonal ? s : s / at(i, i);
+          }
+        for (let i = 0; i < n; i++) out[bo + i * m + c] = x[i]!;
+      }
+    }
+    return buf(out);
+  }
+
+  lu(a: DeviceBuffer, batch: number, n: number, dtype: DType): LuBuffers {
+    const as = arr(a);
+    const lu = allocArray(dtype, batch * n * n);
+    const pivots = new Int32Array(batch * n);
+    const permutation = new Int32Array(batch * n);
+    const w = new Float64Array(n * n);
+    for (let p = 0; p < batch; p++) {
+      const o = p * n * n;
+      for (let i = 0; i < n * n; i++) w[i] = as[o + i]!;
+      luInPlace(w, n, pivots.subarray(p * n, (p + 1) * n), permutation.subarray(p * n, (p + 1) * n));
+      for (let i = 0; i < n * n; i++) lu[o + i] = w[i]!;
+    }
+    return { lu: buf(lu), pivots: buf(pivots), permutation: buf(permutation) };
+  }
+
+  det(a: DeviceBuffer, batch: number, n: number, dtype: DType): DeviceBuffer {
+    const as = arr(a);
+    const out = allocArray(dtype, batch);
+    const w = new Float64Array(n * n);
+    const piv = new Int32Array(n);
+    const perm = new Int32Array(n);
+    for (let p = 0; p < batch; p++) {
+      const o = p * n * n;
+      for (let i = 0; i < n * n; i++) w[i] = as[o + i]!;
+      luInPlace(w, n, piv, perm);
+      let d = 1;
+      for (let i = 0; i < n; i++) d *= piv[i] === i ? w[i * n + i]! : -w[i * n + i]!;
+      out[p] = d;
     }
     return buf(out);
   }

@@ -32,6 +32,20 @@ export type BatchRule<P> = (
   params: P,
 ) => [Tensor[], (number | null)[]];
 
+/**
+ * Taylor rule (`jet`): given the primals, each input's K derivative coefficients `[x_1, …, x_K]`
+ * of a path `x(t) = x_0 + x_1 t + x_2 t²/2! + …` (null for an input whose coefficients are all
+ * zero, at least one is not), and the outputs, return each output's K derivative coefficients
+ * `y_k = dᵏ/dtᵏ f(x(t)) at t = 0` (null when all are zero), shaped and typed like that output.
+ * Written with library ops, so it differentiates, batches and stages again.
+ */
+export type JetRule<P> = (
+  primals: Tensor[],
+  series: (Tensor[] | null)[],
+  outs: Tensor[],
+  params: P,
+) => (Tensor[] | null)[];
+
 export interface Primitive<P = Record<string, never>> {
   /** The name printed in programs, JAX style (`reduce_sum`, `matmul`). */
   readonly name: string;
@@ -75,6 +89,12 @@ export interface Primitive<P = Record<string, never>> {
    * checks every rule against a loop over examples).
    */
   batch: BatchRule<P>;
+  /**
+   * Taylor mode (`jet`). Optional: a primitive without one gets the generic rule of
+   * `src/transforms/jet.ts` (its coefficients by K nested JVPs along the input path), correct
+   * for any primitive but exponential in K; every first-order primitive has its own.
+   */
+  jet?: JetRule<P>;
   /** Renders params for printing programs. */
   showParams?(params: P): string;
 }

@@ -1,11 +1,11 @@
 /** @file matmul (NumPy semantics, batched and broadcasting), dot, outer and einsum. */
 
+import { castForMatmul } from "../amp/state.js";
 import { bind1 } from "../core/interpreter.js";
 import type { Tensor, TensorLike } from "../core/tensor.js";
 import { inOp, ShapeError } from "../errors.js";
 import * as P from "../primitives/index.js";
 import { broadcastShapes, fmtShape, sizeOf } from "../shape.js";
-import { castForMatmul } from "../amp/state.js";
 import { promoteArgs } from "./convert.js";
 import { eye } from "./creation.js";
 import { mul } from "./elementwise.js";

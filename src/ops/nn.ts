@@ -1,8 +1,8 @@
 /** @file Neural-network functions: softmax, logSoftmax (stable), normalize (finite gradient at 0). */
 
+import { castForReduction } from "../amp/state.js";
 import type { Tensor, TensorLike } from "../core/tensor.js";
 import { inOp } from "../errors.js";
-import { castForReduction } from "../amp/state.js";
 import { promoteArgs } from "./convert.js";
 import { div, equal, exp, isfinite, maximum, sqrt, square, stopGradient, sub, where } from "./elementwise.js";
 import { logsumexp, max, sum } from "./reduction.js";

@@ -3,12 +3,12 @@
  * finite gradient even when every input is -Inf), var/std, argmax/argmin.
  */
 
+import { castForReduction } from "../amp/state.js";
 import { bind1 } from "../core/interpreter.js";
 import type { Tensor, TensorLike } from "../core/tensor.js";
 import { inOp, ShapeError } from "../errors.js";
 import * as P from "../primitives/index.js";
 import { fmtShape, normAxes, normAxis, sizeOf } from "../shape.js";
-import { castForReduction } from "../amp/state.js";
 import { astype, promoteArgs, toTensor } from "./convert.js";
 import { ones } from "./creation.js";
 import {

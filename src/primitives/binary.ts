@@ -2,11 +2,12 @@
  * @file Elementwise binary arithmetic. Operands have one dtype (the ops layer promotes) and
  * broadcast as in NumPy inside the kernel, so every VJP sums its cotangent back to the operand's
  * shape with `unbroadcast`, and every batching rule lines the batch axes up for that
- * broadcasting (`broadcastBatcher`). Tie and zero conventions are written here, once.
+ * broadcasting (`broadcastBatcher`). Tie and zero conventions are written here, once, and the
+ * Taylor (`jet`) rules keep them: max/min split ties, x^c stays finite at x = 0 for integer c.
  */
 
 import type { BinaryKernel, DeviceBuffer } from "../backend/backend.js";
-import { definePrimitive, type Primitive, type Tangent } from "../core/primitive.js";
+import { definePrimitive, type JetRule, type Primitive, type Tangent } from "../core/primitive.js";
 import type { Tensor } from "../core/tensor.js";
 import {
   add,
@@ -34,6 +35,25 @@ import {
   sumTerms,
   unbroadcast,
 } from "./rules.js";
+import {
+  type Coeffs,
+  cadd,
+  cdiv,
+  cexp,
+  clog,
+  cmul,
+  coeffs,
+  csquare,
+  csub,
+  deriv,
+  faaDiBruno,
+  fitSeries,
+  fromCoeffs,
+  integ,
+  jetBilinear,
+  jetLinear,
+  orderOf,
+} from "./series.js";
 
 type JvpTerms = (
   x: Tensor,
@@ -54,6 +74,7 @@ function binary(
   saves: "none" | "inputs" | "all",
   jvp: JvpTerms,
   vjp: VjpTerms,
+  jet: JetRule<NoParams> | "linear",
 ): Primitive<NoParams> {
   const prim: Primitive<NoParams> = definePrimitive<NoParams>({
     name,
@@ -76,6 +97,8 @@ function binary(
         need(needs, 1, y!, () => unbroadcast(gy(), y!.shape)),
       ];
     },
+    // "linear": every Taylor coefficient maps through the JVP rule
+    jet: jet === "linear" ? jetLinear(() => prim) : jet,
     // elementwise with NumPy broadcasting: align the batch axes, then apply the op once
     batch: broadcastBatcher(() => prim),
   });
@@ -93,50 +116,98 @@ function logOrZero(x: Tensor): Tensor {
   return where(zero, 0, log(where(zero, 1, x)));
 }
 
+/** The jet rule of a binary op from a recurrence on both operands' normalised coefficients. */
+function taylor2(
+  rule: (x: Tensor, y: Tensor, out: Tensor, a: Coeffs, b: Coeffs) => Coeffs,
+): JetRule<NoParams> {
+  return ([x, y], [sx, sy], [out]) => {
+    const K = orderOf([sx ?? null, sy ?? null]);
+    return [fromCoeffs(rule(x!, y!, out!, coeffs(x!, sx ?? null, K), coeffs(y!, sy ?? null, K)), out!)];
+  };
+}
+
+/**
+ * n-th derivative of x^c in x: c(c−1)…(c−n+1) x^(c−n), 0 where the falling factorial is (so
+ * x² at 0 has finite coefficients, as the nested JVP rule gives).
+ */
+function powDerivative(x: Tensor, c: Tensor, n: number): Tensor {
+  let ff = c;
+  for (let i = 1; i < n; i++) ff = mul(ff, sub(c, i));
+  return where(equal(ff, 0), 0, mul(ff, pow(x, sub(c, n))));
+}
+
 // d(x + y) = dx + dy
+// jet: y_k = x_k + z_k
 export const addP = binary(
   "add",
   "add",
   "none",
   (_x, _y, _o, tx, ty) => [nz(tx, (t) => t), nz(ty, (t) => t)],
   (_x, _y, _o, ct) => [() => ct, () => ct],
+  "linear",
 );
 // d(x - y) = dx - dy
+// jet: y_k = x_k − z_k
 export const subP = binary(
   "sub",
   "sub",
   "none",
   (_x, _y, _o, tx, ty) => [nz(tx, (t) => t), nz(ty, neg)],
   (_x, _y, _o, ct) => [() => ct, () => neg(ct)],
+  "linear",
 );
 // d(x y) = y dx + x dy
+// jet: Leibniz, y_k = Σ_j C(k, j) x_j z_{k−j}
 export const mulP = binary(
   "mul",
   "mul",
   "inputs",
   (x, y, _o, tx, ty) => [nz(tx, (t) => mul(t, y)), nz(ty, (t) => mul(x, t))],
   (x, y, _o, ct) => [() => mul(ct, y), () => mul(x, ct)],
+  jetBilinear((a, b) => mul(a, b)),
 );
 // d(x / y) = dx / y - (x/y) dy / y
+// jet: q = x / y from y q = x: y_0 c_k = a_k − Σ_{j≥1} b_j c_{k−j}
 export const divP = binary(
   "div",
   "div",
   "all",
   (_x, y, out, tx, ty) => [nz(tx, (t) => div(t, y)), nz(ty, (t) => neg(mul(t, div(out, y))))],
   (_x, y, out, ct) => [() => div(ct, y), () => neg(mul(ct, div(out, y)))],
+  taylor2((_x, _y, out, a, b) => cdiv(a, b, out)),
 );
 // d(x^y) = y x^(y-1) dx + log(x) x^y dy, with 0 for y = 0 in the first term and log(0) -> 0 in
 // the second, so x^2 at 0 and 0^y have finite derivatives (never exp(y log x)).
 const powDx = (x: Tensor, y: Tensor) => where(equal(y, 0), 0, mul(y, pow(x, sub(y, 1))));
 const powDy = (x: Tensor, out: Tensor) => mul(logOrZero(x), out);
+// jet: a constant exponent c gives Faà di Bruno with (x^c)⁽ⁿ⁾ = c(c−1)…(c−n+1) x^(c−n) (finite at
+// x = 0 for integer c, where the ODE x y' = c y x' would divide by 0); otherwise y = exp(z) with
+// z = y·log x (log 0 taken as 0 when x is constant, as the JVP does).
+function powJet([x, y]: Tensor[], [sx, sy]: (Tensor[] | null)[], [out]: Tensor[]): (Tensor[] | null)[] {
+  if (sy === null || sy === undefined)
+    return [
+      fitSeries(
+        faaDiBruno(sx!, (n) => powDerivative(x!, y!, n)),
+        out!,
+      ),
+    ];
+  const K = sy.length;
+  const logx: Coeffs =
+    sx === null || sx === undefined
+      ? [logOrZero(x!), ...new Array<null>(K).fill(null)]
+      : clog(coeffs(x!, sx, K), log(x!));
+  return [fromCoeffs(cexp(cmul(coeffs(y!, sy, K), logx), out!), out!)];
+}
 export const powP = binary(
   "pow",
   "pow",
   "all",
   (x, y, out, tx, ty) => [nz(tx, (t) => mul(t, powDx(x, y))), nz(ty, (t) => mul(t, powDy(x, out)))],
   (x, y, out, ct) => [() => mul(ct, powDx(x, y)), () => mul(ct, powDy(x, out))],
+  powJet,
 );
 // d max(x, y) = w dx + (1 - w) dy with w = [x > y] + 0.5 [x = y]: ties split equally
+// jet: y_k = w x_k + (1 − w) z_k with the JVP's tie weight w
 export const maxP = binary(
   "max",
   "max",
@@ -149,8 +220,10 @@ export const maxP = binary(
     const w = chooserWeight(x, y, greater);
     return [() => mul(ct, w), () => mul(ct, sub(1, w))];
   },
+  "linear",
 );
 // d min(x, y) = w dx + (1 - w) dy with w = [x < y] + 0.5 [x = y]
+// jet: y_k = w x_k + (1 − w) z_k with the JVP's tie weight w
 export const minP = binary(
   "min",
   "min",
@@ -163,6 +236,7 @@ export const minP = binary(
     const w = chooserWeight(x, y, less);
     return [() => mul(ct, w), () => mul(ct, sub(1, w))];
   },
+  "linear",
 );
 // d atan2(x, y) = (y dx - x dy) / (x^2 + y^2)
 const atan2Scale = (x: Tensor, y: Tensor) => reciprocal(add(square(x), square(y)));
@@ -178,4 +252,8 @@ export const atan2P = binary(
     const s = atan2Scale(x, y);
     return [() => mul(ct, mul(y, s)), () => neg(mul(ct, mul(x, s)))];
   },
+  // jet: θ' = (y x' − x y') / (x² + y²): products, a quotient, an antiderivative
+  taylor2((_x, _y, out, a, b) =>
+    integ(out, cdiv(csub(cmul(b, deriv(a)), cmul(a, deriv(b))), cadd(csquare(a), csquare(b)))),
+  ),
 );

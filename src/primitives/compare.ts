@@ -18,6 +18,7 @@ import {
   need,
   unbroadcast,
 } from "./rules.js";
+import { jetLinear, jetZero } from "./series.js";
 
 function comparison(name: string, kernel: BinaryKernel, boolOnly = false): Primitive<NoParams> {
   const prim: Primitive<NoParams> = definePrimitive<NoParams>({
@@ -35,6 +36,8 @@ function comparison(name: string, kernel: BinaryKernel, boolOnly = false): Primi
     ],
     jvp: (_, __, [out]) => [Zero.like(out!)],
     vjp: (_, [x, y]) => [Zero.like(x!), Zero.like(y!)],
+    // bool output: no Taylor coefficients
+    jet: jetZero(),
     // elementwise with NumPy broadcasting: align the batch axes, then compare once
     batch: broadcastBatcher(() => prim),
   });
@@ -74,6 +77,8 @@ export const selectP: Primitive<NoParams> = definePrimitive<NoParams>({
     need(needs, 1, a!, () => unbroadcast(where(c!, ct!, 0), a!.shape)),
     need(needs, 2, b!, () => unbroadcast(where(c!, 0, ct!), b!.shape)),
   ],
+  // jet: the condition picks each coefficient, y_k = select(c, a_k, b_k)
+  jet: jetLinear(() => selectP),
   // the three operands broadcast together, so they batch like any elementwise op
   batch: broadcastBatcher(() => selectP),
 });

@@ -5,6 +5,8 @@
  * (eager autograd records them as usual). The derivative and batching rules are written with the
  * library's own control flow (`cond`, `scan`, `whileLoop`), `jvp`, `vjp` and `vmap` applied to
  * `Program.evaluate`, so they differentiate again, batch and stage under `jit` like any rule.
+ * Taylor mode likewise runs `jet` on the sub-programs: a cond of jets, and loops whose carries
+ * hold their K series terms next to their values.
  */
 
 import { bind, evalInterpreter, withInterpreter } from "../core/interpreter.js";
@@ -26,7 +28,9 @@ import {
   vjpFlat,
   whileFlat,
 } from "../transforms/control.js";
+import { jetFlat } from "../transforms/jet.js";
 import { batchFirst, batchSize, moveAxis } from "./rules.js";
+import { orderOf, type Series } from "./series.js";
 
 /** A one-line summary of a sub-program: its primitives (the first few), for printing params. */
 function summary(p: Program): string {
@@ -61,6 +65,27 @@ const pick = <T>(xs: readonly T[], mask: readonly boolean[]): T[] => xs.filter((
 function spread<T, F>(vals: readonly T[], mask: readonly boolean[], fill: F): (T | F)[] {
   let k = 0;
   return mask.map((m) => (m ? vals[k++]! : fill));
+}
+/** K zero series terms like `a`. */
+const zerosK = (a: Aval, K: number): Tensor[] => Array.from({ length: K }, () => zerosLikeAval(a));
+/** Cut a flat list of series terms into runs of K (one series per value). */
+function chunks(xs: readonly Tensor[], K: number): Tensor[][] {
+  const out: Tensor[][] = [];
+  for (let i = 0; i < xs.length; i += K) out.push(xs.slice(i, i + K));
+  return out;
+}
+/** The series of the masked values, flattened (K terms each; zeros for a null series). */
+function flatSeries(
+  ss: readonly Series[],
+  mask: readonly boolean[],
+  like: (i: number) => Aval,
+  K: number,
+): Tensor[] {
+  return ss.flatMap((s, i) => (mask[i] ? (s ?? zerosK(like(i), K)) : []));
+}
+/** Inverse of `flatSeries`: one series per mask entry, null where the mask is unset. */
+function unflatSeries(flat: readonly Tensor[], mask: readonly boolean[], K: number): Series[] {
+  return spread<Tensor[], null>(chunks(flat, K), mask, null);
 }
 
 // ---- cond ----------------------------------------------------------------------------------
@@ -114,6 +139,24 @@ export const condP = definePrimitive<CondParams>({
     };
     const res = condFlat(primals[0]!, branch(p.branches[1]), branch(p.branches[0]), "cond");
     return spread<Tangent, null>(res, fOut, null).map((t, i) => t ?? Zero.like(outs[i]!));
+  },
+  // jet: cond(p, jet branch_false, jet branch_true) (p is discrete)
+  jet(primals, series, outs, p) {
+    const ops = primals.slice(1);
+    const ss = series.slice(1);
+    const K = orderOf(ss);
+    const inMask = ss.map((s) => s !== null);
+    const [f, t] = p.branches;
+    const nzT = nonzeroOutputs(t, inMask);
+    const nzF = nonzeroOutputs(f, inMask);
+    const mask = outs.map((o, i) => isFloat(o.dtype) && (nzT[i]! || nzF[i]!));
+    if (count(mask) === 0) return outs.map(() => null);
+    // Each branch's series of the masked outputs, flattened (zeros where the branch gives none).
+    const branch = (prog: Program) => (): Tensor[] => {
+      const [, so] = jetFlat((xs) => prog.evaluate(xs), ops, ss);
+      return flatSeries(so, mask, (i) => outs[i]!, K);
+    };
+    return unflatSeries(condFlat(primals[0]!, branch(t), branch(f), "cond"), mask, K);
   },
   vjp(cts, primals, outs, p, needs) {
     const ops = primals.slice(1);
@@ -238,6 +281,40 @@ export const whileP = definePrimitive<WhileParams>({
       "whileLoop",
     );
     return spread<Tangent, null>(res.slice(nC), mask, null).map((t, j) => t ?? Zero.like(outs[j]!));
+  },
+  // jet: a while over (c, c_1..c_K) ← (body(c), jet body): the carries hold their series
+  jet(primals, series, outs, p) {
+    const nCC = p.numCondConsts;
+    const nBC = p.numBodyConsts;
+    const cc = primals.slice(0, nCC);
+    const bc = primals.slice(nCC, nCC + nBC);
+    const init = primals.slice(nCC + nBC);
+    const sbc = series.slice(nCC, nCC + nBC);
+    const sinit = series.slice(nCC + nBC);
+    const K = orderOf(series);
+    const nC = init.length;
+    // Which carries can have a series: a fixpoint over the body's dependencies.
+    const bcMask = sbc.map((s) => s !== null);
+    let mask = init.map((c, j) => isFloat(c.dtype) && sinit[j] !== null);
+    for (;;) {
+      const nzo = nonzeroOutputs(p.body, [...bcMask, ...mask]);
+      const next = mask.map((m, j) => m || (nzo[j]! && isFloat(init[j]!.dtype)));
+      if (next.every((m, j) => m === mask[j])) break;
+      mask = next;
+    }
+    if (count(mask) === 0) return outs.map(() => null);
+    const like = (j: number): Aval => init[j]!;
+    const res = whileFlat(
+      (c) => p.cond.evaluate([...cc, ...c.slice(0, nC)])[0]!,
+      (c) => {
+        const sc = unflatSeries(c.slice(nC), mask, K);
+        const [o, so] = jetFlat((xs) => p.body.evaluate(xs), [...bc, ...c.slice(0, nC)], [...sbc, ...sc]);
+        return [...o, ...flatSeries(so, mask, like, K)];
+      },
+      [...init, ...flatSeries(sinit, mask, like, K)],
+      "whileLoop",
+    );
+    return unflatSeries(res.slice(nC), mask, K);
   },
   vjp() {
     throw new TransformError(
@@ -455,6 +532,69 @@ export const scanP: Primitive<ScanParams> = definePrimitive<ScanParams>({
       ...fill(tCarry, cMask, outs.slice(0, nC)),
       ...fill(tYs, yMask, outs.slice(nC, nC + nY)),
       ...(p.saveCarries ? fill(tSaved, cMask, outs.slice(nC + nY)) : []),
+    ];
+  },
+  // jet: a scan of the jet'd body; the carries (and xs, ys) hold their K series terms alongside
+  jet(primals, series, outs, p) {
+    const nK = p.numConsts;
+    const nC = p.numCarry;
+    const body = p.body;
+    const nY = body.outputs.length - nC;
+    const K = orderOf(series);
+    const consts = primals.slice(0, nK);
+    const init = primals.slice(nK, nK + nC);
+    const xs = primals.slice(nK + nC);
+    const sK = series.slice(0, nK);
+    const sC = series.slice(nK, nK + nC);
+    const sX = series.slice(nK + nC);
+    const kMask = sK.map((s) => s !== null);
+    const xMask = sX.map((s) => s !== null);
+    // Which carries can have a series: a fixpoint over the body's dependencies.
+    let cMask = init.map((c, j) => isFloat(c.dtype) && sC[j] !== null);
+    let nzo: boolean[];
+    for (;;) {
+      nzo = nonzeroOutputs(body, [...kMask, ...cMask, ...xMask]);
+      const next = cMask.map((m, j) => m || (nzo[j]! && isFloat(init[j]!.dtype)));
+      if (next.every((m, j) => m === cMask[j])) break;
+      cMask = next;
+    }
+    const yMask = nzo.slice(nC).map((m, j) => m && isFloat(body.outputs[nC + j]!.aval.dtype));
+    const nCS = count(cMask) * K;
+    const nYS = count(yMask) * K;
+    if (nCS + nYS === 0) return outs.map(() => null);
+    const carryAval = (j: number): Aval => body.inputs[nK + j]!.aval;
+    const yAval = (j: number): Aval => body.outputs[nC + j]!.aval;
+    const nX = xs.length;
+    // Each x's terms are stacked like x ([T, ...]), so the scan hands the body its per-step terms.
+    const res = scanFlat(
+      (c, x) => {
+        const sc = unflatSeries(c.slice(nC), cMask, K);
+        const sx = unflatSeries(x.slice(nX), xMask, K);
+        const [o, so] = jetFlat(
+          (a) => body.evaluate(a),
+          [...consts, ...c.slice(0, nC), ...x.slice(0, nX)],
+          [...sK, ...sc, ...sx],
+        );
+        return [
+          [...o.slice(0, nC), ...flatSeries(so.slice(0, nC), cMask, carryAval, K)],
+          [...o.slice(nC), ...flatSeries(so.slice(nC), yMask, yAval, K)],
+        ];
+      },
+      [...init, ...flatSeries(sC, cMask, carryAval, K)],
+      [...xs, ...sX.flatMap((s) => s ?? [])],
+      { length: p.length, reverse: p.reverse, saveCarries: p.saveCarries },
+    );
+    // Layout: carry, carry series, ys, y series[, saved carries, saved carry series].
+    let o = nC;
+    const sCarry = res.slice(o, (o += nCS));
+    o += nY;
+    const sYs = res.slice(o, (o += nYS));
+    o += nC;
+    const sSaved = p.saveCarries ? res.slice(o, o + nCS) : [];
+    return [
+      ...unflatSeries(sCarry, cMask, K),
+      ...unflatSeries(sYs, yMask, K),
+      ...(p.saveCarries ? unflatSeries(sSaved, cMask, K) : []),
     ];
   },
   vjp(cts, primals, outs, p, needs) {

@@ -7,6 +7,7 @@ import { type DType, isFloat } from "../dtype.js";
 import { astype } from "../ops/index.js";
 import { sizeOf } from "../shape.js";
 import { checkArity, type NoParams, unopBatcher } from "./rules.js";
+import { jetLinear, jetZero } from "./series.js";
 
 export interface ConvertParams {
   dtype: DType;
@@ -28,6 +29,8 @@ export const convertP: Primitive<ConvertParams> = definePrimitive<ConvertParams>
   vjp: ([ct], [x], [out]) => [
     isFloat(x!.dtype) && isFloat(out!.dtype) ? astype(ct!, x!.dtype) : Zero.like(x!),
   ],
+  // jet: y_k = convert(x_k) between float dtypes, else 0
+  jet: jetLinear(() => convertP),
   // elementwise: convert the whole batch, the batch axis stays put
   batch: unopBatcher(() => convertP),
   showParams: (p) => `new_dtype=${p.dtype}${p.weakType ? " weak" : ""}`,
@@ -45,6 +48,8 @@ export const stopGradientP: Primitive<NoParams> = definePrimitive<NoParams>({
   impl: (_b, [x]) => [x!],
   jvp: (_, __, [out]) => [Zero.like(out!)],
   vjp: (_, [x]) => [Zero.like(x!)],
+  // jet: zero series, as every derivative
+  jet: jetZero(),
   // the identity on each example: the batch axis stays put
   batch: unopBatcher(() => stopGradientP),
 });

@@ -12,6 +12,10 @@
  *   transposes that rule: the tangent map t ↦ jvp(x, t)[1] is linear in t, so its VJP at t = 0
  *   (taken with one reverse sweep over the rule) is exactly Jᵀ·ct.
  *
+ * Taylor mode (`jet`): a function with a forward rule (every `customJvp`, a `customVjp` given
+ * `jvp`) gets its series by nesting that rule K times (`jetViaJvp`), so jet agrees with nested
+ * `jvp`; a `customVjp` without one is expanded through `f` itself, as JAX does.
+ *
  * With eager `requiresGrad` inputs both record one eager node (the body is not recorded op by op).
  * Under staging (`jit`, `trace`) a call is one equation; its output avals come from tracing `f`.
  */
@@ -27,6 +31,7 @@ import { ShapeError, TransformError } from "../errors.js";
 import { describe, scalarOf } from "../ops/convert.js";
 import { astype, full, zeros } from "../ops/index.js";
 import { fmtShape, shapeEq } from "../shape.js";
+import { jetFlat, jetViaJvp } from "../transforms/jet.js";
 import { pullback, record } from "../transforms/reverse.js";
 import { StagingInterpreter } from "../transforms/stage.js";
 import { flatten, showTreeDef, type TreeDef, treeDefEqual, unflatten } from "../tree.js";
@@ -286,6 +291,11 @@ export const customVjpP: Primitive<CustomParams> = definePrimitive<CustomParams>
       );
     return runJvp(p, primals, tangents, outs);
   },
+  // jet: K nested applications of the jvp rule when there is one, else jet through f
+  jet: (primals, series, _outs, p) =>
+    p.def.jvp !== undefined
+      ? jetViaJvp(customVjpP, primals, series, p)
+      : jetFlat((xs) => runF(p, xs), primals, series)[1],
   vjp(cts, primals, _outs, p) {
     const q = p.hasResiduals ? p : runFwd(p, primals)[1];
     const ct = unflatten(p.cell.def!, cts);
@@ -317,6 +327,8 @@ export const customJvpP: Primitive<CustomParams> = definePrimitive<CustomParams>
     return outs;
   },
   jvp: (primals, tangents, outs, p) => runJvp(p, primals, tangents, outs),
+  // jet: K nested applications of the user's jvp rule (jetViaJvp)
+  jet: (primals, series, _outs, p) => jetViaJvp(customJvpP, primals, series, p),
   vjp(cts, primals, outs, p, needs) {
     const idx: number[] = [];
     primals.forEach((x, i) => {

@@ -1,7 +1,7 @@
 /**
  * @file `fused`: a chain of elementwise operations run as one kernel. Only `jit`'s fusion pass
  * creates it, for the programs it runs on concrete inputs; transforms always see the unfused
- * program, so this primitive has no derivative or batching rules of its own (they throw).
+ * program, so this primitive has no derivative, Taylor or batching rules of its own (they throw).
  */
 
 import { exprSize, type FusedExpr, showExpr } from "../backend/kernel.js";
@@ -36,6 +36,7 @@ export const fusedP = definePrimitive<FusedParams>({
   },
   jvp: notTransformable,
   vjp: notTransformable,
+  jet: notTransformable,
   batch: notTransformable,
   showParams: (p) => `${exprSize(p.expr)} ops: ${showExpr(p.expr)}`,
 });

@@ -10,6 +10,7 @@ import { DTypeError, ShapeError } from "../errors.js";
 import { matmul, reshape, swapLastAxes } from "../ops/index.js";
 import { fmtShape, shapeEq, sizeOf } from "../shape.js";
 import { checkArity, moveAxis, type NoParams, need, nz, sumTerms } from "./rules.js";
+import { jetBilinear } from "./series.js";
 
 // d(A B) = dA B + A dB;  vjp: (G B^T, A^T G)
 export const matmulP: Primitive<NoParams> = definePrimitive<NoParams>({
@@ -58,6 +59,8 @@ export const matmulP: Primitive<NoParams> = definePrimitive<NoParams>({
     need(needs, 0, a!, () => matmul(ct!, swapLastAxes(b!))),
     need(needs, 1, b!, () => matmul(swapLastAxes(a!), ct!)),
   ],
+  // jet: bilinear, so the Cauchy product, (AB)_k = Σ_j C(k, j) A_j B_{k−j}
+  jet: jetBilinear((a, b) => matmul(a, b)),
   // A batched alone: its batch rows join the m rows ([.., n·m, k] @ B); B batched alone: its batch
   // columns join the n columns (A @ [.., k, n·p]); both: the batch axis is one more leading dim.
   batch: ([a, b], [da, db], p) => {

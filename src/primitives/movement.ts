@@ -4,6 +4,7 @@
  * the tangent and each VJP applies its transpose (slice <-> pad, gather <-> scatter-add, ...).
  * Batching rules rewrite the params to act on every example at once: axes shift past the batch
  * axis, or the batch axis moves to the front and becomes one more leading axis.
+ * Being linear, each maps every Taylor coefficient through its JVP (`jetLinear`).
  */
 
 import { bind } from "../core/interpreter.js";
@@ -35,6 +36,7 @@ import {
   unbroadcast,
   withBatchAxis,
 } from "./rules.js";
+import { jetLinear } from "./series.js";
 
 const same = (a: Aval, shape?: readonly number[]): Aval => ({
   shape: shape ?? a.shape,
@@ -46,7 +48,7 @@ export interface ReshapeParams {
   shape: number[];
 }
 // reshape is linear: d reshape(x) = reshape(dx); its transpose reshapes back
-export const reshapeP = definePrimitive<ReshapeParams>({
+export const reshapeP: Primitive<ReshapeParams> = definePrimitive<ReshapeParams>({
   name: "reshape",
   saves: "none",
   abstractEval([a], p) {
@@ -64,6 +66,8 @@ export const reshapeP = definePrimitive<ReshapeParams>({
     const front = moveAxis(x!, onlyDim(dims), 0);
     return [[reshape(front, [front.shape[0]!, ...p.shape])], [0]];
   },
+  // jet: linear, so y_k is the op applied to x_k
+  jet: jetLinear(() => reshapeP),
   showParams: (p) => `shape=${fmtShape(p.shape)}`,
 });
 
@@ -71,7 +75,7 @@ export interface TransposeParams {
   perm: number[];
 }
 // d transpose(x) = transpose(dx); the transpose of a permutation is its inverse
-export const transposeP = definePrimitive<TransposeParams>({
+export const transposeP: Primitive<TransposeParams> = definePrimitive<TransposeParams>({
   name: "transpose",
   saves: "none",
   abstractEval([a], p) {
@@ -102,6 +106,8 @@ export const transposeP = definePrimitive<TransposeParams>({
     const d = onlyDim(dims);
     return [[transpose(x!, [d, ...p.perm.map((q) => withBatchAxis(q, d))])], [0]];
   },
+  // jet: linear, so y_k is the op applied to x_k
+  jet: jetLinear(() => transposeP),
   showParams: (p) => `perm=[${p.perm.join(",")}]`,
 });
 
@@ -109,7 +115,7 @@ export interface BroadcastParams {
   shape: number[];
 }
 // d broadcast(x) = broadcast(dx); its transpose sums over the broadcast axes
-export const broadcastP = definePrimitive<BroadcastParams>({
+export const broadcastP: Primitive<BroadcastParams> = definePrimitive<BroadcastParams>({
   name: "broadcast_to",
   saves: "none",
   abstractEval([a], p) {
@@ -129,6 +135,8 @@ export const broadcastP = definePrimitive<BroadcastParams>({
     const lifted = reshape(front, [n, ...new Array<number>(p.shape.length - ex.length).fill(1), ...ex]);
     return [[broadcastTo(lifted, [n, ...p.shape])], [0]];
   },
+  // jet: linear, so y_k is the op applied to x_k
+  jet: jetLinear(() => broadcastP),
   showParams: (p) => `shape=${fmtShape(p.shape)}`,
 });
 
@@ -137,7 +145,7 @@ export interface SliceParams {
   size: number[];
 }
 // d slice(x) = slice(dx); the transpose pads the cotangent with zeros back to x's shape
-export const sliceP = definePrimitive<SliceParams>({
+export const sliceP: Primitive<SliceParams> = definePrimitive<SliceParams>({
   name: "slice",
   saves: "none",
   abstractEval([a], p) {
@@ -169,6 +177,8 @@ export const sliceP = definePrimitive<SliceParams>({
       x!.shape.map((d, i) => [p.begin[i]!, d - p.begin[i]! - p.size[i]!] as [number, number]),
     ),
   ],
+  // jet: linear, so y_k is the op applied to x_k
+  jet: jetLinear(() => sliceP),
   showParams: (p) => `begin=[${p.begin.join(",")}] size=[${p.size.join(",")}]`,
 });
 
@@ -211,6 +221,8 @@ export const padP: Primitive<PadParams> = definePrimitive<PadParams>({
       x!.shape,
     ),
   ],
+  // jet: linear, so y_k is the op applied to x_k
+  jet: jetLinear(() => padP),
   showParams: (p) => `widths=${JSON.stringify(p.widths)}${p.value !== 0 ? ` value=${p.value}` : ""}`,
 });
 
@@ -266,6 +278,8 @@ export const concatP: Primitive<ConcatParams> = definePrimitive<ConcatParams>({
     const front = xs.map((x, i) => batchFirst(x, dims[i] ?? null, n));
     return [bind(concatP, front, { axis: p.axis + 1 }), [0]];
   },
+  // jet: linear, so y_k is the op applied to x_k
+  jet: jetLinear(() => concatP),
   showParams: (p) => `axis=${p.axis}`,
 });
 
@@ -273,7 +287,7 @@ export interface FlipParams {
   axes: number[];
 }
 // flip is its own transpose
-export const flipP = definePrimitive<FlipParams>({
+export const flipP: Primitive<FlipParams> = definePrimitive<FlipParams>({
   name: "rev",
   saves: "none",
   abstractEval: ([a]) => [same(a!)],
@@ -293,6 +307,8 @@ export const flipP = definePrimitive<FlipParams>({
       [d],
     ];
   },
+  // jet: linear, so y_k is the op applied to x_k
+  jet: jetLinear(() => flipP),
   showParams: (p) => `axes=[${p.axes.join(",")}]`,
 });
 
@@ -338,6 +354,8 @@ export const gatherP: Primitive<GatherParams> = definePrimitive<GatherParams>({
     const [x, index] = args.map((a, i) => batchFirst(a, dims[i] ?? null, n));
     return [bind(gatherP, [x!, index!], { axis: p.axis + 1 }), [0]];
   },
+  // jet: linear, so y_k is the op applied to x_k
+  jet: jetLinear(() => gatherP),
   showParams: (p) => `axis=${p.axis}`,
 });
 
@@ -370,5 +388,7 @@ export const scatterAddP: Primitive<GatherParams> = definePrimitive<GatherParams
     const front = args.map((a, i) => batchFirst(a, dims[i] ?? null, n));
     return [bind(scatterAddP, front, { axis: p.axis + 1 }), [0]];
   },
+  // jet: linear, so y_k is the op applied to x_k
+  jet: jetLinear(() => scatterAddP),
   showParams: (p) => `axis=${p.axis}`,
 });

@@ -11,6 +11,7 @@ import { type DType, isFloat } from "../dtype.js";
 import { DTypeError, ShapeError } from "../errors.js";
 import { fmtShape } from "../shape.js";
 import { loopBatcher } from "./rules.js";
+import { jetZero } from "./series.js";
 
 function checkKey(op: string, k: Aval): void {
   if (k.dtype !== "int32" || k.shape.length !== 1 || k.shape[0] !== 2)
@@ -35,6 +36,8 @@ export const randomUniformP: Primitive<UniformParams> = definePrimitive<UniformP
   impl: (b, [k], _a, p) => [b.randomUniform(k!, p.shape, p.dtype)],
   jvp: (_, __, [out]) => [Zero.like(out!)],
   vjp: (_, [k]) => [Zero.like(k!)],
+  // keys are integers: no Taylor coefficients
+  jet: jetZero(),
   // out[b] = uniform(key[b]): one kernel call per key, stacked
   batch: loopBatcher(() => randomUniformP),
   showParams: (p) => `shape=${fmtShape(p.shape)} dtype=${p.dtype}`,
@@ -53,6 +56,8 @@ export const randomSplitP: Primitive<SplitParams> = definePrimitive<SplitParams>
   impl: (b, [k], _a, p) => [b.randomSplit(k!, p.num)],
   jvp: (_, __, [out]) => [Zero.like(out!)],
   vjp: (_, [k]) => [Zero.like(k!)],
+  // int32 output: no Taylor coefficients
+  jet: jetZero(),
   // out[b] = split(key[b]): one kernel call per key, stacked
   batch: loopBatcher(() => randomSplitP),
   showParams: (p) => `num=${p.num}`,

@@ -21,6 +21,7 @@ import { ShapeError } from "../errors.js";
 import { astype, broadcastTo, div, equal, isnan, mul, reshape, sum, where } from "../ops/index.js";
 import { fmtShape } from "../shape.js";
 import { checkArity, onlyDim, withBatchAxis } from "./rules.js";
+import { jetLinear, jetZero } from "./series.js";
 
 export interface ReduceParams {
   /** Sorted, distinct, non-negative axes to reduce away. */
@@ -82,6 +83,8 @@ export const reduceSumP: Primitive<ReduceParams> = definePrimitive<ReduceParams>
   impl: reduceImpl("sum"),
   jvp: (_, [t], __, p) => [sum(t as Tensor, { axis: p.axes })],
   vjp: ([ct], [x], _o, p) => [expandBack(ct!, x!, p.axes)],
+  // jet: y_k = sum(x_k)
+  jet: jetLinear(() => reduceSumP),
   // sum over the example axes of each example: the same axes, shifted past the batch axis
   batch: reduceBatcher(() => reduceSumP),
   showParams: showAxes,
@@ -108,6 +111,8 @@ function chooser(name: string, kernel: ReduceKernel): Primitive<ReduceParams> {
         ? [sum(mul(t as Tensor, tieWeights(x!, out!, p.axes)), { axis: p.axes })]
         : [Zero.like(out!)],
     vjp: ([ct], [x], [out], p) => [mul(expandBack(ct!, x!, p.axes), tieWeights(x!, out!, p.axes))],
+    // jet: y_k = sum(w x_k) with the JVP's tie weights (the extremum's position is locally fixed)
+    jet: jetLinear(() => prim),
     // max over the example axes of each example: the same axes, shifted past the batch axis
     batch: reduceBatcher(() => prim),
     showParams: showAxes,
@@ -129,6 +134,8 @@ function argReduce(name: string, kernel: ReduceKernel): Primitive<ArgParams> {
     impl: (b, [x], [a], p) => [b.reduce(kernel, x!, a!.shape, [p.axis], a!.dtype, "int32")],
     jvp: (_, __, [out]) => [Zero.like(out!)],
     vjp: (_, [x]) => [Zero.like(x!)],
+    // int32 output: no Taylor coefficients
+    jet: jetZero(),
     // argmax along the example axis, shifted past the batch axis (which it never removes)
     batch: (args, dims, p) => {
       const d = onlyDim(dims);

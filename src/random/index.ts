@@ -103,7 +103,8 @@ export function normal(k: Key, shape: readonly number[] = [], opts: RandomOption
 export function gumbel(k: Key, shape: readonly number[] = [], opts: RandomOptions = {}): Tensor {
   const dtype = floatDType(opts, "random.gumbel");
   // The smallest positive normal number of the dtype, so -log(-log(u)) stays finite.
-  const tiny = dtype === "float64" ? 2.2250738585072014e-308 : dtype === "float16" ? 6.103515625e-5 : 1.1754944e-38;
+  const tiny =
+    dtype === "float64" ? 2.2250738585072014e-308 : dtype === "float16" ? 6.103515625e-5 : 1.1754944e-38;
   const u = maximum(uniform(k, checkShape(shape, "random.gumbel"), { dtype }), tiny);
   return neg(log(neg(log(u))));
 }

@@ -24,6 +24,7 @@ import { ShapeError, TransformError } from "../errors.js";
 import { fmtShape, shapeEq } from "../shape.js";
 import { flatten, unflatten } from "../tree.js";
 import { checkFunction } from "./args.js";
+import { jetFlat } from "./jet.js";
 import { JvpInterpreter } from "./jvp.js";
 import { ReverseInterpreter } from "./reverse.js";
 import { type Staged, stage } from "./stage.js";
@@ -192,6 +193,9 @@ export const checkpointP: Primitive<CheckpointParams> = definePrimitive<Checkpoi
     const r = withInterpreter(interp, () => runBody(p.program, ins, p.emitSaved ? p.save : null));
     return emitted(p, r).map((o) => interp.tangentOf(o));
   },
+  // jet: forward mode stores nothing, so the body's own jet (no recomputation is involved)
+  jet: (primals, series, _outs, p) =>
+    jetFlat((xs) => emitted(p, runBody(p.program, xs, p.emitSaved ? p.save : null)), primals, series)[1],
   vjp(cts, primals, outs, p, needs) {
     const n = p.program.outputs.length;
     let kept: readonly Tensor[] | null = null;

@@ -1,0 +1,533 @@
+/**
+ * @file `ad.linalg` (API §2): known values of solve, inv, det, slogdet, cholesky,
+ * triangularSolve, luFactor and norm; batch broadcasting and the vector-rhs rule; the documented
+ * behaviour at singular and non-positive-definite matrices (IEEE results, never an exception;
+ * det's gradient stays the adjugate); derivatives against closed forms and under jit, vmap,
+ * hessian and eager backward; and the typed errors. Gradcheck/gradgradcheck of every function,
+ * batched and unbatched, runs from the table in `op-specs.ts`.
+ */
+
+import assert from "node:assert/strict";
+import { describe, test } from "node:test";
+import * as ad from "adjoint";
+import { assertClose } from "./helpers.js";
+
+type Nested = number[] | number[][] | number[][][];
+const f64 = (x: Nested) => ad.tensor(x, { dtype: "float64" });
+const rand = (seed: number, shape: number[]) =>
+  ad.random.uniform(ad.random.key(seed), shape, { minval: -1, maxval: 1, dtype: "float64" });
+/** A random well-conditioned n×n matrix (or stack of them): M + n·I with entries of M in [-1, 1]. */
+const wellConditioned = (seed: number, shape: number[]) =>
+  ad.add(
+    rand(seed, shape),
+    ad.mul(shape[shape.length - 1]!, ad.eye(shape[shape.length - 1]!, { dtype: "float64" })),
+  );
+const mT = (m: ad.Tensor) =>
+  ad.transpose(
+    m,
+    [...m.shape.keys()].map((i) => (i < m.ndim - 2 ? i : 2 * m.ndim - 3 - i)),
+  );
+const entries = (t: ad.Tensor) => Array.from(t.data(), Number);
+
+/** The cofactor matrix of a small JS matrix, by minors (the reference for det's gradient). */
+function cofactors(a: number[][]): number[][] {
+  const minorDet = (m: number[][]): number =>
+    m.length === 0
+      ? 1
+      : m[0]!.reduce(
+          (s, v, j) =>
+            s + (j % 2 === 0 ? 1 : -1) * v * minorDet(m.slice(1).map((r) => r.filter((_, k) => k !== j))),
+          0,
+        );
+  return a.map((_, i) =>
+    a.map((_, j) => {
+      const minor = a.filter((_, r) => r !== i).map((row) => row.filter((_, c) => c !== j));
+      return ((i + j) % 2 === 0 ? 1 : -1) * minorDet(minor);
+    }),
+  );
+}
+
+describe("known values", () => {
+  test("det of permutation, triangular and small matrices", () => {
+    assert.equal(ad.linalg.det(ad.eye(4, { dtype: "float64" })).item(), 1);
+    const swap = f64([
+      [0, 1, 0],
+      [1, 0, 0],
+      [0, 0, 1],
+    ]);
+    assert.equal(ad.linalg.det(swap).item(), -1);
+    const cycle = f64([
+      [0, 1, 0],
+      [0, 0, 1],
+      [1, 0, 0],
+    ]);
+    assert.equal(ad.linalg.det(cycle).item(), 1);
+    assert.equal(
+      ad.linalg
+        .det(
+          f64([
+            [2, 5, 7],
+            [0, 3, 1],
+            [0, 0, -4],
+          ]),
+        )
+        .item(),
+      -24,
+    );
+    assertClose(
+      ad.linalg.det(
+        f64([
+          [1, 2],
+          [3, 4],
+        ]),
+      ),
+      -2,
+    );
+    // 0x0 and 1x1
+    assert.equal(ad.linalg.det(ad.zeros([0, 0], { dtype: "float64" })).item(), 1);
+    assert.equal(ad.linalg.det(f64([[-3.5]])).item(), -3.5);
+  });
+
+  test("inverse of a 2x2 matrix, and A·A⁻¹ = I for a larger one", () => {
+    assertClose(
+      ad.linalg.inv(
+        f64([
+          [4, 7],
+          [2, 6],
+        ]),
+      ),
+      [
+        [0.6, -0.7],
+        [-0.2, 0.4],
+      ],
+    );
+    const a = wellConditioned(1, [6, 6]);
+    assertClose(ad.matmul(a, ad.linalg.inv(a)), ad.eye(6, { dtype: "float64" }), { atol: 1e-13 });
+  });
+
+  test("solve agrees with matmul: vector and matrix right-hand sides", () => {
+    const a = wellConditioned(2, [5, 5]);
+    const b = rand(3, [5]);
+    const x = ad.linalg.solve(a, b);
+    assert.deepEqual(x.shape, [5]);
+    assertClose(ad.matmul(a, x), b, { atol: 1e-13 });
+    const bm = rand(4, [5, 3]);
+    const xm = ad.linalg.solve(a, bm);
+    assert.deepEqual(xm.shape, [5, 3]);
+    assertClose(ad.matmul(a, xm), bm, { atol: 1e-13 });
+    // A matrix that needs row swaps.
+    const p = f64([
+      [0, 2, 1],
+      [1, 0, 0],
+      [0, 1, 3],
+    ]);
+    assertClose(ad.linalg.solve(p, f64([5, 1, 10])), [1, 1, 3], { atol: 1e-14 });
+  });
+
+  test("slogdet: sign and log|det|, also where det itself overflows", () => {
+    const [s, l] = ad.linalg.slogdet(
+      f64([
+        [-2, 0],
+        [0, 3],
+      ]),
+    );
+    assert.equal(s.item(), -1);
+    assertClose(l, Math.log(6));
+    const big = ad.mul(1e200, ad.eye(2, { dtype: "float64" }));
+    assert.equal(ad.linalg.det(big).item(), Infinity);
+    const [s2, l2] = ad.linalg.slogdet(big);
+    assert.equal(s2.item(), 1);
+    assertClose(l2, 2 * Math.log(1e200));
+    // Agrees with det on a random batch.
+    const a = ad.add(rand(5, [3, 4, 4]), ad.eye(4, { dtype: "float64" }));
+    const [sign, logabs] = ad.linalg.slogdet(a);
+    assertClose(ad.mul(sign, ad.exp(logabs)), ad.linalg.det(a), { rtol: 1e-12 });
+  });
+
+  test("cholesky reconstructs A = L Lᵀ with L lower and a positive diagonal; upper gives Uᵀ U", () => {
+    assertClose(
+      ad.linalg.cholesky(
+        f64([
+          [4, 2],
+          [2, 5],
+        ]),
+      ),
+      [
+        [2, 0],
+        [1, 2],
+      ],
+    );
+    const m = rand(6, [2, 4, 4]);
+    const a = ad.add(ad.matmul(m, mT(m)), ad.eye(4, { dtype: "float64" }));
+    const l = ad.linalg.cholesky(a);
+    assertClose(ad.matmul(l, mT(l)), a, { atol: 1e-13 });
+    const lv = l.toArray() as number[][][];
+    for (const mat of lv)
+      mat.forEach((row, i) =>
+        row.forEach((v, j) => {
+          if (j > i) assert.equal(v, 0);
+          if (j === i) assert.ok(v > 0);
+        }),
+      );
+    const u = ad.linalg.cholesky(a, { upper: true });
+    assertClose(ad.matmul(mT(u), u), a, { atol: 1e-13 });
+    // symmetrizeInput: false reads only the lower triangle (NumPy); the default factors ½(A + Aᵀ).
+    const skew = f64([
+      [4, 3],
+      [1, 5],
+    ]);
+    assertClose(ad.linalg.cholesky(skew), [
+      [2, 0],
+      [1, 2],
+    ]);
+    assertClose(ad.linalg.cholesky(skew, { symmetrizeInput: false }), [
+      [2, 0],
+      [0.5, Math.sqrt(4.75)],
+    ]);
+  });
+
+  test("triangularSolve: lower/upper, transposeA, unitDiagonal, right side", () => {
+    const m = rand(7, [4, 4]);
+    const a = ad.add(m, ad.mul(4, ad.eye(4, { dtype: "float64" })));
+    const b = rand(8, [4, 2]);
+    const lowerA = ad.where(
+      ad.greaterEqual(ad.arange(4).reshape([4, 1]), ad.arange(4).reshape([1, 4])),
+      a,
+      0,
+    );
+    const upperA = mT(
+      ad.where(ad.greaterEqual(ad.arange(4).reshape([4, 1]), ad.arange(4).reshape([1, 4])), mT(a), 0),
+    );
+    const unitLowerA = ad.add(
+      ad.where(ad.greater(ad.arange(4).reshape([4, 1]), ad.arange(4).reshape([1, 4])), a, 0),
+      ad.eye(4, { dtype: "float64" }),
+    );
+    const cases: [ad.linalg.TriangularSolveOptions, ad.Tensor][] = [
+      [{ lower: true }, lowerA],
+      [{}, upperA],
+      [{ lower: true, transposeA: true }, mT(lowerA)],
+      [{ transposeA: true }, mT(upperA)],
+      [{ lower: true, unitDiagonal: true }, unitLowerA],
+    ];
+    for (const [opts, op] of cases) {
+      const x = ad.linalg.triangularSolve(a, b, opts);
+      assertClose(ad.matmul(op, x), b, { atol: 1e-13 });
+      // Right side: x op(A) = bᵀ.
+      const xr = ad.linalg.triangularSolve(a, mT(b), { ...opts, leftSide: false });
+      assertClose(ad.matmul(xr, op), mT(b), { atol: 1e-13 });
+    }
+    // A vector right-hand side, on either side.
+    const v = rand(9, [4]);
+    assertClose(ad.matmul(lowerA, ad.linalg.triangularSolve(a, v, { lower: true })), v, { atol: 1e-13 });
+    assertClose(ad.matmul(ad.linalg.triangularSolve(a, v, { lower: true, leftSide: false }), lowerA), v, {
+      atol: 1e-13,
+    });
+  });
+
+  test("luFactor: a[permutation] = L U with partial pivoting", () => {
+    const a = rand(10, [2, 5, 5]);
+    const { lu, pivots, permutation } = ad.linalg.luFactor(a);
+    assert.equal(pivots.dtype, "int32");
+    assert.equal(permutation.dtype, "int32");
+    const strict = ad.greater(ad.arange(5).reshape([5, 1]), ad.arange(5).reshape([1, 5]));
+    const l = ad.add(ad.where(strict, lu, 0), ad.eye(5, { dtype: "float64" }));
+    const u = ad.where(ad.logicalNot(strict), lu, 0);
+    const rows = ad.gather(a, 1, ad.broadcastTo(ad.expandDims(permutation, -1), [2, 5, 5]));
+    assertClose(ad.matmul(l, u), rows, { atol: 1e-14 });
+    // Partial pivoting: every multiplier is at most 1 in magnitude.
+    assert.ok(entries(ad.where(strict, lu, 0)).every((v) => Math.abs(v) <= 1));
+  });
+
+  test("norm: vector ords, Frobenius and induced matrix norms, keepdims", () => {
+    const v = f64([3, -4, 0]);
+    assert.equal(ad.linalg.norm(v).item(), 5);
+    assert.equal(ad.linalg.norm(v, { ord: 1 }).item(), 7);
+    assert.equal(ad.linalg.norm(v, { ord: Infinity }).item(), 4);
+    assert.equal(ad.linalg.norm(v, { ord: -Infinity }).item(), 0);
+    assert.equal(ad.linalg.norm(v, { ord: 0 }).item(), 2);
+    assertClose(ad.linalg.norm(v, { ord: 3 }), Math.cbrt(27 + 64));
+    const m = f64([
+      [1, -2],
+      [3, 4],
+    ]);
+    assertClose(ad.linalg.norm(m), Math.sqrt(30));
+    assertClose(ad.linalg.norm(m, { ord: "fro" }), Math.sqrt(30));
+    assert.equal(ad.linalg.norm(m, { ord: 1 }).item(), 6);
+    assert.equal(ad.linalg.norm(m, { ord: Infinity }).item(), 7);
+    assert.equal(ad.linalg.norm(m, { ord: -1 }).item(), 4);
+    assertClose(ad.linalg.norm(m, { axis: 1, keepdims: true }), [[Math.sqrt(5)], [5]]);
+    assert.throws(() => ad.linalg.norm(m, { ord: 2 }), ad.ShapeError);
+  });
+});
+
+describe("batching and broadcasting", () => {
+  test("every function maps over leading axes like a loop over matrices", () => {
+    const a = wellConditioned(11, [2, 3, 4, 4]);
+    const b = rand(12, [2, 3, 4, 2]);
+    const m = rand(13, [2, 3, 4, 4]);
+    const spd = ad.add(ad.matmul(m, mT(m)), ad.eye(4, { dtype: "float64" }));
+    const fns: [string, (...x: ad.Tensor[]) => ad.Tensor, ad.Tensor[]][] = [
+      ["solve", (x, y) => ad.linalg.solve(x!, y!), [a, b]],
+      ["inv", (x) => ad.linalg.inv(x!), [a]],
+      ["det", (x) => ad.linalg.det(x!), [a]],
+      ["slogdet", (x) => ad.linalg.slogdet(x!)[1], [a]],
+      ["cholesky", (x) => ad.linalg.cholesky(x!), [spd]],
+      ["triangularSolve", (x, y) => ad.linalg.triangularSolve(x!, y!, { lower: true }), [a, b]],
+    ];
+    for (const [name, f, xs] of fns) {
+      const whole = f(...xs);
+      for (let i = 0; i < 2; i++)
+        for (let j = 0; j < 3; j++) {
+          const one = f(...xs.map((x) => x.at(i, j)));
+          assertClose(whole.at(i, j), one, { rtol: 0, atol: 0 });
+        }
+      assert.ok(whole.shape.length >= 2, name);
+    }
+  });
+
+  test("the batch dims of a and b broadcast; b shaped a.shape[:-1] is a stack of vectors", () => {
+    const a = wellConditioned(14, [2, 3, 3]);
+    assert.deepEqual(ad.linalg.solve(a, rand(15, [3])).shape, [2, 3]);
+    assert.deepEqual(ad.linalg.solve(a, rand(15, [2, 3])).shape, [2, 3]);
+    assert.deepEqual(ad.linalg.solve(a.at(0), rand(16, [4, 3, 2])).shape, [4, 3, 2]);
+    assert.deepEqual(ad.linalg.solve(ad.reshape(a, [2, 1, 3, 3]), rand(17, [5, 3, 1])).shape, [2, 5, 3, 1]);
+    // b [3, 3] for one 3x3 matrix is a matrix right-hand side.
+    assert.deepEqual(ad.linalg.solve(a.at(0), rand(23, [3, 3])).shape, [3, 3]);
+    // A stack of vectors: each solved with its own matrix.
+    const bs = rand(18, [2, 3]);
+    const xs = ad.linalg.solve(a, bs);
+    for (let i = 0; i < 2; i++)
+      assertClose(xs.at(i), ad.linalg.solve(a.at(i), bs.at(i)), { rtol: 0, atol: 0 });
+    // One matrix, many right-hand sides.
+    const many = rand(19, [4, 3, 2]);
+    const xm = ad.linalg.solve(a.at(1), many);
+    for (let i = 0; i < 4; i++) assertClose(ad.matmul(a.at(1), xm.at(i)), many.at(i), { atol: 1e-13 });
+    assert.deepEqual(
+      ad.linalg.triangularSolve(a.at(0), rand(20, [5, 3, 2]), { lower: true }).shape,
+      [5, 3, 2],
+    );
+  });
+
+  test("vmap, jit and trace", () => {
+    const a = wellConditioned(21, [4, 3, 3]);
+    const b = rand(22, [4, 3]);
+    const f = (x: ad.Tensor, y: ad.Tensor) => ad.linalg.solve(x, y);
+    assertClose(ad.vmap(f)(a, b), ad.linalg.solve(a, b), { rtol: 0, atol: 0 });
+    assertClose(ad.jit(f)(a, b), f(a, b), { rtol: 0, atol: 0 });
+    const g = ad.jit((x: ad.Tensor) => ad.grad((y: ad.Tensor) => ad.linalg.det(y))(x));
+    assertClose(g(a.at(0)), ad.grad((y: ad.Tensor) => ad.linalg.det(y))(a.at(0)), { rtol: 1e-14, atol: 0 });
+    const prog = ad
+      .trace((x: ad.Tensor) => ad.linalg.det(x))(a.at(0))
+      .toString();
+    assert.match(prog, /= det /);
+    const prog2 = ad.trace(f)(a.at(0), b.at(0)).toString();
+    assert.match(prog2, /= lu /);
+    assert.match(prog2, /= triangular_solve\[lower=true/);
+  });
+});
+
+describe("derivatives against closed forms", () => {
+  const a = wellConditioned(23, [4, 4]);
+  const ainv = ad.linalg.inv(a);
+
+  test("∇ det = det · A⁻ᵀ, ∇ log|det| = A⁻ᵀ", () => {
+    assertClose(ad.grad((x: ad.Tensor) => ad.linalg.det(x))(a), ad.mul(ad.linalg.det(a), mT(ainv)), {
+      rtol: 1e-12,
+      atol: 1e-12,
+    });
+    assertClose(ad.grad((x: ad.Tensor) => ad.linalg.slogdet(x)[1])(a), mT(ainv), {
+      rtol: 1e-12,
+      atol: 1e-14,
+    });
+  });
+
+  test("d A⁻¹ = −A⁻¹ dA A⁻¹ (forward) and the solve VJP (reverse)", () => {
+    const da = rand(24, [4, 4]);
+    const [, t] = ad.jvp((x: ad.Tensor) => ad.linalg.inv(x), [a], [da]);
+    assertClose(t, ad.neg(ad.matmul(ad.matmul(ainv, da), ainv)), { rtol: 1e-12, atol: 1e-13 });
+    const b = rand(25, [4]);
+    const g = rand(26, [4]);
+    const x = ad.linalg.solve(a, b);
+    const [gA, gb] = ad.grad((m: ad.Tensor, v: ad.Tensor) => ad.sum(ad.mul(g, ad.linalg.solve(m, v))), {
+      argnums: [0, 1],
+    })(a, b) as [ad.Tensor, ad.Tensor];
+    const lam = ad.linalg.solve(mT(a), g); // A⁻ᵀ ḡ
+    assertClose(gb, lam, { rtol: 1e-12, atol: 1e-14 });
+    assertClose(gA, ad.neg(ad.outer(lam, x)), { rtol: 1e-12, atol: 1e-14 });
+  });
+
+  test("Hessian of log|det|: H[E] = −A⁻ᵀ Eᵀ A⁻ᵀ (forward over reverse)", () => {
+    const e = rand(27, [4, 4]);
+    const [hv] = ad.hvp((x: ad.Tensor) => ad.linalg.slogdet(x)[1], [a], [e]) as [ad.Tensor];
+    assertClose(hv, ad.neg(mT(ad.matmul(ad.matmul(ainv, e), ainv))), { rtol: 1e-10, atol: 1e-12 });
+  });
+
+  test("cholesky: the tangent satisfies dA = dL Lᵀ + L dLᵀ with dL lower triangular", () => {
+    const m = rand(28, [4, 4]);
+    const spd = ad.add(ad.matmul(m, mT(m)), ad.eye(4, { dtype: "float64" }));
+    const e = rand(29, [4, 4]);
+    const de = ad.add(e, mT(e)); // a symmetric direction
+    const [l, dl] = ad.jvp((x: ad.Tensor) => ad.linalg.cholesky(x), [spd], [de]) as [ad.Tensor, ad.Tensor];
+    assertClose(ad.add(ad.matmul(dl, mT(l)), ad.matmul(l, mT(dl))), de, { atol: 1e-12 });
+    // dL is lower triangular.
+    const upper = ad.less(ad.arange(4).reshape([4, 1]), ad.arange(4).reshape([1, 4]));
+    assert.ok(entries(ad.where(upper, dl, 0)).every((v) => v === 0));
+  });
+
+  test("eager backward through solve and det", () => {
+    const x = ad.tensor(a.toArray() as number[][], { dtype: "float64", requiresGrad: true });
+    const y = ad.add(ad.linalg.det(x), ad.sum(ad.linalg.inv(x)));
+    y.backward();
+    const want = ad.grad((z: ad.Tensor) => ad.add(ad.linalg.det(z), ad.sum(ad.linalg.inv(z))))(a);
+    assertClose(x.grad, want, { rtol: 1e-12, atol: 1e-14 });
+  });
+
+  test("float32 inputs give float32 values and derivatives", () => {
+    const a32 = ad.astype(a, "float32");
+    assert.equal(ad.linalg.det(a32).dtype, "float32");
+    assert.equal(ad.grad((x: ad.Tensor) => ad.linalg.det(x))(a32).dtype, "float32");
+    assert.equal(ad.linalg.solve(a32, ad.ones([4])).dtype, "float32");
+    assertClose(ad.linalg.inv(a32), ainv, { rtol: 1e-5, atol: 1e-6 });
+  });
+});
+
+describe("singular and non-positive-definite matrices (documented: IEEE results, as JAX)", () => {
+  test("det is exactly 0 and its gradient is the cofactor matrix (rank n − 1), whichever pivot vanishes", () => {
+    const mats = [
+      [
+        [0, 1],
+        [0, 1],
+      ], // the first pivot is the zero one
+      [
+        [1, 2, 3],
+        [2, 4, 6],
+        [1, 1, 1],
+      ], // the last pivot is the zero one
+      [
+        [0, 0, 1],
+        [0, 2, 5],
+        [0, 3, 4],
+      ], // a zero column
+    ];
+    for (const m of mats) {
+      assert.ok(ad.linalg.det(f64(m)).item() === 0);
+      const g = ad.grad((x: ad.Tensor) => ad.linalg.det(x))(f64(m));
+      assertClose(g, cofactors(m), { atol: 1e-14 });
+      // Forward mode agrees: d det = ⟨cof(A), dA⟩.
+      const e = rand(30, [m.length, m.length]);
+      const [, t] = ad.jvp((x: ad.Tensor) => ad.linalg.det(x), [f64(m)], [e]);
+      assertClose(t, ad.sum(ad.mul(f64(cofactors(m)), e)), { atol: 1e-14 });
+    }
+  });
+
+  test("rank < n − 1: det 0 with a zero gradient", () => {
+    const z = ad.zeros([3, 3], { dtype: "float64" });
+    assert.ok(ad.linalg.det(z).item() === 0);
+    assertClose(ad.grad((x: ad.Tensor) => ad.linalg.det(x))(z), ad.zeros([3, 3], { dtype: "float64" }));
+    const r1 = f64([
+      [1, 2, 3],
+      [2, 4, 6],
+      [3, 6, 9],
+    ]);
+    assert.ok(ad.linalg.det(r1).item() === 0);
+    assertClose(ad.grad((x: ad.Tensor) => ad.linalg.det(x))(r1), ad.zeros([3, 3], { dtype: "float64" }));
+  });
+
+  test("solve and inv give non-finite entries instead of throwing; slogdet gives sign 0 and -Inf", () => {
+    const s = f64([
+      [1, 2],
+      [2, 4],
+    ]);
+    assert.ok(!entries(ad.linalg.inv(s)).every(Number.isFinite));
+    assert.ok(!entries(ad.linalg.solve(s, f64([1, 1]))).every(Number.isFinite));
+    const [sign, logabs] = ad.linalg.slogdet(s);
+    assert.ok(sign.item() === 0);
+    assert.equal(logabs.item(), -Infinity);
+    const zeroDiag = f64([
+      [0, 0],
+      [1, 1],
+    ]);
+    assert.equal(entries(ad.linalg.triangularSolve(zeroDiag, f64([1, 1]), { lower: true }))[0], Infinity);
+    // Under detectAnomaly the NaN/Inf is reported where it is made.
+    assert.throws(() => ad.detectAnomaly(() => ad.linalg.inv(s)), ad.AnomalyError);
+  });
+
+  test("cholesky of a matrix that is not positive definite is all NaN, only for that matrix of a batch", () => {
+    const batch = ad.stack([
+      f64([
+        [4, 2],
+        [2, 5],
+      ]),
+      f64([
+        [1, 2],
+        [2, 1],
+      ]),
+    ]);
+    const l = ad.linalg.cholesky(batch);
+    assertClose(l.at(0), [
+      [2, 0],
+      [1, 2],
+    ]);
+    assert.ok(entries(l.at(1)).every(Number.isNaN));
+    assert.ok(entries(ad.linalg.cholesky(f64([[-1]]))).every(Number.isNaN));
+  });
+});
+
+describe("errors", () => {
+  const fns: [string, (x: ad.Tensor) => unknown][] = [
+    ["solve", (x) => ad.linalg.solve(x, ad.ones([2], { dtype: "float64" }))],
+    ["inv", (x) => ad.linalg.inv(x)],
+    ["det", (x) => ad.linalg.det(x)],
+    ["slogdet", (x) => ad.linalg.slogdet(x)],
+    ["cholesky", (x) => ad.linalg.cholesky(x)],
+    ["triangularSolve", (x) => ad.linalg.triangularSolve(x, ad.ones([2], { dtype: "float64" }))],
+    ["luFactor", (x) => ad.linalg.luFactor(x)],
+  ];
+  for (const [name, f] of fns)
+    test(`${name}: a non-square or rank-1 operand is a ShapeError naming the shape`, () => {
+      assert.throws(
+        () => f(ad.zeros([2, 3], { dtype: "float64" })),
+        (e: unknown) =>
+          e instanceof ad.ShapeError && e.message.startsWith(`${name}: `) && e.message.includes("[2, 3]"),
+      );
+      assert.throws(
+        () => f(ad.zeros([4], { dtype: "float64" })),
+        (e: unknown) => e instanceof ad.ShapeError && e.message.includes("[4]"),
+      );
+    });
+
+  test("solve: a right-hand side of the wrong size, or batch dims that do not broadcast", () => {
+    const a = ad.eye(3, { dtype: "float64" });
+    assert.throws(
+      () => ad.linalg.solve(a, ad.ones([4])),
+      (e: unknown) => e instanceof ad.ShapeError && e.message.includes("[3, 3]") && e.message.includes("[4]"),
+    );
+    assert.throws(() => ad.linalg.solve(a, ad.ones([2, 2])), ad.ShapeError);
+    assert.throws(
+      () => ad.linalg.solve(ad.zeros([2, 3, 3]), ad.ones([3, 3, 1])),
+      (e: unknown) => e instanceof ad.ShapeError && /cannot be broadcast/.test(e.message),
+    );
+    assert.throws(() => ad.linalg.triangularSolve(a, ad.ones([2, 4]), { leftSide: false }), ad.ShapeError);
+  });
+
+  test("integer and bool inputs are promoted to float32 (as JAX)", () => {
+    const i = ad.tensor(
+      [
+        [2, 1],
+        [1, 3],
+      ],
+      { dtype: "int32" },
+    );
+    const d = ad.linalg.det(i);
+    assert.equal(d.dtype, "float32");
+    assertClose(d, 5, { rtol: 1e-6 });
+    assert.equal(ad.linalg.inv(i).dtype, "float32");
+    assert.equal(ad.linalg.solve(i, ad.tensor([3, 4], { dtype: "int32" })).dtype, "float32");
+    assert.equal(ad.linalg.cholesky(i).dtype, "float32");
+    assert.equal(ad.linalg.det(ad.eye(2, { dtype: "bool" })).item(), 1);
+    // Mixed float32/float64 promotes to float64.
+    assert.equal(ad.linalg.solve(ad.eye(2), ad.ones([2], { dtype: "float64" })).dtype, "float64");
+    // grad wrt an int32 input is a DTypeError, as everywhere.
+    assert.throws(() => ad.grad((x: ad.Tensor) => ad.linalg.det(x))(i), ad.DTypeError);
+  });
+});
