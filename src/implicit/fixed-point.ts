@@ -92,8 +92,8 @@ function checkOptions(opts: unknown, op: string): void {
  * @example
  * // z = cos(z)/2 + θ, whose solution has derivative 1 / (1 + sin(z⋆)/2) wrt θ
  * const solve = (theta: number) => ad.fixedPoint((t, z) => ad.add(ad.mul(ad.cos(z), 0.5), t), theta, 0);
- * solve(1).item(); // 1.3398…
- * ad.grad((t: number) => solve(t))(1); // 0.8227… = 1 / (1 + sin(1.3398)/2)
+ * solve(1).item(); // 1.18715…
+ * ad.grad((t: number) => solve(t))(1); // 0.68322… = 1 / (1 + sin(1.18715…)/2)
  * // a deep-equilibrium layer z = tanh(W z + x), differentiable wrt W and x
  * const deq = (p: { W: ad.Tensor; x: ad.Tensor }) =>
  *   ad.fixedPoint((q, z: ad.Tensor) => ad.tanh(ad.add(ad.matmul(q.W, z), q.x)), p, ad.zerosLike(p.x));

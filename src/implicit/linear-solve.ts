@@ -9,6 +9,14 @@
  * Aᵀ is matrix-free too: u ↦ the VJP of x ↦ A x (or A itself when `symmetric`). The tangent and
  * transposed solves are themselves custom linear solves, so every order of derivative stays
  * implicit. Memory: the rules keep θ and x, nothing of the solver's iterations.
+ *
+ * User solvers (`customLinearSolve`'s `solve` and `transposeSolve`) may close over traced values
+ * too (`(mv, r) => ad.div(r, d)` with `d` being differentiated). They run one level below the
+ * transforms, and the transposed solve runs during the backward pass, when those tracers are no
+ * longer usable; so, as JAX does, they are staged once at the call with their matrix given
+ * (`solve(matvec, ·)`, `transposeSolve(matvecᵀ, ·)`), and the values they capture become
+ * explicit, non-differentiated inputs ("solve consts"). Their derivative never matters: the rules
+ * differentiate the linear system, not the solver.
  */
 
 import { noGrad } from "../core/grad-mode.js";
@@ -33,11 +41,15 @@ import {
   tensorLeaves,
 } from "./common.js";
 
-/** A solve on pytrees: `(matvec, b, guess) => [x, diagnostics]` (diagnostics: tensors, no derivative). */
+/**
+ * A solve on pytrees: `(matvec, b, guess, consts) => [x, diagnostics]` (diagnostics: tensors, no
+ * derivative). `consts` are the values the solve was staged with (see `SolveSpec.solveConsts`).
+ */
 export type SolveFn = (
   matvec: (x: unknown) => unknown,
   b: unknown,
   guess: unknown | null,
+  consts: readonly Tensor[],
 ) => [unknown, readonly Tensor[]];
 
 /** How `linearSolveCore` solves with A and with Aᵀ. */
@@ -49,6 +61,15 @@ export interface SolveSpec {
   readonly transposeSolve: SolveFn | null;
   /** A = Aᵀ: the transposed matvec is `matvec` itself and `solve` solves with it. */
   readonly symmetric: boolean;
+  /**
+   * The solve functions are user code that may close over traced values: stage them at the call
+   * (see the file comment). The internal solvers (cg, gmres, the fixed-point adjoint) need not.
+   */
+  readonly stage?: boolean;
+  /** Non-differentiated inputs handed to `solve` as its `consts` (default none). */
+  readonly solveConsts?: readonly Tensor[];
+  /** Likewise for `transposeSolve`. */
+  readonly transposeConsts?: readonly Tensor[];
 }
 
 /** The result of `linearSolveCore`: the solution (structured like b) and the solver's diagnostics. */
@@ -58,14 +79,49 @@ export interface LinearSolved {
 }
 
 /** The spec of the transposed problem: solving with Aᵀ, whose own transpose is A again. */
-function transposed(spec: SolveSpec): SolveSpec {
-  if (spec.symmetric) return spec;
+function transposed(spec: SolveSpec, scs: readonly Tensor[], tcs: readonly Tensor[]): SolveSpec {
+  if (spec.symmetric) return { ...spec, stage: false, solveConsts: scs, transposeConsts: tcs };
+  const own = spec.transposeSolve === null;
   return {
     op: spec.op,
     solve: spec.transposeSolve ?? spec.solve,
-    transposeSolve: spec.transposeSolve === null ? null : spec.solve,
+    transposeSolve: own ? null : spec.solve,
     symmetric: false,
+    solveConsts: own ? scs : tcs,
+    transposeConsts: scs,
   };
+}
+
+/** The same problem with the solve consts given (for the tangent solve of the forward rule). */
+function withConsts(spec: SolveSpec, scs: readonly Tensor[], tcs: readonly Tensor[]): SolveSpec {
+  return { ...spec, stage: false, solveConsts: scs, transposeConsts: tcs };
+}
+
+/**
+ * Stage a user solve with its matrix given (`solver(matvec(mcs), ·)`, `mcs` the matvec's consts)
+ * and turn the values it captures into explicit consts. Returns the spec entry and its consts:
+ * the solve itself when it captures nothing (or cannot be staged because it reads values), else
+ * the staged program, called with `[own consts, mcs]`.
+ */
+function stageSolve(
+  solver: SolveFn,
+  mvOf: (mcs: readonly Tensor[]) => (x: unknown) => unknown,
+  mcs: readonly Tensor[],
+  b: unknown,
+  op: string,
+): [SolveFn, Tensor[]] {
+  const conv = closureConvert(
+    ((cs: Tensor[], rhs: unknown) => solver(mvOf(cs), rhs, null, [])[0]) as (...a: never[]) => unknown,
+    [mcs, b],
+    op,
+  );
+  if (conv.consts.length === 0) return [solver, []];
+  const own = conv.consts.length;
+  const fn: SolveFn = (_mv, rhs, _guess, consts) => [
+    conv.call(consts.slice(0, own), [consts.slice(own), rhs]),
+    [],
+  ];
+  return [fn, [...conv.consts, ...mcs]];
 }
 
 /**
@@ -77,8 +133,9 @@ export function linearSolveCore(
   matvec: (x: unknown) => unknown,
   b: unknown,
   guess: unknown | null,
-  spec: SolveSpec,
+  spec0: SolveSpec,
 ): LinearSolved {
+  let spec = spec0;
   const op = spec.op;
   const [bl, bDef] = tensorLeaves(b, "b", op);
   const likes: Aval[] = bl.map(avalOf);
@@ -91,13 +148,36 @@ export function linearSolveCore(
   const asTree = (def: TreeDef, mv: (xl: Tensor[]) => Tensor[]) => (x: unknown) =>
     unflatten(def, mv(matchLeaves(x, def, likes, "the argument of matvec", op)));
 
+  if (spec.stage) {
+    // Stage the user's solvers now, while the values they capture are still usable.
+    const mvOf = (mcs: readonly Tensor[]) => asTree(bDef, (xl) => mvFlat(mcs, xl));
+    const b0 = unflatten(bDef, bl);
+    const [solve, scs] = stageSolve(spec.solve, mvOf, conv.consts, b0, op);
+    let transposeSolve = spec.transposeSolve;
+    let tcs: Tensor[] = [];
+    // A staged solve has A built in, so Aᵀ needs its own staged solve (`solve` itself by default).
+    if (!spec.symmetric && (transposeSolve !== null || scs.length > 0)) {
+      const mvTOf = (mcs: readonly Tensor[]) => {
+        const [, pull] = recordFlat(
+          (xl) => mvFlat(mcs, xl),
+          bl,
+          bl.map(() => true),
+        );
+        return asTree(bDef, (u) => fillZeros(pull(u), likes));
+      };
+      [transposeSolve, tcs] = stageSolve(transposeSolve ?? spec.solve, mvTOf, conv.consts, b0, op);
+    }
+    spec = { ...spec, stage: false, solve, transposeSolve, solveConsts: scs, transposeConsts: tcs };
+  }
+
   type Out = [Tensor[], Tensor[]];
   const last = new LastCall<Tensor[]>();
-  const primal = (cs: Tensor[], bs: Tensor[], gs: Tensor[]): Out => {
+  const primal = (cs: Tensor[], bs: Tensor[], gs: Tensor[], scs: Tensor[]): Out => {
     const [x, diag] = spec.solve(
       asTree(bDef, (xl) => mvFlat(cs, xl)),
       unflatten(bDef, bs),
       gs.length === 0 ? null : unflatten(bDef, gs),
+      scs,
     );
     const xl = matchLeaves(x, bDef, likes, "the solution solve returned", op);
     const dl = diag.map((d) => {
@@ -105,77 +185,92 @@ export function linearSolveCore(
         throw new Error(`adjoint internal error: ${op} diagnostics must be tensors`);
       return d;
     });
-    last.set([...cs, ...bs, ...gs], xl);
+    last.set([...cs, ...bs, ...gs, ...scs], xl);
     return [xl, dl];
   };
 
-  const call: (cs: Tensor[], bs: Tensor[], gs: Tensor[]) => Out = customVjp(primal, {
-    // The solution at the level below, itself a custom solve there (so derivatives nest).
-    fwd: (cs, bs, gs) => {
-      const out = noGrad(() => call(cs, bs, gs));
-      return [out, { cs, x: out[0] }];
-    },
-    bwd: (res: { cs: Tensor[]; x: Tensor[] }, ct: Out) => {
-      const xbar = ct?.[0] ?? [];
-      if (xbar.every((t) => t === null || t === undefined)) return [null, null, null];
-      // Aᵀ: matvec itself, or the VJP of x ↦ A x (linear: any point will do; x is at hand).
-      let mvT: (u: Tensor[]) => Tensor[];
-      if (spec.symmetric) mvT = (u) => mvFlat(res.cs, u);
-      else {
-        const [, pull] = recordFlat(
-          (xl) => mvFlat(res.cs, xl),
-          res.x,
-          res.x.map(() => true),
+  type Res = { cs: Tensor[]; x: Tensor[]; scs: Tensor[]; tcs: Tensor[] };
+  const call: (cs: Tensor[], bs: Tensor[], gs: Tensor[], scs: Tensor[], tcs: Tensor[]) => Out = customVjp(
+    (cs: Tensor[], bs: Tensor[], gs: Tensor[], scs: Tensor[], _tcs: Tensor[]) => primal(cs, bs, gs, scs),
+    {
+      // The solution at the level below, itself a custom solve there (so derivatives nest).
+      fwd: (cs, bs, gs, scs, tcs) => {
+        const out = noGrad(() => call(cs, bs, gs, scs, tcs));
+        return [out, { cs, x: out[0], scs, tcs }];
+      },
+      bwd: (res: Res, ct: Out) => {
+        const xbar = ct?.[0] ?? [];
+        if (xbar.every((t) => t === null || t === undefined)) return [null, null, null, null, null];
+        // Aᵀ: matvec itself, or the VJP of x ↦ A x (linear: any point will do; x is at hand).
+        let mvT: (u: Tensor[]) => Tensor[];
+        if (spec.symmetric) mvT = (u) => mvFlat(res.cs, u);
+        else {
+          const [, pull] = recordFlat(
+            (xl) => mvFlat(res.cs, xl),
+            res.x,
+            res.x.map(() => true),
+          );
+          mvT = (u) => fillZeros(pull(u), likes);
+        }
+        const bbar = matchLeaves(
+          linearSolveCore(
+            asTree(bDef, mvT),
+            unflatten(bDef, fillZeros(xbar, likes)),
+            null,
+            transposed(spec, res.scs, res.tcs),
+          ).x,
+          bDef,
+          likes,
+          "b̄",
+          op,
         );
-        mvT = (u) => fillZeros(pull(u), likes);
-      }
-      const bbar = matchLeaves(
-        linearSolveCore(asTree(bDef, mvT), unflatten(bDef, fillZeros(xbar, likes)), null, transposed(spec)).x,
-        bDef,
-        likes,
-        "b̄",
-        op,
-      );
-      // θ̄ = −(∂(A(θ)x)/∂θ)ᵀ b̄
-      let cbar: (Tensor | null)[] = res.cs.map(() => null);
-      if (res.cs.some((c) => isFloat(c.dtype))) {
-        const [, pull] = recordFlat(
-          (cs) => mvFlat(cs, res.x),
-          res.cs,
-          res.cs.map((c) => isFloat(c.dtype)),
+        // θ̄ = −(∂(A(θ)x)/∂θ)ᵀ b̄
+        let cbar: (Tensor | null)[] = res.cs.map(() => null);
+        if (res.cs.some((c) => isFloat(c.dtype))) {
+          const [, pull] = recordFlat(
+            (cs) => mvFlat(cs, res.x),
+            res.cs,
+            res.cs.map((c) => isFloat(c.dtype)),
+          );
+          cbar = pull(negL(bbar));
+        }
+        return [cbar, bbar, null, null, null];
+      },
+      jvp: ([cs, bs, gs, scs, tcs], [dcs, dbs]) => {
+        const x = last.get([...cs, ...bs, ...gs, ...scs]) ?? call(cs, bs, gs, scs, tcs)[0];
+        let rhs = dbs as Tensor[];
+        if (cs.some((c) => isFloat(c.dtype))) {
+          const [, dA] = jvpFlat(
+            (c) => mvFlat(c, x),
+            cs,
+            (dcs as (Tensor | null)[]).map((t, i) => (isFloat(cs[i]!.dtype) ? t : null)),
+          );
+          rhs = subL(rhs, fillZeros(dA, likes));
+        }
+        const xdot = matchLeaves(
+          linearSolveCore(
+            asTree(bDef, (v) => mvFlat(cs, v)),
+            unflatten(bDef, rhs),
+            null,
+            withConsts(spec, scs, tcs),
+          ).x,
+          bDef,
+          likes,
+          "ẋ",
+          op,
         );
-        cbar = pull(negL(bbar));
-      }
-      return [cbar, bbar, null];
+        return [null, [xdot, null]];
+      },
     },
-    jvp: ([cs, bs, gs], [dcs, dbs]) => {
-      const x = last.get([...cs, ...bs, ...gs]) ?? call(cs, bs, gs)[0];
-      let rhs = dbs as Tensor[];
-      if (cs.some((c) => isFloat(c.dtype))) {
-        const [, dA] = jvpFlat(
-          (c) => mvFlat(c, x),
-          cs,
-          (dcs as (Tensor | null)[]).map((t, i) => (isFloat(cs[i]!.dtype) ? t : null)),
-        );
-        rhs = subL(rhs, fillZeros(dA, likes));
-      }
-      const xdot = matchLeaves(
-        linearSolveCore(
-          asTree(bDef, (v) => mvFlat(cs, v)),
-          unflatten(bDef, rhs),
-          null,
-          spec,
-        ).x,
-        bDef,
-        likes,
-        "ẋ",
-        op,
-      );
-      return [null, [xdot, null]];
-    },
-  });
+  );
 
-  const [xl, diag] = call(conv.consts, bl, gl);
+  const [xl, diag] = call(
+    conv.consts,
+    bl,
+    gl,
+    [...(spec.solveConsts ?? [])],
+    [...(spec.transposeConsts ?? [])],
+  );
   return { x: unflatten(bDef, xl), diagnostics: diag };
 }
 
@@ -222,6 +317,7 @@ export function customLinearSolve<B>(
     solve: wrap(solve),
     transposeSolve: opts.transposeSolve === undefined ? null : wrap(opts.transposeSolve),
     symmetric: opts.symmetric ?? false,
+    stage: true,
   };
   return linearSolveCore(matvec as (x: unknown) => unknown, b, null, spec).x as Traced<B>;
 }

@@ -74,25 +74,33 @@ export function customRoot<X>(
   const spec: SolveSpec = { op, solve: ts, transposeSolve: ts, symmetric: false };
   const floats = (cs: readonly Tensor[]) => cs.map((c) => isFloat(c.dtype));
 
-  const last = new LastCall<Tensor[]>();
-  const primal = (cs: Tensor[], xs: Tensor[]): Tensor[] => {
-    const root = (solve as (f: unknown, x0: unknown) => unknown)(
+  // `solve` runs one level below the transforms; staged now (as JAX does), the traced values it
+  // captures become explicit inputs with no derivative (the root's derivative is implicit).
+  const userSolve = solve as (f: unknown, x0: unknown) => unknown;
+  const runSolve = (cs: readonly Tensor[], xs: readonly Tensor[]) =>
+    userSolve(
       tree(xDef, (x) => fFlat(cs, x)),
       unflatten(xDef, xs),
     );
+  const sConv = closureConvert(runSolve as (...a: never[]) => unknown, [conv.consts, xl], op);
+  const ownConsts = sConv.consts.length;
+
+  const last = new LastCall<Tensor[]>();
+  const primal = (cs: Tensor[], xs: Tensor[], scs: Tensor[]): Tensor[] => {
+    const root = ownConsts === 0 ? runSolve(cs, xs) : sConv.call(scs, [cs, xs]);
     const x = matchLeaves(root, xDef, likes, "the root solve returned", op);
-    last.set(tensorsOf([cs, xs]), x);
+    last.set(tensorsOf([cs, xs, scs]), x);
     return x;
   };
 
-  const call: (cs: Tensor[], xs: Tensor[]) => Tensor[] = customVjp(primal, {
-    fwd: (cs, xs) => {
-      const x = noGrad(() => call(cs, xs));
+  const call: (cs: Tensor[], xs: Tensor[], scs: Tensor[]) => Tensor[] = customVjp(primal, {
+    fwd: (cs, xs, scs) => {
+      const x = noGrad(() => call(cs, xs, scs));
       return [x, { cs, x }];
     },
     bwd: (res: { cs: Tensor[]; x: Tensor[] }, xbar: Tensor[]) => {
       if (xbar === null || xbar.every((t) => t === null || t === undefined) || !floats(res.cs).some(Boolean))
-        return [null, null];
+        return [null, null, null];
       // u = (∂f/∂x)⁻ᵀ x̄ by tangentSolve on the VJP of f at the root.
       const [, pullX] = recordFlat(
         (x) => fFlat(res.cs, x),
@@ -113,10 +121,10 @@ export function customRoot<X>(
       );
       // θ̄ = −(∂f/∂θ)ᵀ u
       const [, pull] = recordFlat((cs) => fFlat(cs, res.x), res.cs, floats(res.cs));
-      return [pull(negL(u)), null];
+      return [pull(negL(u)), null, null];
     },
-    jvp: ([cs, xs], [dcs]) => {
-      const x = last.get(tensorsOf([cs, xs])) ?? call(cs, xs);
+    jvp: ([cs, xs, scs], [dcs]) => {
+      const x = last.get(tensorsOf([cs, xs, scs])) ?? call(cs, xs, scs);
       const tangents = (dcs as (Tensor | null)[]).map((t, i) => (isFloat(cs[i]!.dtype) ? t : null));
       const [, rhs] = jvpFlat((c) => fFlat(c, x), cs, tangents);
       if (rhs.every((t) => t === null)) return [null, null];
@@ -132,5 +140,5 @@ export function customRoot<X>(
     },
   });
 
-  return unflatten(xDef, call(conv.consts, xl)) as Traced<X>;
+  return unflatten(xDef, call(conv.consts, xl, sConv.consts)) as Traced<X>;
 }

@@ -13,8 +13,12 @@ import { normAxes } from "../shape.js";
 
 export interface NormOptions {
   /**
-   * Vector norms: 2 (default), 1, Infinity, -Infinity, 0 (count of non-zeros) or any p > 0.
-   * Matrix norms (2-D input or two axes): "fro" (default), 1, -1, Infinity, -Infinity.
+   * Vector norms (1-D input or one axis): 2 (default), 1, Infinity (max |xᵢ|), -Infinity
+   * (min |xᵢ|), 0 (the count of non-zeros, zero derivative) or any other p ≠ 0:
+   * (Σ|xᵢ|ᵖ)^(1/p), as NumPy (a negative p gives 0 when an entry is 0).
+   * Matrix norms (2-D input or two axes): "fro" (default), 1 (max column sum of |aᵢⱼ|), -1 (min
+   * column sum), Infinity (max row sum), -Infinity (min row sum). The spectral and nuclear norms
+   * (2, -2, "nuc") need an SVD and are not available: a ShapeError says so.
    */
   ord?: number | "fro";
   /** One axis (vector norm) or two axes (matrix norm); default: the whole tensor (flattened). */
@@ -35,7 +39,7 @@ function vectorNorm(x: Tensor, ord: number, axis: number[], keepdims: boolean): 
   if (ord === -Infinity) return min(abs(x), o);
   if (ord === 0) return sum(astype(notEqual(x, 0), x.dtype), o);
   if (ord === 1) return sum(abs(x), o);
-  if (!(ord > 0)) throw new ShapeError(`norm: vector ord must be > 0, 0 or ±Infinity, got ${ord}`);
+  if (Number.isNaN(ord)) throw new ShapeError("norm: vector ord must be a number or ±Infinity, got NaN");
   return root(sum(pow(abs(x), ord), o), ord);
 }
 
@@ -74,13 +78,16 @@ export function norm(x: TensorLike, opts: NormOptions = {}): Tensor {
       if (ord === undefined || (ord === "fro" && t.ndim === 2)) return safeNorm(t, undefined, keepdims);
       if (t.ndim === 2) return matrixNorm(t, ord, [0, 1], keepdims);
       if (t.ndim === 1 && typeof ord === "number") return vectorNorm(t, ord, [0], keepdims);
+      if (t.ndim === 1)
+        throw new ShapeError(`norm: ord ${JSON.stringify(ord)} is a matrix norm; got a 1-D tensor`);
       throw new ShapeError(
         `norm: ord ${String(ord)} needs a 1-D or 2-D tensor or an explicit axis, got rank ${t.ndim}`,
       );
     }
     const axes = normAxes(typeof axis === "number" ? axis : [...axis], t.ndim, "norm");
     if (axes.length === 1) {
-      if (ord === "fro") throw new ShapeError('norm: ord "fro" needs two axes');
+      if (ord !== undefined && typeof ord !== "number")
+        throw new ShapeError(`norm: ord ${JSON.stringify(ord)} is a matrix norm and needs two axes`);
       return vectorNorm(t, ord ?? 2, axes, keepdims);
     }
     if (axes.length === 2) {

@@ -10,13 +10,21 @@
  * [tᵢ, tᵢ₊₁] fixed by the controller: t = tᵢ + u·(tᵢ₊₁ − tᵢ), h = du·(tᵢ₊₁ − tᵢ). Derivatives
  * therefore flow through the accepted steps and into the output times, with the step pattern
  * held fixed. Integration runs forwards or backwards in time (the adjoint pass uses both).
+ *
+ * Under `vmap` (also the one inside `jacrev`, `jacfwd` and `hessian`) the state is batched: the
+ * controller then reads every example and the whole batch shares one step sequence, chosen from
+ * the RMS error over all examples (as a batched ODE solver does). The times must be unbatched.
  */
 
+import { currentInterpreter, type Interpreter, withInterpreter } from "../core/interpreter.js";
 import { Tensor } from "../core/tensor.js";
 import { allocArray } from "../dtype.js";
 import { AdError, TransformError } from "../errors.js";
 import { add, astype, div, mul, reshape, slice, sub } from "../ops/index.js";
+import { exampleAt } from "../primitives/rules.js";
 import { isConcrete } from "../transforms/control.js";
+import { StagingInterpreter } from "../transforms/stage.js";
+import { BatchInterpreter } from "../transforms/vmap.js";
 
 /** Flat dynamics: state leaves and a 0-d time → derivative leaves (shaped and typed like the state). */
 export type FlatDyn = (y: Tensor[], t: Tensor) => Tensor[];
@@ -95,32 +103,70 @@ function combine(
   });
 }
 
-/** Host copies (concrete values behind any tracer). */
-const host = (t: Tensor): ArrayLike<number> => t._hostData();
+/**
+ * The values behind `t` for the step-size controller: its concrete value, or — under `vmap` —
+ * every example's value one after the other (an unbatched value repeated), in an order that is
+ * the same for every tensor, so that entries of different tensors line up. `stack` is the
+ * interpreter stack from the current one down. Abstract (staged) values throw.
+ */
+function hostOf(t: Tensor, stack: readonly Interpreter[], op: string): ArrayLike<number> {
+  if (isConcrete(t)) {
+    const d = t._hostData();
+    const copies = stack.reduce((n, it) => (it instanceof BatchInterpreter ? n * it.size : n), 1);
+    if (copies === 1) return d;
+    const out = new Float64Array(d.length * copies);
+    for (let c = 0; c < copies; c++) out.set(d, c * d.length);
+    return out;
+  }
+  let vals: Tensor[] = [t];
+  for (const it of stack) {
+    if (it instanceof StagingInterpreter) throw abstractError(op);
+    if (it instanceof BatchInterpreter) {
+      vals = vals.flatMap((v) => {
+        const [val, d] = it.unwrap(v);
+        if (d === null) return new Array<Tensor>(it.size).fill(val);
+        return withInterpreter(it.parent, () =>
+          Array.from({ length: it.size }, (_, b) => exampleAt(val, d, b)),
+        );
+      });
+    } else vals = vals.map((v) => (v._trace !== null && v._trace.owner === it ? it.concrete(v) : v));
+  }
+  const parts = vals.map((v) => v._hostData());
+  const out = new Float64Array(parts.reduce((n, p) => n + p.length, 0));
+  let off = 0;
+  for (const p of parts) {
+    out.set(p, off);
+    off += p.length;
+  }
+  return out;
+}
 
-/** RMS over all elements of Σ leaves of (num(leaf, i) / scale(leaf, i))². */
-function rms(
-  n: number,
-  leaves: number,
-  val: (leaf: number, i: number) => number,
-  size: (l: number) => number,
-) {
+/** The interpreters from the current one down (the eval interpreter, which has no parent, left out). */
+function interpreterStack(): Interpreter[] {
+  const out: Interpreter[] = [];
+  for (let i: Interpreter | null = currentInterpreter(); i !== null && i.parent !== null; i = i.parent)
+    out.push(i);
+  return out;
+}
+
+/** RMS over every entry of every leaf of val(leaf, i) (the entries of leaf l: `lengths[l]`). */
+function rms(lengths: readonly number[], val: (leaf: number, i: number) => number) {
   let acc = 0;
-  for (let l = 0; l < leaves; l++) {
-    const m = size(l);
+  let n = 0;
+  lengths.forEach((m, l) => {
+    n += m;
     for (let i = 0; i < m; i++) {
       const v = val(l, i);
       acc += v * v;
     }
-  }
+  });
   return Math.sqrt(acc / Math.max(n, 1));
 }
 
-function readable(ts: readonly Tensor[], y: readonly Tensor[], op: string): void {
-  if (![...ts, ...y].every(isConcrete))
-    throw new TransformError(
-      `${op}: dopri5 chooses its steps from values, which are abstract under jit/trace and batched under vmap; use {method: "rk4"} there (under vmap, {adjoint: true} also works)`,
-    );
+function abstractError(op: string): TransformError {
+  return new TransformError(
+    `${op}: dopri5 chooses its steps from values, which are abstract under jit/trace; use {method: "rk4"} there`,
+  );
 }
 
 /** Hairer's initial step size (as SciPy's select_initial_step), from concrete values. */
@@ -131,23 +177,27 @@ function initialStep(
   t0: Tensor,
   dir: number,
   o: IntegrateOptions,
+  host: (t: Tensor) => ArrayLike<number>,
 ) {
   const yh = y0.map(host);
   const fh = f0.map(host);
-  const n = y0.reduce((s, l) => s + l.size, 0);
-  const size = (l: number) => y0[l]!.size;
+  const lengths = yh.map((a) => a.length);
   const scale = (l: number, i: number) => o.atol + Math.abs(yh[l]![i]!) * o.rtol;
-  const d0 = rms(n, y0.length, (l, i) => yh[l]![i]! / scale(l, i), size);
-  const d1 = rms(n, y0.length, (l, i) => fh[l]![i]! / scale(l, i), size);
+  const d0 = rms(lengths, (l, i) => yh[l]![i]! / scale(l, i));
+  const d1 = rms(lengths, (l, i) => fh[l]![i]! / scale(l, i));
   const h0 = d0 < 1e-5 || d1 < 1e-5 ? 1e-6 : 0.01 * (d0 / d1);
-  const y1 = y0.map((l, k) => {
-    const a = allocArray(l.dtype, l.size);
-    for (let i = 0; i < l.size; i++) a[i] = yh[k]![i]! + h0 * dir * fh[k]![i]!;
-    return Tensor._fromHost(a, l.shape.slice(), l.dtype);
-  });
+  const batched = !y0.every(isConcrete) || !f0.every(isConcrete);
+  // A trial Euler step; concrete values are stepped on host copies so nothing is recorded.
+  const y1 = batched
+    ? y0.map((l, k) => add(l, mul(f0[k]!, h0 * dir)))
+    : y0.map((l, k) => {
+        const a = allocArray(l.dtype, l.size);
+        for (let i = 0; i < l.size; i++) a[i] = yh[k]![i]! + h0 * dir * fh[k]![i]!;
+        return Tensor._fromHost(a, l.shape.slice(), l.dtype);
+      });
   const t1 = add(t0._concrete(), h0 * dir);
   const f1h = dyn(y1, t1).map(host);
-  const d2 = rms(n, y0.length, (l, i) => (f1h[l]![i]! - fh[l]![i]!) / scale(l, i), size) / h0;
+  const d2 = rms(lengths, (l, i) => (f1h[l]![i]! - fh[l]![i]!) / scale(l, i)) / h0;
   const h1 = Math.max(d1, d2) <= 1e-15 ? Math.max(1e-6, h0 * 1e-3) : (0.01 / Math.max(d1, d2)) ** (1 / 5);
   return Math.min(100 * h0, h1);
 }
@@ -173,14 +223,17 @@ export function integrate(
     }
     return out;
   }
-  readable(times, y0, o.op);
+  if (!times.every(isConcrete))
+    throw new TransformError(
+      `${o.op}: dopri5 chooses its steps from the times, which are abstract under jit/trace and batched under vmap; use {method: "rk4"} there`,
+    );
   const tc = times.map((t) => t.item());
+  const stack = interpreterStack();
+  const host = (t: Tensor) => hostOf(t, stack, o.op);
   let y = y0;
   let k1: Tensor[] | null = null;
   let hAbs: number | null = null;
   let steps = 0;
-  const n = y0.reduce((s, l) => s + l.size, 0);
-  const size = (l: number) => y0[l]!.size;
   for (let i = 1; i < times.length; i++) {
     const span = tc[i]! - tc[i - 1]!;
     if (span === 0) {
@@ -191,7 +244,7 @@ export function integrate(
     const ta = times[i - 1]!;
     const D = sub(times[i]!, ta);
     k1 ??= dyn(y, ta);
-    hAbs ??= Math.min(initialStep(dyn, y, k1, ta, dir, o), Math.abs(span));
+    hAbs ??= Math.min(initialStep(dyn, y, k1, ta, dir, o, host), Math.abs(span));
     let u = 0;
     while (u < 1) {
       let du = Math.min(hAbs / Math.abs(span), 1 - u);
@@ -210,15 +263,13 @@ export function integrate(
       const yh = y.map(host);
       const y5h = y5.map(host);
       const err = rms(
-        n,
-        y.length,
+        yh.map((a) => a.length),
         (l, j) => {
           let e = 0;
           for (let s = 0; s < 7; s++) if (E[s] !== 0) e += E[s]! * kh[s]![l]![j]!;
           const sc = o.atol + o.rtol * Math.max(Math.abs(yh[l]![j]!), Math.abs(y5h[l]![j]!));
           return (hc * e) / sc;
         },
-        size,
       );
       steps++;
       if (steps > o.maxSteps)

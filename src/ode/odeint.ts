@@ -121,7 +121,9 @@ function stackStates(states: readonly Tensor[][]): Tensor[] {
  * Differentiable wrt `y0`, `params`, `ts` and anything `f` closes over: through the solver's
  * steps (default) or, with `{adjoint: true}`, by the continuous adjoint method, whose memory does
  * not depend on the number of steps. `method: "dopri5"` (default, adaptive, `{rtol, atol}`) reads
- * values to choose its steps, so under `jit` use `"rk4"` (`{substeps}` per interval).
+ * values to choose its steps, so under `jit` use `"rk4"` (`{substeps}` per interval); under `vmap`
+ * (and `jacfwd`, `jacrev`, `hessian`) the examples share one step sequence, and `ts` must not be
+ * batched.
  * @example
  * // exponential decay dy/dt = −k·y: y(t) = y0·e^{−kt}
  * const decay = (y: ad.Tensor, _t: ad.Tensor, k: ad.Tensor) => ad.mul(ad.neg(k), y);
