@@ -323,6 +323,12 @@ export abstract class Module<In extends unknown[] = [Tensor], Out = Tensor> {
       }
       if (!(v instanceof Tensor))
         throw new StateDictError(`loadStateDict: "${name}" must be a Tensor, got ${typeof v}`);
+      // A traced value (inside grad/vmap/jit) cannot be stored in an eager parameter: its value
+      // exists only inside the transform. functionalCall is the way to run with such values.
+      if (v._trace !== null)
+        throw new TransformError(
+          `loadStateDict: "${name}" is a traced value (inside a transform); use ad.nn.functionalCall(module, params, ...inputs) to run the module with it`,
+        );
       const cur = s.get();
       if (!shapeEq(cur.shape, v.shape))
         throw new ShapeError(
