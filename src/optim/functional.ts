@@ -88,7 +88,7 @@ function fromRule(name: string, lr: LearningRate, rule: Rule): GradientTransform
           );
         return ls;
       });
-      const updates: Tensor[] = [];
+      const updates: (Tensor | number)[] = [];
       const newSlots: Tensor[][] = rule.slots.map(() => []);
       gl.forEach((g0, i) => {
         const gt = leafTensor(g0, `optim.${name}.update`);
@@ -99,7 +99,8 @@ function fromRule(name: string, lr: LearningRate, rule: Rule): GradientTransform
           slots[s] = slotLeaves[k]![i] as Tensor;
         });
         const [d, next] = rule.apply(p, g, slots, step, rate);
-        updates.push(d);
+        // A number leaf gets a number update (numbers in, numbers out), unless traced.
+        updates.push(typeof g0 === "number" && d._trace === null ? d.item() : d);
         rule.slots.forEach((s, k) => newSlots[k]!.push(next[s]!));
       });
       const out: RuleState = { count: step };
@@ -241,6 +242,8 @@ export function applyUpdates<T>(params: T, updates: unknown): T {
     (p: TensorLike, u: TensorLike) => {
       if (u === null || u === undefined) return p;
       const r = add(p, u);
+      // Numbers stay numbers (when concrete), tensors keep their dtype.
+      if (typeof p === "number") return r._trace === null ? r.item() : r;
       return p instanceof Tensor && r.dtype !== p.dtype ? astype(r, p.dtype) : r;
     },
     params,
