@@ -531,3 +531,234 @@ describe("errors", () => {
     assert.throws(() => ad.grad((x: ad.Tensor) => ad.linalg.det(x))(i), ad.DTypeError);
   });
 });
+
+// ---- derivatives: every function, in float64, both modes, to second order ------------------------
+
+/** Uniform entries in [-1, 1] from a seed, as float64. */
+const draw = (seed: number, shape: number[]) => rand(1000 + seed, shape);
+/** M + 3I: diagonally dominant for entries in [-1, 1], so well conditioned. */
+const wc = (m: ad.Tensor) => ad.add(m, ad.mul(3, ad.eye(m.shape[m.ndim - 1]!, { dtype: m.dtype })));
+/** M + 3I with its rows reversed: partial pivoting must swap rows. */
+const piv = (m: ad.Tensor) => ad.flip(wc(m), m.ndim - 2);
+/** M Mᵀ + I: symmetric positive definite. */
+const spdOf = (m: ad.Tensor) => ad.add(ad.matmul(m, mT(m)), ad.eye(m.shape[m.ndim - 1]!, { dtype: m.dtype }));
+
+interface Row {
+  name: string;
+  fn: (...xs: ad.Tensor[]) => ad.Tensor;
+  shapes: number[][];
+  /** Inputs to use instead of random draws (for norms that need distinct magnitudes). */
+  inputs?: ad.Tensor[];
+}
+
+const DERIVATIVE_ROWS: Row[] = [
+  { name: "solve, vector b", fn: (a, b) => ad.linalg.solve(wc(a!), b!), shapes: [[3, 3], [3]] },
+  {
+    name: "solve, batched matrices, pivoting",
+    fn: (a, b) => ad.linalg.solve(piv(a!), b!),
+    shapes: [
+      [2, 3, 3],
+      [2, 3, 2],
+    ],
+  },
+  {
+    name: "solve, broadcast batch",
+    fn: (a, b) => ad.linalg.solve(wc(a!), b!),
+    shapes: [
+      [3, 3],
+      [2, 3, 1],
+    ],
+  },
+  { name: "inv", fn: (a) => ad.linalg.inv(wc(a!)), shapes: [[3, 3]] },
+  { name: "inv, batched, pivoting", fn: (a) => ad.linalg.inv(piv(a!)), shapes: [[2, 3, 3]] },
+  { name: "det", fn: (a) => ad.linalg.det(wc(a!)), shapes: [[3, 3]] },
+  { name: "det, batched, pivoting", fn: (a) => ad.linalg.det(piv(a!)), shapes: [[2, 3, 3]] },
+  { name: "slogdet", fn: (a) => ad.linalg.slogdet(wc(a!))[1], shapes: [[3, 3]] },
+  {
+    name: "slogdet, batched, pivoting (sign · logabsdet)",
+    fn: (a) => {
+      const [s, l] = ad.linalg.slogdet(piv(a!));
+      return ad.mul(s, l);
+    },
+    shapes: [[2, 3, 3]],
+  },
+  { name: "cholesky", fn: (a) => ad.linalg.cholesky(spdOf(a!)), shapes: [[3, 3]] },
+  {
+    name: "cholesky, batched, upper",
+    fn: (a) => ad.linalg.cholesky(spdOf(a!), { upper: true }),
+    shapes: [[2, 3, 3]],
+  },
+  {
+    name: "cholesky, symmetrizeInput: false",
+    fn: (a) => ad.linalg.cholesky(wc(ad.mul(a!, 0.5)), { symmetrizeInput: false }),
+    shapes: [[3, 3]],
+  },
+  {
+    name: "triangularSolve, lower",
+    fn: (a, b) => ad.linalg.triangularSolve(wc(a!), b!, { lower: true }),
+    shapes: [
+      [3, 3],
+      [3, 2],
+    ],
+  },
+  {
+    name: "triangularSolve, batched, upper, transposeA",
+    fn: (a, b) => ad.linalg.triangularSolve(wc(a!), b!, { transposeA: true }),
+    shapes: [
+      [2, 3, 3],
+      [2, 3],
+    ],
+  },
+  {
+    name: "triangularSolve, unitDiagonal, right side, broadcast batch",
+    fn: (a, b) => ad.linalg.triangularSolve(a!, b!, { lower: true, unitDiagonal: true, leftSide: false }),
+    shapes: [
+      [3, 3],
+      [2, 2, 3],
+    ],
+  },
+  { name: "luFactor", fn: (a) => ad.linalg.luFactor(piv(a!)).lu, shapes: [[3, 3]] },
+  { name: "luFactor, batched", fn: (a) => ad.linalg.luFactor(wc(a!)).lu, shapes: [[2, 3, 3]] },
+  { name: "norm, 2", fn: (x) => ad.linalg.norm(x!), shapes: [[4]] },
+  { name: "norm, batched rows", fn: (x) => ad.linalg.norm(x!, { axis: -1 }), shapes: [[2, 3]] },
+  {
+    name: "norm, ord 3, keepdims",
+    fn: (x) => ad.linalg.norm(x!, { ord: 3, axis: 0, keepdims: true }),
+    shapes: [[3, 2]],
+  },
+  { name: "norm, ord -2", fn: (x) => ad.linalg.norm(x!, { ord: -2 }), shapes: [[3]] },
+  { name: "norm, ord 0.5", fn: (x) => ad.linalg.norm(ad.add(ad.abs(x!), 0.2), { ord: 0.5 }), shapes: [[3]] },
+  {
+    name: "norm, ord 1 and ±Infinity (distinct magnitudes)",
+    fn: (x) =>
+      ad.stack([
+        ad.linalg.norm(x!, { ord: 1 }),
+        ad.linalg.norm(x!, { ord: Infinity }),
+        ad.linalg.norm(x!, { ord: -Infinity }),
+      ]),
+    shapes: [[4]],
+    inputs: [f64([0.3, -1.7, 0.9, -0.5])],
+  },
+  {
+    name: "norm, Frobenius, batched over a leading axis",
+    fn: (x) => ad.linalg.norm(x!, { axis: [-2, -1] }),
+    shapes: [[2, 2, 3]],
+  },
+  {
+    name: "norm, induced 1, -1, Infinity, -Infinity (distinct sums)",
+    fn: (x) => ad.stack([1, -1, Infinity, -Infinity].map((ord) => ad.linalg.norm(x!, { ord }))),
+    shapes: [[3, 3]],
+    inputs: [
+      f64([
+        [0.3, -1.2, 0.5],
+        [2.1, 0.4, -0.2],
+        [-0.7, 0.9, 1.6],
+      ]),
+    ],
+  },
+  {
+    name: "norm, induced ∞ over axes (2, 0) of a batch",
+    fn: (x) => ad.linalg.norm(x!, { ord: Infinity, axis: [2, 0] }),
+    shapes: [[3, 2, 2]],
+    inputs: [ad.reshape(f64([0.3, -1.2, 0.5, 2.1, 0.4, -0.2, -0.7, 0.9, 1.6, 1.1, -2.5, 0.05]), [3, 2, 2])],
+  },
+];
+
+describe("derivatives: gradcheck and gradgradcheck in float64 (forward and reverse), batched and unbatched", () => {
+  for (const [i, row] of DERIVATIVE_ROWS.entries())
+    test(row.name, () => {
+      const xs = row.inputs ?? row.shapes.map((s, k) => draw(17 * i + k, s));
+      const r1 = ad.gradcheck(row.fn, xs, { rtol: 1e-6, atol: 1e-8 });
+      assert.ok(r1.ok, `gradcheck: ${r1.message}`);
+      const r2 = ad.gradgradcheck(row.fn, xs, { rtol: 1e-5, atol: 1e-7 });
+      assert.ok(r2.ok, `gradgradcheck: ${r2.message}`);
+    });
+
+  test("every public function has a row", () => {
+    const covered = new Set(DERIVATIVE_ROWS.map((r) => r.name.split(",")[0]));
+    for (const f of ["solve", "inv", "det", "slogdet", "cholesky", "triangularSolve", "luFactor", "norm"])
+      assert.ok(covered.has(f), f);
+    assert.ok(DERIVATIVE_ROWS.some((r) => r.shapes[0]!.length > 2 && r.name.startsWith("cholesky")));
+  });
+});
+
+// ---- norm: every ord of its documentation, against direct computations ---------------------------
+
+describe("norm: the ord options as documented (NumPy semantics)", () => {
+  const v = [0.5, -3, 0, 2, -1.5];
+  const vt = f64(v);
+  const abs = v.map(Math.abs);
+  const pnorm = (p: number) => abs.reduce((s, a) => s + a ** p, 0) ** (1 / p);
+
+  test("vector ords: 2 (default), 1, ±Infinity, 0, any other p, negative p", () => {
+    assertClose(ad.linalg.norm(vt), Math.hypot(...v));
+    assertClose(ad.linalg.norm(vt, { ord: 2 }), Math.hypot(...v));
+    assertClose(ad.linalg.norm(vt, { ord: 1 }), 7);
+    assertClose(ad.linalg.norm(vt, { ord: Infinity }), 3);
+    assertClose(ad.linalg.norm(vt, { ord: -Infinity }), 0);
+    assertClose(ad.linalg.norm(vt, { ord: 0 }), 4);
+    for (const p of [0.5, 1.5, 3, 7]) assertClose(ad.linalg.norm(vt, { ord: p }), pnorm(p), { rtol: 1e-13 });
+    // negative p: (Σ|xᵢ|ᵖ)^(1/p); an entry of 0 gives 0 (as NumPy)
+    assertClose(ad.linalg.norm(vt, { ord: -1 }), 0);
+    const nz = [0.5, -3, 2];
+    assertClose(ad.linalg.norm(f64(nz), { ord: -1 }), 1 / nz.reduce((s, a) => s + 1 / Math.abs(a), 0), {
+      rtol: 1e-13,
+    });
+    assertClose(ad.linalg.norm(f64(nz), { ord: -2 }), nz.reduce((s, a) => s + a ** -2, 0) ** -0.5, {
+      rtol: 1e-13,
+    });
+    // ord 0 has zero derivative
+    assertClose(ad.grad((x: ad.Tensor) => ad.linalg.norm(x, { ord: 0 }))(vt), [0, 0, 0, 0, 0]);
+  });
+
+  const m = [
+    [1, -2, 0.5],
+    [3, 4, -1],
+  ];
+  const mt = f64(m);
+  const colSums = [0, 1, 2].map((j) => m.reduce((s, r) => s + Math.abs(r[j]!), 0));
+  const rowSums = m.map((r) => r.reduce((s, a) => s + Math.abs(a), 0));
+
+  test("matrix ords: Frobenius (default), 1 / -1 (column sums), ±Infinity (row sums)", () => {
+    const fro = Math.sqrt(m.flat().reduce((s, a) => s + a * a, 0));
+    assertClose(ad.linalg.norm(mt), fro);
+    assertClose(ad.linalg.norm(mt, { ord: "fro" }), fro);
+    assertClose(ad.linalg.norm(mt, { ord: 1 }), Math.max(...colSums));
+    assertClose(ad.linalg.norm(mt, { ord: -1 }), Math.min(...colSums));
+    assertClose(ad.linalg.norm(mt, { ord: Infinity }), Math.max(...rowSums));
+    assertClose(ad.linalg.norm(mt, { ord: -Infinity }), Math.min(...rowSums));
+    // axes in the other order: the transpose's norm
+    assertClose(ad.linalg.norm(mt, { ord: 1, axis: [1, 0] }), Math.max(...rowSums));
+  });
+
+  test("axis: one axis is a vector norm per row/column, two axes a matrix norm per matrix; keepdims", () => {
+    assertClose(
+      ad.linalg.norm(mt, { axis: 1 }),
+      m.map((r) => Math.hypot(...r)),
+    );
+    assertClose(ad.linalg.norm(mt, { axis: 0, ord: 1 }), colSums);
+    assertClose(ad.linalg.norm(mt, { axis: -1, ord: Infinity, keepdims: true }), [[2], [4]]);
+    const stack = ad.stack([mt, ad.mul(mt, 2)]);
+    assertClose(ad.linalg.norm(stack, { axis: [1, 2], ord: 1 }), [
+      Math.max(...colSums),
+      2 * Math.max(...colSums),
+    ]);
+    assert.deepEqual(ad.linalg.norm(stack, { axis: [1, 2], keepdims: true }).shape, [2, 1, 1]);
+    assert.deepEqual(ad.linalg.norm(stack, { axis: [-1, 0] }).shape, [2]);
+    // no axis, rank 3: the 2-norm of everything (flattened); keepdims keeps three size-1 axes
+    assertClose(ad.linalg.norm(stack), Math.sqrt(5) * Math.hypot(...m.flat()));
+    assert.deepEqual(ad.linalg.norm(stack, { keepdims: true }).shape, [1, 1, 1]);
+  });
+
+  test("the unsupported and invalid combinations are ShapeErrors naming the problem", () => {
+    const msg = (re: RegExp) => (e: unknown) => e instanceof ad.ShapeError && re.test((e as Error).message);
+    for (const ord of [2, -2, "nuc" as never])
+      assert.throws(() => ad.linalg.norm(mt, { ord }), msg(/norm: matrix ord .* not supported/));
+    assert.throws(() => ad.linalg.norm(vt, { ord: "fro" }), msg(/matrix norm/));
+    assert.throws(() => ad.linalg.norm(mt, { ord: "fro", axis: 1 }), msg(/two axes/));
+    assert.throws(() => ad.linalg.norm(ad.stack([mt, mt]), { ord: 1 }), msg(/explicit axis/));
+    assert.throws(() => ad.linalg.norm(mt, { axis: [0, 0] }), msg(/repeated/));
+    assert.throws(() => ad.linalg.norm(mt, { axis: 2 }), msg(/out of range/));
+    assert.throws(() => ad.linalg.norm(vt, { ord: Number.NaN }), msg(/NaN/));
+  });
+});
