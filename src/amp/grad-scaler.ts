@@ -28,6 +28,8 @@ export interface ScalableOptimizer {
   step(): unknown;
   readonly params?: readonly Tensor[];
   parameters?(): Iterable<Tensor>;
+  /** The parameter groups of an `ad.optim` optimizer. */
+  readonly paramGroups?: readonly { readonly params: readonly Tensor[] }[];
 }
 
 /** A gradient the scaler can unscale: a tensor, or a sparse gradient with `values`. */
@@ -37,9 +39,10 @@ interface SparseLike {
 
 function paramsOf(opt: ScalableOptimizer): Tensor[] {
   if (opt.params !== undefined) return [...opt.params];
+  if (opt.paramGroups !== undefined) return opt.paramGroups.flatMap((g) => g.params);
   if (typeof opt.parameters === "function") return [...opt.parameters()];
   throw new TransformError(
-    "GradScaler: the optimizer must expose its parameters as `params` or `parameters()`",
+    "GradScaler: the optimizer must expose its parameters as `paramGroups`, `params` or `parameters()`",
   );
 }
 
