@@ -18,6 +18,7 @@ import * as customPrims from "../dist/primitives/custom.js";
 import * as fusedPrims from "../dist/primitives/fused.js";
 import { allPrimitives } from "../dist/primitives/index.js";
 import * as linalgPrims from "../dist/primitives/linalg.js";
+import * as linalgDecompPrims from "../dist/primitives/linalg-decomp.js";
 import * as movementPrims from "../dist/primitives/movement.js";
 import * as randomPrims from "../dist/primitives/random.js";
 import * as reducePrims from "../dist/primitives/reduce.js";
@@ -433,6 +434,69 @@ describe("matmul, reductions and movement", () => {
       return parts.reduce((x, y) => ad.add(x, y));
     };
     checkAgainstNested(f, [A], [sA], "reductions/movement");
+  });
+});
+
+// ---- linear algebra -----------------------------------------------------------------------------
+
+describe("linear algebra: every ad.linalg function to order 4 (four input terms), batched and not", () => {
+  const rng = mulberry32(11);
+  const eye3 = ad.eye(3, { dtype: "float64" });
+  /** M + 3I (well conditioned), and with its rows reversed (pivoting). */
+  const wc = (m: ad.Tensor) => ad.add(m, ad.mul(3, eye3));
+  const piv = (m: ad.Tensor) => ad.flip(wc(m), m.ndim - 2);
+  const spd = (m: ad.Tensor) => ad.add(ad.matmul(m, ad.transpose(m)), eye3);
+  const rows: [string, Fn, number[][]][] = [
+    ["solve (pivoting)", (a, b) => ad.linalg.solve(piv(a!), b!), [[3, 3], [3]]],
+    [
+      "solve, batched",
+      (a, b) => ad.linalg.solve(wc(a!), b!),
+      [
+        [2, 3, 3],
+        [2, 3, 2],
+      ],
+    ],
+    ["inv", (a) => ad.linalg.inv(piv(a!)), [[3, 3]]],
+    ["det", (a) => ad.linalg.det(piv(a!)), [[3, 3]]],
+    ["slogdet", (a) => ad.linalg.slogdet(wc(a!))[1], [[2, 3, 3]]],
+    ["cholesky", (a) => ad.linalg.cholesky(spd(a!)), [[3, 3]]],
+    [
+      "cholesky, batched, lower triangle only",
+      (a) => ad.linalg.cholesky(wc(a!), { symmetrizeInput: false }),
+      [[2, 3, 3]],
+    ],
+    [
+      "triangularSolve",
+      (a, b) => ad.linalg.triangularSolve(wc(a!), b!, { lower: true }),
+      [
+        [3, 3],
+        [3, 2],
+      ],
+    ],
+    [
+      "triangularSolve, transposeA, unitDiagonal, batched",
+      (a, b) => ad.linalg.triangularSolve(wc(a!), b!, { transposeA: true, unitDiagonal: true }),
+      [
+        [2, 3, 3],
+        [2, 3],
+      ],
+    ],
+    ["luFactor", (a) => ad.linalg.luFactor(piv(a!)).lu, [[3, 3]]],
+    ["norm (Frobenius, batched)", (a) => ad.linalg.norm(wc(a!), { axis: [-2, -1] }), [[2, 3, 3]]],
+  ];
+  for (const [name, f, shapes] of rows)
+    test(name, () => {
+      const xs = shapes.map((sh) => randn(rng, sh));
+      const series = shapes.map((sh) => [0, 1, 2, 3].map(() => ad.mul(randn(rng, sh), 0.5)));
+      checkAgainstNested(f, xs, series, name);
+    });
+
+  test("triangular_solve, cholesky and lu have their own Taylor rules (det keeps the generic one)", () => {
+    const own = primsOf(linalgDecompPrims)
+      .filter((p) => typeof p.jet === "function")
+      .map((p) => p.name)
+      .sort();
+    assert.deepEqual(own, ["cholesky", "lu", "triangular_solve"]);
   });
 });
 

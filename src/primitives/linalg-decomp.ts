@@ -5,6 +5,12 @@
  * written with library ops (triangular solves, matmuls, masks), so they differentiate again to
  * any order and batch like everything else. `ad.linalg.solve`, `inv` and `slogdet` are composed
  * from these in `src/linalg/` and inherit their rules.
+ *
+ * Taylor mode (`jet`): `triangular_solve`, `cholesky` and `lu` solve their defining identity
+ * (op(A) X = B, L Lᵀ = A, P A = L U) coefficient by coefficient — the k-th normalised coefficient
+ * satisfies the JVP's linear equation with a right-hand side made of the lower ones — so K terms
+ * cost K solves instead of the generic rule's K nested JVPs. `det` keeps the generic rule
+ * (nested JVPs of its cofactor rule), which stays exact at singular matrices.
  */
 
 import type { TriangularSolveOptions } from "../backend/backend.js";
@@ -61,6 +67,7 @@ import {
   onlyDim,
   sumTerms,
 } from "./rules.js";
+import { type Coeffs, coeffs, fromCoeffs, orderOf } from "./series.js";
 
 // ---- small matrix vocabulary (library ops, so everything built from it differentiates) --------
 
@@ -200,6 +207,32 @@ export const choleskyP: Primitive<NoParams> = definePrimitive<NoParams>({
       }),
     ];
   },
+  // jet: L(t)L(t)ᵀ = S(A(t)); with normalised coefficients, l₀l_kᵀ + l_kl₀ᵀ = s_k − Σ_{j=1}^{k−1} l_j l_{k−j}ᵀ =: R_k,
+  // so l_k = l₀ Φ(l₀⁻¹ R_k l₀⁻ᵀ) (the JVP's solution with dA = R_k)
+  jet([a0], [sa], [l0]) {
+    const K = orderOf([sa ?? null]);
+    const a = coeffs(a0!, sa ?? null, K);
+    const l: Coeffs = [l0!];
+    for (let k = 1; k <= K; k++) {
+      const ak = a[k]!;
+      let r = ak === null ? null : add(tril(ak), swapLastAxes(tril(ak, true)));
+      for (let j = 1; j < k; j++) {
+        const lj = l[j];
+        const lkj = l[k - j];
+        if (lj === null || lj === undefined || lkj === null || lkj === undefined) continue;
+        const t = matmul(lj, swapLastAxes(lkj));
+        r = r === null ? neg(t) : sub(r, t);
+      }
+      if (r === null) {
+        l.push(null);
+        continue;
+      }
+      const y = trisolve(l0!, r, LOWER); // l₀⁻¹ R
+      const z = swapLastAxes(trisolve(l0!, swapLastAxes(y), LOWER)); // l₀⁻¹ R l₀⁻ᵀ
+      l.push(matmul(l0!, phi(z)));
+    }
+    return [fromCoeffs(l, l0!)];
+  },
   batch: matrixBatcher(() => choleskyP),
 });
 
@@ -249,6 +282,27 @@ export const triangularSolveP: Primitive<TriangularSolveParams> = definePrimitiv
       ),
       needs[1] ? bbar : Zero.like(b!),
     ];
+  },
+  // jet: op(A(t)) X(t) = B(t); with normalised coefficients,
+  // x_k = op(a₀)⁻¹ (b_k − Σ_{j=1}^{k} op(band(a_j)) x_{k−j})
+  jet([a, b], [sa, sb], [x0], p) {
+    const K = orderOf([sa ?? null, sb ?? null]);
+    const ac = coeffs(a!, sa ?? null, K);
+    const bc = coeffs(b!, sb ?? null, K);
+    const opA = (t: Tensor) => (p.transposeA ? swapLastAxes(band(t, p)) : band(t, p));
+    const x: Coeffs = [x0!];
+    for (let k = 1; k <= K; k++) {
+      let r = bc[k] ?? null;
+      for (let j = 1; j <= k; j++) {
+        const aj = ac[j];
+        const xkj = x[k - j];
+        if (aj === null || aj === undefined || xkj === null || xkj === undefined) continue;
+        const t = matmul(opA(aj), xkj);
+        r = r === null ? neg(t) : sub(r, t);
+      }
+      x.push(r === null ? null : trisolve(a!, r, p));
+    }
+    return [fromCoeffs(x, x0!)];
   },
   // B batched alone: its batch columns join the m columns (the solve is column by column);
   // otherwise both get the batch axis first.
@@ -313,6 +367,41 @@ export const luP: Primitive<NoParams> = definePrimitive<NoParams>({
         return unpermuteRows(swapLastAxes(trisolve(lu!, swapLastAxes(g), UPPER)), perm!); // Pᵀ L⁻ᵀ X̄ U⁻ᵀ
       }),
     ];
+  },
+  // jet: P A(t) = L(t) U(t); with normalised coefficients, l₀u_k + l_ku₀ = P a_k − Σ_{j=1}^{k−1} l_j u_{k−j} =: R_k,
+  // X = l₀⁻¹ R_k u₀⁻¹, l_k = l₀ tril(X, −1), u_k = triu(X) u₀; the packed output's coefficient is l_k + u_k
+  jet([a0], [sa], [lu, _pivots, perm]) {
+    const K = orderOf([sa ?? null]);
+    const a = coeffs(a0!, sa ?? null, K);
+    const [l0, u0] = factors(lu!);
+    const ls: Coeffs = [l0];
+    const us: Coeffs = [u0];
+    const packed: Coeffs = [lu!];
+    for (let k = 1; k <= K; k++) {
+      const ak = a[k];
+      let r = ak === null || ak === undefined ? null : permuteRows(ak, perm!);
+      for (let j = 1; j < k; j++) {
+        const lj = ls[j];
+        const ukj = us[k - j];
+        if (lj === null || lj === undefined || ukj === null || ukj === undefined) continue;
+        const t = matmul(lj, ukj);
+        r = r === null ? neg(t) : sub(r, t);
+      }
+      if (r === null) {
+        ls.push(null);
+        us.push(null);
+        packed.push(null);
+        continue;
+      }
+      const y = trisolve(lu!, r, UNIT_LOWER); // l₀⁻¹ R
+      const xk = swapLastAxes(trisolve(lu!, swapLastAxes(y), UPPER_T)); // l₀⁻¹ R u₀⁻¹
+      const lk = matmul(l0, tril(xk, true));
+      const uk = matmul(triu(xk), u0);
+      ls.push(lk);
+      us.push(uk);
+      packed.push(add(lk, uk));
+    }
+    return [fromCoeffs(packed, lu!), null, null];
   },
   batch: matrixBatcher(() => luP),
 });
