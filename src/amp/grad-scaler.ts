@@ -10,6 +10,7 @@ import { Tensor, type TensorLike } from "../core/tensor.js";
 import { TransformError } from "../errors.js";
 import { toTensor } from "../ops/convert.js";
 import { astype, mul } from "../ops/index.js";
+import { SparseTensor } from "../sparse.js";
 import { leaves, map as treeMap } from "../tree.js";
 
 export interface GradScalerOptions {
@@ -32,11 +33,6 @@ export interface ScalableOptimizer {
   readonly paramGroups?: readonly { readonly params: readonly Tensor[] }[];
 }
 
-/** A gradient the scaler can unscale: a tensor, or a sparse gradient with `values`. */
-interface SparseLike {
-  values: Tensor;
-}
-
 function paramsOf(opt: ScalableOptimizer): Tensor[] {
   if (opt.params !== undefined) return [...opt.params];
   if (opt.paramGroups !== undefined) return opt.paramGroups.flatMap((g) => g.params);
@@ -47,7 +43,8 @@ function paramsOf(opt: ScalableOptimizer): Tensor[] {
 }
 
 function allFinite(t: Tensor): boolean {
-  const d = t._hostData();
+  // A sparse gradient: its stored rows are all there is (the rest is zero).
+  const d = (t instanceof SparseTensor ? t.values : t)._hostData();
   for (let i = 0; i < d.length; i++) if (!Number.isFinite(d[i]!)) return false;
   return true;
 }
@@ -125,15 +122,22 @@ export class GradScaler {
         );
       this.unscaled.add(opt);
       for (const p of paramsOf(opt)) {
-        const g = p.grad as Tensor | SparseLike | null;
+        const g = p.grad;
         if (g === null) continue;
-        if (g instanceof Tensor) p.grad = one(g);
-        else if (g.values instanceof Tensor) g.values = one(g.values);
+        // A sparse gradient stays sparse: only its stored rows are scaled.
+        p.grad = g instanceof SparseTensor ? g.mapValues(one) : one(g);
       }
       return undefined;
     }
     return treeMap(
-      (g: unknown) => (g instanceof Tensor ? one(g) : typeof g === "number" ? g * inv : g),
+      (g: unknown) =>
+        g instanceof SparseTensor
+          ? g.mapValues(one)
+          : g instanceof Tensor
+            ? one(g)
+            : typeof g === "number"
+              ? g * inv
+              : g,
       target,
     );
   }

@@ -6,6 +6,7 @@
  * gradients (and higher derivatives) come from the existing rules.
  */
 
+import { castForMatmul } from "../amp/state.js";
 import { Tensor, type TensorLike } from "../core/tensor.js";
 import { isFloat } from "../dtype.js";
 import { DTypeError, ShapeError } from "../errors.js";
@@ -123,7 +124,8 @@ export function conv2d(
   if (bias !== null && bias !== undefined) {
     if (bias.ndim !== 1 || bias.shape[0] !== O)
       throw new ShapeError(`conv2d: the bias must be [${O}], got ${fmtShape(bias.shape)}`);
-    y = add(y, reshape(bias, [O, 1, 1]));
+    // Under autocast the bias joins the low-precision result (as PyTorch's autocast conv2d).
+    y = add(y, reshape(castForMatmul([bias])[0]!, [O, 1, 1]));
   }
   return unbatched ? reshape(y, [O, Ho, Wo]) : y;
 }

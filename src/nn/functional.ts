@@ -11,6 +11,7 @@
  * lookup is the ordinary dense `take`.
  */
 
+import { castForMatmul } from "../amp/state.js";
 import { isGradEnabled, noGrad } from "../core/grad-mode.js";
 import { refOf } from "../core/tape.js";
 import { Tensor, type TensorLike } from "../core/tensor.js";
@@ -58,7 +59,9 @@ export function linear(x: TensorLike, weight: Tensor, bias?: Tensor | null): Ten
       `linear: the input has shape ${fmtShape(t.shape)} but the layer takes ${weight.shape[1]} input features (weight ${fmtShape(weight.shape)})`,
     );
   const y = matmul(t, transpose(weight));
-  return bias === null || bias === undefined ? y : add(y, bias);
+  // Under autocast the bias joins the low-precision product (as PyTorch's autocast linear)
+  // instead of promoting the result back to float32.
+  return bias === null || bias === undefined ? y : add(y, castForMatmul([bias])[0]!);
 }
 
 function indexTensor(indices: TensorLike | readonly number[], op: string): Tensor {

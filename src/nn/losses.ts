@@ -5,6 +5,7 @@
  * `softplus`, so no loss overflows for logits of any size.
  */
 
+import { castForReduction } from "../amp/state.js";
 import { Tensor, type TensorLike } from "../core/tensor.js";
 import { isFloat } from "../dtype.js";
 import { DTypeError, ShapeError } from "../errors.js";
@@ -42,7 +43,8 @@ export interface LossOptions {
 }
 
 function asT(x: TensorLike, op: string, what: string): Tensor {
-  if (x instanceof Tensor) return x;
+  // Losses compute in float32 under autocast (float16 squares overflow past 256).
+  if (x instanceof Tensor) return castForReduction(x);
   if (typeof x === "number") return tensor(x, { dtype: "float64" });
   throw new DTypeError(`${op}: ${what} must be a Tensor or a number`);
 }
@@ -188,7 +190,7 @@ export function crossEntropy(logits: Tensor, target: Tensor, opts: CrossEntropyO
   const axis = classAxisOf(logits, op);
   const eps = opts.labelSmoothing ?? 0;
   if (!(eps >= 0 && eps <= 1)) throw new ShapeError(`${op}: labelSmoothing must be in [0, 1], got ${eps}`);
-  const lp = logSoftmax(logits, axis);
+  const lp = logSoftmax(castForReduction(logits), axis);
   if (target.dtype === "int32") return indexLoss(lp, axis, target, opts, op, eps);
   if (!isFloat(target.dtype))
     throw new DTypeError(
@@ -219,7 +221,7 @@ export function nllLoss(logProbs: Tensor, target: Tensor, opts: ClassificationLo
     throw new DTypeError(`${op}: inputs must be Tensors`);
   if (target.dtype !== "int32")
     throw new DTypeError(`${op}: targets must be int32 class indices, got ${target.dtype}`);
-  return indexLoss(logProbs, classAxisOf(logProbs, op), target, opts, op, 0);
+  return indexLoss(castForReduction(logProbs), classAxisOf(logProbs, op), target, opts, op, 0);
 }
 
 /** Options of `binaryCrossEntropyWithLogits`. */

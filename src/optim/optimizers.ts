@@ -14,18 +14,8 @@ import { noGrad } from "../core/grad-mode.js";
 import { Tensor } from "../core/tensor.js";
 import { isFloat } from "../dtype.js";
 import { DTypeError, ShapeError, TransformError } from "../errors.js";
-import {
-  add,
-  astype,
-  broadcastTo,
-  reshape,
-  scatterAdd,
-  take,
-  tensor,
-  where,
-  zerosLike,
-} from "../ops/index.js";
-import { fmtShape, shapeEq } from "../shape.js";
+import { add, astype, take, zerosLike } from "../ops/index.js";
+import { fmtShape, shapeEq, sizeOf } from "../shape.js";
 import { SparseTensor } from "../sparse.js";
 import {
   type AdamHyper,
@@ -54,18 +44,19 @@ export interface ParamState {
   slots: Slots;
 }
 
-/** @internal Rows `idx` of `x` replaced by `rows` (idx distinct); other rows are kept bit for bit. */
+/**
+ * @internal Rows `idx` of `x` replaced by `rows` (idx distinct); every other row is kept bit for
+ * bit. Storage is immutable, so this is one copy of `x` with k rows overwritten — no arithmetic
+ * touches the rows that were not looked up.
+ */
 export function setRows(x: Tensor, idx: Tensor, rows: Tensor): Tensor {
-  const n = x.shape[0]!;
-  const k = idx.shape[0]!;
-  const flag = new Uint8Array(n);
+  const r = rows.dtype === x.dtype ? rows : astype(rows, x.dtype);
+  const out = x._hostData().slice();
+  const src = r._hostData();
+  const rowLen = sizeOf(x.shape.slice(1));
   const d = idx._hostData();
-  for (let i = 0; i < d.length; i++) flag[d[i]!] = 1;
-  const ones = x.shape.slice(1).map(() => 1);
-  const mask = tensor(flag, { dtype: "bool", shape: [n, ...ones] });
-  const index = broadcastTo(reshape(idx, [k, ...ones]), rows.shape);
-  const placed = scatterAdd(zerosLike(x), 0, index, rows.dtype === x.dtype ? rows : astype(rows, x.dtype));
-  return where(mask, placed, x);
+  for (let k = 0; k < d.length; k++) out.set(src.subarray(k * rowLen, (k + 1) * rowLen), d[k]! * rowLen);
+  return Tensor._fromHost(out, [...x.shape], x.dtype);
 }
 
 /**
