@@ -171,3 +171,101 @@ describe("GradScaler", () => {
     assert.throws(() => new ad.amp.GradScaler({ backoffFactor: 2 }), ad.TransformError);
   });
 });
+
+describe("mixed precision with the nn and optim classes", () => {
+  const x = ad.random.normal(ad.random.key(2), [2, 3, 6, 6]);
+
+  test("Conv2d and Linear under autocast: low-precision outputs close to float32, float32 parameter gradients", () => {
+    const conv = new ad.nn.Conv2d(3, 4, 3, { padding: 1, key: ad.random.key(3) });
+    const full = conv.forward(x);
+    for (const dtype of ["float16", "bfloat16"] as const) {
+      const low = ad.amp.autocast(dtype, () => conv.forward(x));
+      assert.equal(low.dtype, dtype);
+      assert.ok(ad.allclose(ad.astype(low, "float32"), full, { rtol: 3e-2, atol: 3e-2 }));
+    }
+    const fc = new ad.nn.Linear(6, 2, { key: ad.random.key(4) });
+    assert.equal(ad.amp.autocast("float16", () => fc.forward(ad.ones([3, 6]))).dtype, "float16");
+    // eager backward through autocast: parameter gradients in the parameters' dtype, close to float32's
+    const loss = () => ad.amp.autocast("float16", () => ad.mean(ad.square(conv.forward(x))));
+    const l = loss();
+    assert.equal(l.dtype, "float32"); // a reduction of float16 values
+    l.backward();
+    const g16 = conv.weight.grad!;
+    assert.equal(g16.dtype, "float32");
+    conv.zeroGrad();
+    ad.mean(ad.square(conv.forward(x))).backward();
+    assert.ok(ad.allclose(g16, conv.weight.grad!, { rtol: 5e-2, atol: 5e-3 }));
+  });
+
+  test("losses of low-precision values are computed and returned in float32", () => {
+    const logits = ad.astype(ad.tensor([[300, 0, -300]]), "float16");
+    const ce = ad.amp.autocast("float16", () =>
+      ad.nn.crossEntropy(logits, ad.tensor([1], { dtype: "int32" })),
+    );
+    assert.equal(ce.dtype, "float32");
+    assert.equal(ce.item(), 300);
+    // (300 − 0)² overflows float16 (max 65504); under autocast mseLoss computes in float32
+    const a = ad.tensor([300], { dtype: "float16" });
+    const mse = ad.amp.autocast("float16", () => ad.nn.mseLoss(a, ad.zeros([1], { dtype: "float16" })));
+    assert.equal(mse.dtype, "float32");
+    assert.equal(mse.item(), 90000);
+  });
+
+  test("GradScaler.step(optimizer) with ad.optim: skips on Inf (parameters and state untouched), steps otherwise", () => {
+    const w = ad.tensor([1, 2], { requiresGrad: true });
+    const opt = new ad.optim.Adam([w], { lr: 0.1 });
+    const scaler = new ad.amp.GradScaler({ initScale: 4, growthInterval: 1 });
+    w.grad = ad.tensor([Infinity, 1]);
+    assert.equal(scaler.step(opt), false);
+    assert.deepEqual(w.toArray(), [1, 2]);
+    assert.equal(opt.state.size, 0, "the optimizer never ran");
+    scaler.update();
+    assert.equal(scaler.getScale(), 2);
+    opt.zeroGrad();
+    scaler.scale(ad.sum(ad.mul(w, ad.tensor([1, -1])))).backward();
+    assert.deepEqual(w.grad!.toArray(), [2, -2]);
+    assert.equal(scaler.step(opt), true);
+    assert.deepEqual(w.grad!.toArray(), [1, -1]); // unscaled before the step
+    assert.ok(ad.allclose(w, ad.tensor([0.9, 2.1]), { rtol: 1e-6 }));
+    scaler.update();
+    assert.equal(scaler.getScale(), 4); // grew after growthInterval = 1 clean step
+  });
+
+  test("unscale(optimizer) before clipGradNorm, then step (the PyTorch recipe); twice is an error", () => {
+    const w = ad.tensor([0, 0], { requiresGrad: true });
+    const opt = new ad.optim.SGD([w], { lr: 1 });
+    const scaler = new ad.amp.GradScaler({ initScale: 1024 });
+    scaler.scale(ad.sum(ad.mul(w, ad.tensor([3, 4])))).backward();
+    scaler.unscale(opt);
+    assert.throws(() => scaler.unscale(opt), ad.TransformError);
+    assert.equal(ad.optim.clipGradNorm([w], 1), 5);
+    assert.equal(scaler.step(opt), true);
+    assert.ok(ad.allclose(w, ad.tensor([-0.6, -0.8]), { rtol: 1e-5 }));
+    scaler.update();
+  });
+
+  test("a float16 training loop (autocast + GradScaler + Adam) converges like float32", () => {
+    const X = ad.random.normal(ad.random.key(5), [64, 4]);
+    const Y = ad.matmul(X, ad.tensor([[1], [-1], [2], [0.5]]));
+    const model = new ad.nn.Sequential(
+      new ad.nn.Linear(4, 16, { key: ad.random.key(6) }),
+      new ad.nn.Tanh(),
+      new ad.nn.Linear(16, 1, { key: ad.random.key(7) }),
+    );
+    const opt = new ad.optim.Adam(model.parameters(), { lr: 0.02 });
+    const scaler = new ad.amp.GradScaler({ initScale: 2 ** 20 });
+    let first = 0;
+    let last = 0;
+    for (let i = 0; i < 150; i++) {
+      opt.zeroGrad();
+      const loss = ad.amp.autocast("float16", () => ad.nn.mseLoss(model.forward(X), Y));
+      if (i === 0) first = loss.item();
+      last = loss.item();
+      scaler.scale(loss).backward();
+      scaler.step(opt);
+      scaler.update();
+    }
+    assert.ok(model.parameters().every((p) => p.dtype === "float32"));
+    assert.ok(last < first / 20, `loss ${first} → ${last}`);
+  });
+});
