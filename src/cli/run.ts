@@ -8,6 +8,8 @@
 
 import type { CommandName, Request, ValueSpec } from "./commands.js";
 import { CliError, CONSTANTS, type Expr, parseExpression, variablesOf } from "./parse.js";
+import type { TrainIO } from "./train.js";
+import { parseTrainArgs, TRAIN_SUMMARY, TRAIN_USAGE, trainHelp } from "./train-args.js";
 import { VERSION } from "./version.js";
 import { checkExpression, FUNCTION_NAMES, FUNCTION_SPECS } from "./whitelist.js";
 
@@ -137,11 +139,13 @@ function mainHelp(): string {
     "",
     "Usage:",
     ...(Object.keys(COMMANDS) as CommandName[]).map((c) => `  ${COMMANDS[c].usage}`),
+    `  ${TRAIN_USAGE}`,
     "  adjoint help [COMMAND]    (or adjoint COMMAND --help; adjoint help functions)",
     "  adjoint --version",
     "",
     "Commands:",
     ...cmds,
+    `  ${"train".padEnd(9)}${TRAIN_SUMMARY}`,
     "",
     languageHelp(),
     "",
@@ -149,6 +153,7 @@ function mainHelp(): string {
     '  adjoint explain "(x1 + x2) * sin(x1)" --at x1=1,x2=2',
     '  adjoint grad "(x1 + x2) * sin(x1)" --at x1=1,x2=2',
     '  adjoint hessian "(1 - x)**2 + 100*(y - x**2)**2" --at x=1,y=1',
+    "  adjoint train --epochs 3 --precision float16",
     "",
     "Exit status: 0 on success, 2 for a mistake in the input, 1 for an internal failure.",
     "",
@@ -362,7 +367,7 @@ function request(inv: Invocation): Request {
 // Entry point
 
 function unknownCommand(c: string): CliError {
-  return new CliError(`unknown command '${c}' (commands: ${Object.keys(COMMANDS).join(", ")}, help)`);
+  return new CliError(`unknown command '${c}' (commands: ${Object.keys(COMMANDS).join(", ")}, train, help)`);
 }
 
 async function dispatch(argv: readonly string[]): Promise<string> {
@@ -373,6 +378,7 @@ async function dispatch(argv: readonly string[]): Promise<string> {
       throw new CliError(`help takes at most one command, got ${rest.join(" ")}`);
     if (topic === undefined) return mainHelp();
     if (topic === "functions") return functionsHelp();
+    if (topic === "train") return trainHelp();
     if (!isCommand(topic)) throw unknownCommand(topic);
     return commandHelp(topic);
   }
@@ -393,14 +399,28 @@ async function dispatch(argv: readonly string[]): Promise<string> {
 }
 
 /**
+ * `adjoint train ...`: check the flags, then load the trainer. Progress goes to `io` while it
+ * runs; the summary comes back as stdout.
+ */
+async function train(args: readonly string[], io: TrainIO | undefined): Promise<CliResult> {
+  if (args.includes("--help") || args.includes("-h")) return { code: 0, stdout: trainHelp(), stderr: "" };
+  const req = parseTrainArgs(args);
+  const { runTrain } = await import("./train.js");
+  return runTrain(req, io ?? (await (await import("./node-io.js")).nodeIO()));
+}
+
+/**
  * Run the `adjoint` command line on `argv` (the arguments after the program name) and return
  * the exit status and output instead of printing them. A `CliError` (a mistake in the input)
- * becomes one line `adjoint: ...` on stderr and status 2; any other failure status 1.
+ * becomes one line `adjoint: ...` on stderr and status 2; any other failure status 1. Only
+ * `train` writes while it runs (its progress, to `io`, by default the process's stdout) and
+ * writes files.
  * @example
  * (await runCli(["grad", "x * x", "--at", "x=3"])).stdout; // "f(x) = x * x\nat x = 3\n\nf     = 9\ndf/dx = 6\n"
  */
-export async function runCli(argv: readonly string[]): Promise<CliResult> {
+export async function runCli(argv: readonly string[], io?: TrainIO): Promise<CliResult> {
   try {
+    if (argv[0] === "train") return await train(argv.slice(1), io);
     return { code: 0, stdout: await dispatch(argv), stderr: "" };
   } catch (e) {
     if (e instanceof CliError) return { code: 2, stdout: "", stderr: `adjoint: ${oneLine(e.message)}\n` };
