@@ -1,9 +1,14 @@
 #!/usr/bin/env node
-// Runs every test/**/*.test.ts with Node's built-in runner (TypeScript through tsx).
+// Runs every test/**/*.test.ts with Node's built-in runner (TypeScript through tsx), once per
+// backend so `npm test` proves both: ADJOINT_BACKEND=wasm (the default in Node) and then
+// ADJOINT_BACKEND=reference (the oracle). Tests that drive a browser (test/browser*,
+// test/playground*) do not depend on Node's backend and run in the first pass only.
 // Node 20's --test has no glob support, so the files are collected here.
+//
+//   node scripts/run-tests.mjs [--backend=wasm|reference] [filter ...]
 import { spawnSync } from "node:child_process";
 import { readdirSync, statSync } from "node:fs";
-import { join } from "node:path";
+import { basename, join } from "node:path";
 
 function collect(dir) {
   const out = [];
@@ -14,10 +19,27 @@ function collect(dir) {
   }
   return out;
 }
-const filter = process.argv.slice(2);
+
+const args = process.argv.slice(2);
+const only = args.find((a) => a.startsWith("--backend="))?.slice("--backend=".length);
+const filter = args.filter((a) => !a.startsWith("--backend="));
 let files = collect("test");
 if (filter.length) files = files.filter((f) => filter.some((s) => f.includes(s)));
-const r = spawnSync(process.execPath, ["--import", "tsx", "--test", "--test-concurrency=2", ...files], {
-  stdio: "inherit",
+const inBrowser = (f) => /^(browser|playground)/.test(basename(f));
+
+const backends = only ? [only] : ["wasm", "reference"];
+let status = 0;
+backends.forEach((backend, i) => {
+  const these = i === 0 ? files : files.filter((f) => !inBrowser(f));
+  if (these.length === 0) return;
+  console.log(`\n# backend: ${backend} (${these.length} test files)`);
+  const r = spawnSync(process.execPath, ["--import", "tsx", "--test", "--test-concurrency=2", ...these], {
+    stdio: "inherit",
+    env: { ...process.env, ADJOINT_BACKEND: backend },
+  });
+  if ((r.status ?? 1) !== 0) {
+    console.log(`# backend ${backend}: FAILED`);
+    status = r.status ?? 1;
+  }
 });
-process.exit(r.status ?? 1);
+process.exit(status);

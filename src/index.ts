@@ -8,6 +8,18 @@
  */
 
 export * as amp from "./amp/index.js";
+export {
+  type BackendName,
+  dispose,
+  getBackendName,
+  getNumThreads,
+  init,
+  ready,
+  setBackend,
+  setNumThreads,
+  type WasmStats,
+  wasmStats,
+} from "./backend/select.js";
 export { noGrad } from "./core/grad-mode.js";
 export type { Aval } from "./core/primitive.js";
 export { type Atom, type Eqn, Lit, Program, Var } from "./core/program.js";

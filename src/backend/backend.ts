@@ -8,7 +8,6 @@
 import type { AnyTypedArray, DType } from "../dtype.js";
 import type { Shape } from "../shape.js";
 import type { FusedExpr } from "./kernel.js";
-import { ReferenceBackend } from "./reference.js";
 
 /** An opaque handle to device memory holding `size` elements of one dtype. */
 export interface DeviceBuffer {
@@ -82,6 +81,11 @@ export interface Backend {
   readonly name: string;
   /** Take ownership of host data as a device buffer. */
   fromHost(data: AnyTypedArray): DeviceBuffer;
+  /**
+   * Optional: a one-element buffer holding `value`, rounded as storing it in `dtype` would. Lets a
+   * backend keep scalars (JS numbers met by operations) cheaper than `fromHost` of a typed array.
+   */
+  scalar?(value: number, dtype: DType): DeviceBuffer;
   /** A host copy (or a read-only view the caller must not modify) of a device buffer. */
   toHost(buf: DeviceBuffer, dtype: DType, size: number): AnyTypedArray;
   unary(op: UnaryKernel, x: DeviceBuffer, size: number, dtype: DType): DeviceBuffer;
@@ -201,17 +205,12 @@ export interface Backend {
   randomUniform(key: DeviceBuffer, shape: Shape, dtype: DType): DeviceBuffer;
   /** `n` new keys (int32[n, 2]) from one key. */
   randomSplit(key: DeviceBuffer, n: number): DeviceBuffer;
+  /**
+   * Optional: release a buffer's memory now rather than when it is garbage collected. Only for
+   * backends that manage memory themselves (wasm); later use of the buffer must throw.
+   */
+  dispose?(buf: DeviceBuffer): void;
 }
 
-let current: Backend | null = null;
-
-/** The backend new tensors are created on (the reference backend unless another was set). */
-export function getBackend(): Backend {
-  current ??= new ReferenceBackend();
-  return current;
-}
-
-/** Make `b` the backend for new tensors. */
-export function setBackend(b: Backend): void {
-  current = b;
-}
+// The current backend lives in select.ts (selection by name, environment and default).
+export { getBackend, useBackend } from "./select.js";

@@ -1,0 +1,616 @@
+/**
+ * @file The wasm backend: the Backend interface over WebAssembly SIMD kernels, a worker pool and a
+ * garbage-collected heap. Buffers are either resident in wasm memory (`WasmBuffer`, produced by
+ * the wasm kernels) or plain typed arrays (what the reference backend uses, and what small
+ * results are), so reference buffers are valid here and small tensors never cross into wasm.
+ *
+ * Each kernel picks its path: small sizes run the reference backend's JS loops directly; large
+ * float32/float64 (and float16/bfloat16, stored as float32) matmuls, elementwise arithmetic and
+ * sums run in wasm, with host inputs copied into scratch blocks and the result resident (or
+ * copied out when the resident budget is spent); every other kernel runs the reference
+ * backend's algorithm over zero-copy views of resident inputs.
+ */
+
+import { type AnyTypedArray, allocArray, type DType } from "../../dtype.js";
+import { type Shape, sizeOf } from "../../shape.js";
+import type {
+  Backend,
+  BinaryKernel,
+  DeviceBuffer,
+  LuBuffers,
+  ReduceKernel,
+  TriangularSolveOptions,
+  UnaryKernel,
+} from "../backend.js";
+import type { FusedExpr } from "../kernel.js";
+import { ReferenceBackend } from "../reference.js";
+import { WASM_BINARY, WASM_UNARY, type WasmBinary, type WasmUnary } from "./elementwise.js";
+import { GEMM_F32, GEMM_F64, type GemmShape, gemmScratchBytes } from "./gemm.js";
+import { BYTES, Heap, type Storage, storageOf, WasmBuffer } from "./heap.js";
+import { buildKernels, detectFeatures, type Features } from "./kernels.js";
+import { hardwareThreads, type Task, threadsSupported, WorkerPool } from "./threads.js";
+import { type WasmModule, wasmApi } from "./wasm-api.js";
+
+type Arr = AnyTypedArray;
+type Kernel = (...args: number[]) => void;
+
+/** Tuning thresholds (element or flop counts) below which work stays in plain JS or on one thread. */
+export interface Thresholds {
+  /** Elementwise kernels and sums with fewer output (or input) elements run as JS loops. */
+  elementwise: number;
+  /** Matmuls with fewer multiply-adds (batch·m·k·n) run as JS loops. */
+  matmul: number;
+  /** Matmuls with fewer multiply-adds per batch item run on one thread. */
+  matmulThreads: number;
+  /** Results with fewer elements are returned as ordinary typed arrays even from wasm kernels. */
+  resident: number;
+}
+
+export const DEFAULT_THRESHOLDS: Thresholds = {
+  elementwise: 2048,
+  matmul: 4096,
+  matmulThreads: 1 << 20,
+  resident: 1024,
+};
+
+/** Options of `createWasmBackend`. */
+export interface WasmBackendOptions {
+  /** Threads for large kernels (the calling one included); default: the hardware's. */
+  readonly threads?: number;
+  /** Bytes of resident memory not yet reclaimed before results fall back to GC'd arrays. */
+  readonly budget?: number;
+  /** A precompiled kernel module (from `compileWasmKernels`), for the asynchronous path. */
+  readonly compiled?: CompiledKernels;
+}
+
+/** A compiled kernel module and the memory shape it was built for. */
+export interface CompiledKernels {
+  readonly module: WasmModule;
+  readonly names: readonly string[];
+  readonly shared: boolean;
+  readonly fma: boolean;
+  readonly maxPages: number;
+}
+
+const isNode =
+  typeof (globalThis as { process?: { versions?: { node?: string } } }).process?.versions?.node === "string";
+
+/** Largest memory: 4 GiB in Node; 1 GiB in browsers, where address space is tighter. */
+function maxPages(): number {
+  return isNode ? 65535 : 16384;
+}
+
+function kernelPlan(): { shared: boolean; fma: boolean; features: Features } {
+  const features = detectFeatures();
+  if (!features.simd)
+    throw new Error("wasm backend: this runtime has no WebAssembly SIMD128; use the reference backend");
+  return { shared: threadsSupported(), fma: features.relaxedSimd, features };
+}
+
+/** Compile the kernel module synchronously (Node, workers; browsers' main threads refuse > 4 KB). */
+export function compileWasmKernelsSync(): CompiledKernels {
+  const api = wasmApi();
+  if (api === null) throw new Error("wasm backend: this runtime has no WebAssembly");
+  const { shared, fma } = kernelPlan();
+  const k = buildKernels(shared, maxPages(), fma);
+  return { module: new api.Module(k.bytes), names: k.names, shared, fma, maxPages: k.maxPages };
+}
+
+/** Compile the kernel module asynchronously (what a browser's main thread must do). */
+export async function compileWasmKernels(): Promise<CompiledKernels> {
+  const api = wasmApi();
+  if (api === null) throw new Error("wasm backend: this runtime has no WebAssembly");
+  const { shared, fma } = kernelPlan();
+  const k = buildKernels(shared, maxPages(), fma);
+  return { module: await api.compile(k.bytes), names: k.names, shared, fma, maxPages: k.maxPages };
+}
+
+/** The 2-D broadcast pattern of a binary kernel after collapsing dimensions. */
+interface Pattern2D {
+  /** Leading collapsed groups iterated in JS: [size, aStride, bStride] (elements). */
+  readonly outer: readonly (readonly [number, number, number])[];
+  readonly rows: number;
+  readonly cols: number;
+  readonly aRow: number;
+  readonly aCol: number;
+  readonly bRow: number;
+  readonly bCol: number;
+}
+
+/**
+ * Collapse `outShape` and two operands broadcast to it into groups of adjacent dimensions where
+ * each operand is either fully present or broadcast; the last two groups become the kernel's
+ * rows and columns.
+ */
+function collapse(aShape: Shape, bShape: Shape, outShape: Shape): Pattern2D {
+  const R = outShape.length;
+  const groups: { size: number; a: boolean; b: boolean }[] = [];
+  for (let d = 0; d < R; d++) {
+    const size = outShape[d]!;
+    if (size === 1) continue;
+    const ad = aShape[d - (R - aShape.length)] ?? 1;
+    const bd = bShape[d - (R - bShape.length)] ?? 1;
+    const a = ad !== 1;
+    const b = bd !== 1;
+    const last = groups[groups.length - 1];
+    if (last !== undefined && last.a === a && last.b === b) last.size *= size;
+    else groups.push({ size, a, b });
+  }
+  // Element strides of each group for each operand (0 where broadcast).
+  let sa = 1;
+  let sb = 1;
+  const strides: [number, number][] = new Array(groups.length);
+  for (let g = groups.length - 1; g >= 0; g--) {
+    const gr = groups[g]!;
+    strides[g] = [gr.a ? sa : 0, gr.b ? sb : 0];
+    if (gr.a) sa *= gr.size;
+    if (gr.b) sb *= gr.size;
+  }
+  const n = groups.length;
+  const inner = n >= 1 ? groups[n - 1]! : { size: 1 };
+  const innerS = n >= 1 ? strides[n - 1]! : [1, 1];
+  const row = n >= 2 ? groups[n - 2]! : { size: 1 };
+  const rowS = n >= 2 ? strides[n - 2]! : [0, 0];
+  const outer: [number, number, number][] = [];
+  for (let g = 0; g < n - 2; g++) outer.push([groups[g]!.size, strides[g]![0], strides[g]![1]]);
+  return {
+    outer,
+    rows: row.size,
+    cols: inner.size,
+    aRow: rowS[0]!,
+    aCol: innerS[0]!,
+    bRow: rowS[1]!,
+    bCol: innerS[1]!,
+  };
+}
+
+function isFloatStorage(d: DType): boolean {
+  return d !== "int32" && d !== "bool";
+}
+
+export class WasmBackend implements Backend {
+  readonly name = "wasm";
+  readonly heap: Heap;
+  readonly features: { readonly relaxedSimd: boolean; readonly sharedMemory: boolean };
+  readonly thresholds: Thresholds = { ...DEFAULT_THRESHOLDS };
+  /** Kernels that ran on more than one thread. */
+  readonly stats = { parallelKernels: 0 };
+  private readonly fns: Record<string, Kernel> = {};
+  /** The oracle, typed as the interface: its algorithms serve every kernel without a wasm one. */
+  private readonly ref: Backend = new ReferenceBackend();
+  private readonly compiled: CompiledKernels;
+  private pool: WorkerPool | null = null;
+  private nThreads: number;
+  /** Per-thread packing scratch for gemm, by element type: [packA, packB, tile] addresses. */
+  private readonly gemmScratch: Record<"f32" | "f64", [number, number, number][]> = { f32: [], f64: [] };
+
+  constructor(opts: WasmBackendOptions = {}) {
+    const api = wasmApi();
+    if (api === null) throw new Error("wasm backend: this runtime has no WebAssembly");
+    this.compiled = opts.compiled ?? compileWasmKernelsSync();
+    this.heap = new Heap({
+      shared: this.compiled.shared,
+      maxBytes: this.compiled.maxPages * 65536,
+      ...(opts.budget !== undefined ? { budget: opts.budget } : {}),
+    });
+    const inst = new api.Instance(this.compiled.module, { env: { memory: this.heap.memory } });
+    for (const n of this.compiled.names) this.fns[n] = inst.exports[n] as Kernel;
+    this.features = { relaxedSimd: this.compiled.fma, sharedMemory: this.compiled.shared };
+    this.nThreads = 1;
+    this.setThreads(opts.threads ?? hardwareThreads());
+  }
+
+  /** Threads used by large kernels (1 where shared memory is unavailable). */
+  get threads(): number {
+    return this.nThreads;
+  }
+
+  /** Set the number of threads (the calling one included) for large kernels. */
+  setThreads(n: number): void {
+    const want = Math.max(1, Math.min(64, Math.floor(n)));
+    const can = this.compiled.shared && threadsSupported() ? want : 1;
+    if (can === this.nThreads) return;
+    this.pool?.terminate();
+    this.pool = null;
+    this.nThreads = can;
+    if (can > 1)
+      this.pool = new WorkerPool(
+        this.compiled.module,
+        this.heap.memory,
+        this.compiled.names,
+        (fn, args) => this.fns[fn]!(...args),
+        can,
+      );
+  }
+
+  // ---- buffers ----
+
+  fromHost(data: Arr): DeviceBuffer {
+    // Large host data moves into wasm memory at once: it is about to feed kernels.
+    if (data.length >= this.thresholds.elementwise && !(data instanceof Uint8Array)) {
+      const storage: Storage =
+        data instanceof Float64Array ? "f64" : data instanceof Int32Array ? "i32" : "f32";
+      const r = this.heap.allocResident(storage, data.length);
+      if (r !== null) {
+        this.heap.view(storage, r.ptr, data.length).set(data);
+        return r as unknown as DeviceBuffer;
+      }
+    }
+    return data as unknown as DeviceBuffer;
+  }
+
+  scalar(value: number, dtype: DType): DeviceBuffer {
+    // Scalars stay in the reference backend's cheap representation (every kernel here accepts it).
+    if (this.ref.scalar !== undefined) return this.ref.scalar(value, dtype);
+    const a = allocArray(dtype, 1);
+    a[0] = value;
+    return a as unknown as DeviceBuffer;
+  }
+
+  toHost(b: DeviceBuffer, dtype: DType, size: number): Arr {
+    const x = b as unknown as Arr | WasmBuffer;
+    if (x instanceof WasmBuffer) return x.toHostArray();
+    return this.ref.toHost(b, dtype, size);
+  }
+
+  /** Give a resident buffer's memory back now (optional; the GC does it otherwise). */
+  dispose(b: DeviceBuffer): void {
+    const x = b as unknown as Arr | WasmBuffer;
+    if (x instanceof WasmBuffer && x.heap === this.heap) this.heap.dispose(x);
+  }
+
+  /**
+   * What the reference backend can read: a resident buffer becomes a zero-copy view of its
+   * elements (used within one kernel call only), anything else passes unchanged.
+   */
+  private host(b: DeviceBuffer): DeviceBuffer {
+    const x = b as unknown as WasmBuffer;
+    if (x instanceof WasmBuffer) {
+      x.check();
+      const v = x.heap === this.heap ? this.heap.view(x.storage, x.ptr, x.length) : x.toHostArray();
+      return v as unknown as DeviceBuffer;
+    }
+    return b;
+  }
+
+  private hosts(bs: readonly DeviceBuffer[]): DeviceBuffer[] {
+    return bs.map((b) => this.host(b));
+  }
+
+  /**
+   * Run a wasm kernel: inputs become addresses (resident ones as they are, host ones copied into
+   * scratch), the output is a fresh resident buffer (or scratch copied out to a typed array when
+   * small or over budget), and scratch is released whatever happens.
+   */
+  private runKernel(
+    inputs: readonly { buf: DeviceBuffer; dtype: DType; length: number }[],
+    outStorage: Storage,
+    outLength: number,
+    body: (ptrs: number[], out: number) => void,
+  ): DeviceBuffer {
+    const temps: number[] = [];
+    try {
+      const ptrs: number[] = [];
+      for (const inp of inputs) {
+        const x = inp.buf as unknown as Arr | WasmBuffer;
+        if (x instanceof WasmBuffer && x.heap === this.heap) {
+          x.check();
+          ptrs.push(x.ptr);
+        } else {
+          // Host data (a typed array, or another representation the reference backend reads).
+          const src =
+            x instanceof WasmBuffer ? x.toHostArray() : this.ref.toHost(inp.buf, inp.dtype, inp.length);
+          const st = storageOf(inp.dtype);
+          const p = this.heap.scratch(inp.length * BYTES[st]);
+          temps.push(p);
+          this.heap.view(st, p, inp.length).set(src);
+          ptrs.push(p);
+        }
+      }
+      const resident =
+        outLength >= this.thresholds.resident ? this.heap.allocResident(outStorage, outLength) : null;
+      if (resident !== null) {
+        body(ptrs, resident.ptr);
+        return resident as unknown as DeviceBuffer;
+      }
+      const p = this.heap.scratch(outLength * BYTES[outStorage]);
+      temps.push(p);
+      body(ptrs, p);
+      return this.heap.view(outStorage, p, outLength).slice() as unknown as DeviceBuffer;
+    } finally {
+      for (const p of temps) this.heap.release(p);
+    }
+  }
+
+  // ---- elementwise ----
+
+  unary(op: UnaryKernel, x: DeviceBuffer, size: number, dtype: DType): DeviceBuffer {
+    if (size < this.thresholds.elementwise || !isFloatStorage(dtype) || !WASM_UNARY.includes(op as WasmUnary))
+      return this.ref.unary(op, this.host(x), size, dtype);
+    const st = storageOf(dtype);
+    const fn = this.fns[`un_${op}_${st}`]!;
+    return this.runKernel([{ buf: x, dtype, length: size }], st, size, ([px], out) => fn(px!, out, size));
+  }
+
+  binary(
+    op: BinaryKernel,
+    a: DeviceBuffer,
+    aShape: Shape,
+    b: DeviceBuffer,
+    bShape: Shape,
+    outShape: Shape,
+    inDtype: DType,
+    outDtype: DType,
+  ): DeviceBuffer {
+    const n = sizeOf(outShape);
+    if (
+      n < this.thresholds.elementwise ||
+      inDtype !== outDtype ||
+      !isFloatStorage(inDtype) ||
+      !WASM_BINARY.includes(op as WasmBinary)
+    )
+      return this.ref.binary(op, this.host(a), aShape, this.host(b), bShape, outShape, inDtype, outDtype);
+    const pat = collapse(aShape, bShape, outShape);
+    if (pat.rows * pat.cols < 256)
+      return this.ref.binary(op, this.host(a), aShape, this.host(b), bShape, outShape, inDtype, outDtype);
+    const st = storageOf(inDtype);
+    const es = BYTES[st];
+    const fn = this.fns[`bin_${op}_${st}`]!;
+    return this.runKernel(
+      [
+        { buf: a, dtype: inDtype, length: sizeOf(aShape) },
+        { buf: b, dtype: inDtype, length: sizeOf(bShape) },
+      ],
+      st,
+      n,
+      ([pa, pb], out) => {
+        const { rows, cols, aRow, aCol, bRow, bCol } = pat;
+        const block = rows * cols;
+        // Leading groups the 2-D kernel cannot express are walked here, one kernel call each.
+        const dims = pat.outer;
+        const idx = new Array<number>(dims.length).fill(0);
+        let offA = 0;
+        let offB = 0;
+        let o = 0;
+        for (;;) {
+          fn(pa! + offA * es, pb! + offB * es, out + o * es, rows, cols, aRow, aCol, bRow, bCol);
+          o += block;
+          let d = dims.length - 1;
+          for (; d >= 0; d--) {
+            const [size, sa, sb] = dims[d]!;
+            idx[d]!++;
+            offA += sa;
+            offB += sb;
+            if (idx[d]! < size) break;
+            offA -= sa * size;
+            offB -= sb * size;
+            idx[d] = 0;
+          }
+          if (d < 0) break;
+        }
+      },
+    );
+  }
+
+  select(
+    c: DeviceBuffer,
+    cShape: Shape,
+    a: DeviceBuffer,
+    aShape: Shape,
+    b: DeviceBuffer,
+    bShape: Shape,
+    outShape: Shape,
+    dtype: DType,
+  ): DeviceBuffer {
+    return this.ref.select(this.host(c), cShape, this.host(a), aShape, this.host(b), bShape, outShape, dtype);
+  }
+
+  cast(x: DeviceBuffer, size: number, from: DType, to: DType): DeviceBuffer {
+    return this.ref.cast(this.host(x), size, from, to);
+  }
+
+  fused(expr: FusedExpr, inputs: readonly DeviceBuffer[], size: number, dtype: DType): DeviceBuffer {
+    return this.ref.fused(expr, this.hosts(inputs), size, dtype);
+  }
+
+  // ---- reductions ----
+
+  reduce(
+    op: ReduceKernel,
+    x: DeviceBuffer,
+    shape: Shape,
+    axes: readonly number[],
+    inDtype: DType,
+    outDtype: DType,
+  ): DeviceBuffer {
+    const n = sizeOf(shape);
+    const contiguous = axes.every((a, i) => i === 0 || a === axes[i - 1]! + 1);
+    if (
+      op !== "sum" ||
+      n < this.thresholds.elementwise ||
+      inDtype !== outDtype ||
+      !isFloatStorage(inDtype) ||
+      axes.length === 0 ||
+      !contiguous
+    )
+      return this.ref.reduce(op, this.host(x), shape, axes, inDtype, outDtype);
+    const first = axes[0]!;
+    const last = axes[axes.length - 1]!;
+    const outer = sizeOf(shape.slice(0, first));
+    const red = sizeOf(shape.slice(first, last + 1));
+    const inner = sizeOf(shape.slice(last + 1));
+    const st = storageOf(inDtype);
+    const fn = this.fns[`rsum_${st}`]!;
+    return this.runKernel([{ buf: x, dtype: inDtype, length: n }], st, outer * inner, ([px], out) =>
+      fn(px!, out, outer, red, inner),
+    );
+  }
+
+  // ---- matmul ----
+
+  private scratchFor(t: "f32" | "f64", thread: number, s: GemmShape): [number, number, number] {
+    const list = this.gemmScratch[t];
+    while (list.length <= thread) {
+      const sz = gemmScratchBytes(s, t === "f32" ? 4 : 8);
+      // Kept for the backend's lifetime (never released): one set per thread and element type.
+      list.push([this.heap.scratch(sz.a), this.heap.scratch(sz.b), this.heap.scratch(sz.tile)]);
+    }
+    return list[thread]!;
+  }
+
+  matmul(
+    a: DeviceBuffer,
+    b: DeviceBuffer,
+    batch: number,
+    m: number,
+    k: number,
+    n: number,
+    dtype: DType,
+  ): DeviceBuffer {
+    const work = batch * m * k * n;
+    if (!isFloatStorage(dtype) || work < this.thresholds.matmul || k === 0)
+      return this.ref.matmul(this.host(a), this.host(b), batch, m, k, n, dtype);
+    const st = storageOf(dtype) as "f32" | "f64";
+    const es = BYTES[st];
+    const shape = st === "f32" ? GEMM_F32 : GEMM_F64;
+    const fnName = `gemm_${st}`;
+    return this.runKernel(
+      [
+        { buf: a, dtype, length: batch * m * k },
+        { buf: b, dtype, length: batch * k * n },
+      ],
+      st,
+      batch * m * n,
+      ([pa, pb], pc) => {
+        const per = m * k * n;
+        let parts = 1;
+        if (this.pool !== null && per >= this.thresholds.matmulThreads)
+          parts = Math.min(this.pool.available(), this.nThreads);
+        for (let p = 0; p < batch; p++) {
+          const A = pa! + p * m * k * es;
+          const B = pb! + p * k * n * es;
+          const C = pc + p * m * n * es;
+          const tasks: Task[] = [];
+          // Split the larger of m and n into register-tile-aligned blocks, one per thread.
+          const byRows = m >= n;
+          const total = byRows ? m : n;
+          const unit = byRows ? shape.mr : shape.nr;
+          const chunk = Math.ceil(Math.ceil(total / parts) / unit) * unit;
+          for (let t = 0, s0 = 0; s0 < total; t++, s0 += chunk) {
+            const len = Math.min(chunk, total - s0);
+            const [sa, sb, tile] = this.scratchFor(st, t, shape);
+            tasks.push({
+              fn: fnName,
+              args: byRows
+                ? [A + s0 * k * es, B, C + s0 * n * es, len, k, n, k, n, n, sa, sb, tile]
+                : [A, B + s0 * es, C + s0 * es, m, k, len, k, n, n, sa, sb, tile],
+            });
+          }
+          if (tasks.length === 1 || this.pool === null) for (const t of tasks) this.fns[t.fn]!(...t.args);
+          else if (this.pool.run(tasks) > 0) this.stats.parallelKernels++;
+        }
+      },
+    );
+  }
+
+  // ---- linear algebra, movement, indexing, random: the reference algorithms over views ----
+
+  cholesky(a: DeviceBuffer, batch: number, n: number, dtype: DType): DeviceBuffer {
+    return this.ref.cholesky(this.host(a), batch, n, dtype);
+  }
+
+  triangularSolve(
+    a: DeviceBuffer,
+    b: DeviceBuffer,
+    batch: number,
+    n: number,
+    m: number,
+    opts: TriangularSolveOptions,
+    dtype: DType,
+  ): DeviceBuffer {
+    return this.ref.triangularSolve(this.host(a), this.host(b), batch, n, m, opts, dtype);
+  }
+
+  lu(a: DeviceBuffer, batch: number, n: number, dtype: DType): LuBuffers {
+    return this.ref.lu(this.host(a), batch, n, dtype);
+  }
+
+  det(a: DeviceBuffer, batch: number, n: number, dtype: DType): DeviceBuffer {
+    return this.ref.det(this.host(a), batch, n, dtype);
+  }
+
+  transpose(x: DeviceBuffer, shape: Shape, perm: readonly number[], dtype: DType): DeviceBuffer {
+    return this.ref.transpose(this.host(x), shape, perm, dtype);
+  }
+
+  broadcast(x: DeviceBuffer, shape: Shape, outShape: Shape, dtype: DType): DeviceBuffer {
+    return this.ref.broadcast(this.host(x), shape, outShape, dtype);
+  }
+
+  slice(
+    x: DeviceBuffer,
+    shape: Shape,
+    begin: readonly number[],
+    size: readonly number[],
+    dtype: DType,
+  ): DeviceBuffer {
+    return this.ref.slice(this.host(x), shape, begin, size, dtype);
+  }
+
+  pad(
+    x: DeviceBuffer,
+    shape: Shape,
+    widths: readonly (readonly [number, number])[],
+    value: number,
+    dtype: DType,
+  ): DeviceBuffer {
+    return this.ref.pad(this.host(x), shape, widths, value, dtype);
+  }
+
+  concat(xs: readonly DeviceBuffer[], shapes: readonly Shape[], axis: number, dtype: DType): DeviceBuffer {
+    return this.ref.concat(this.hosts(xs), shapes, axis, dtype);
+  }
+
+  flip(x: DeviceBuffer, shape: Shape, axes: readonly number[], dtype: DType): DeviceBuffer {
+    return this.ref.flip(this.host(x), shape, axes, dtype);
+  }
+
+  gather(
+    x: DeviceBuffer,
+    shape: Shape,
+    axis: number,
+    index: DeviceBuffer,
+    indexShape: Shape,
+    dtype: DType,
+  ): DeviceBuffer {
+    return this.ref.gather(this.host(x), shape, axis, this.host(index), indexShape, dtype);
+  }
+
+  scatterAdd(
+    x: DeviceBuffer,
+    shape: Shape,
+    axis: number,
+    index: DeviceBuffer,
+    indexShape: Shape,
+    src: DeviceBuffer,
+    dtype: DType,
+  ): DeviceBuffer {
+    return this.ref.scatterAdd(
+      this.host(x),
+      shape,
+      axis,
+      this.host(index),
+      indexShape,
+      this.host(src),
+      dtype,
+    );
+  }
+
+  randomUniform(key: DeviceBuffer, shape: Shape, dtype: DType): DeviceBuffer {
+    return this.ref.randomUniform(this.host(key), shape, dtype);
+  }
+
+  randomSplit(key: DeviceBuffer, n: number): DeviceBuffer {
+    return this.ref.randomSplit(this.host(key), n);
+  }
+}

@@ -1,0 +1,75 @@
+/**
+ * @file Assembles the wasm backend's kernel module (matmul, elementwise, reductions) and detects
+ * what the runtime supports: SIMD128 (required), relaxed-SIMD FMA (used in matmul when present)
+ * and shared memory for threads. The module is emitted from TypeScript at load time; compiling it
+ * synchronously is fine in Node and in workers, while a browser's main thread compiles it
+ * asynchronously (`compileKernelsAsync`).
+ */
+
+import { emitBinary, emitUnary, WASM_BINARY, WASM_UNARY } from "./elementwise.js";
+import { type Code, ModuleBuilder } from "./emitter.js";
+import { emitGemm, GEMM_F32, GEMM_F64 } from "./gemm.js";
+import { emitSum } from "./reduce.js";
+import { wasmApi } from "./wasm-api.js";
+
+/** What the runtime can do, detected once by validating tiny modules. */
+export interface Features {
+  readonly simd: boolean;
+  readonly relaxedSimd: boolean;
+}
+
+function tinyModule(body: (c: Code) => void): Uint8Array {
+  const m = new ModuleBuilder({ shared: false, initial: 1 });
+  m.func("f", [], [], body);
+  return m.toBytes();
+}
+
+let features: Features | null = null;
+
+/** Detect SIMD128 and relaxed SIMD (f32x4.relaxed_madd) support. */
+export function detectFeatures(): Features {
+  if (features !== null) return features;
+  const ok = (bytes: Uint8Array): boolean => {
+    try {
+      return wasmApi()?.validate(bytes) === true;
+    } catch {
+      return false;
+    }
+  };
+  const simd = ok(
+    tinyModule((c) => {
+      c.v128const().v128const().simd("f32x4.add").op("drop");
+    }),
+  );
+  const relaxedSimd =
+    simd &&
+    ok(
+      tinyModule((c) => {
+        c.v128const().v128const().v128const().simd("f32x4.relaxed_madd").op("drop");
+      }),
+    );
+  features = { simd, relaxedSimd };
+  return features;
+}
+
+/** The module's bytes and the names of its exported kernels. */
+export interface KernelModule {
+  readonly bytes: Uint8Array;
+  readonly names: readonly string[];
+  readonly shared: boolean;
+  readonly fma: boolean;
+  readonly maxPages: number;
+}
+
+/** Build the kernel module for a memory of `maxPages` pages, shared or not. */
+export function buildKernels(shared: boolean, maxPages: number, fma: boolean): KernelModule {
+  const m = new ModuleBuilder({ shared, initial: 64, maximum: maxPages });
+  emitGemm(m, "f32", GEMM_F32, fma);
+  emitGemm(m, "f64", GEMM_F64, fma);
+  for (const t of ["f32", "f64"] as const) {
+    for (const op of WASM_BINARY) emitBinary(m, t, op);
+    for (const op of WASM_UNARY) emitUnary(m, t, op);
+    emitSum(m, t);
+  }
+  return { bytes: m.toBytes(), names: m.exportNames(), shared, fma, maxPages };
+}
