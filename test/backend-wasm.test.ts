@@ -1,0 +1,413 @@
+/**
+ * @file The wasm backend against the reference backend (the oracle): matmul over blocking edges,
+ * batches and dtypes; elementwise kernels bit for bit (NaN, signed zeros, every broadcast
+ * pattern); sums; the JS-path kernels over resident buffers; switching backends; gradients;
+ * threads; memory (dispose, finalization, the resident budget); selection by environment.
+ */
+
+import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import { after, describe, test } from "node:test";
+import * as ad from "adjoint";
+
+const initial = ad.getBackendName() as ad.BackendName;
+after(() => ad.setBackend(initial));
+
+/** Run `f` with `name` selected (tensors made inside live on that backend). */
+function on<T>(name: ad.BackendName, f: () => T): T {
+  const prev = ad.getBackendName() as ad.BackendName;
+  ad.setBackend(name);
+  try {
+    return f();
+  } finally {
+    ad.setBackend(prev);
+  }
+}
+
+function rng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) | 0;
+    let t = Math.imul(a ^ (a >>> 15), 1 | a);
+    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** Values in [-2, 2), with NaN, ±0, ±Inf, halves and ties sprinkled in when `special`. */
+function data(n: number, seed: number, special = false): number[] {
+  const r = rng(seed);
+  const specials = [Number.NaN, 0, -0, Infinity, -Infinity, 0.5, -0.5, 1.5, -2.5, 1];
+  return Array.from({ length: n }, (_, i) =>
+    special && i % 7 === 3 ? specials[((i / 7) % specials.length) | 0]! : r() * 4 - 2,
+  );
+}
+
+function make(values: number[], shape: number[], dtype: ad.DType): ad.Tensor {
+  const arr = dtype === "float64" ? Float64Array.from(values) : Float32Array.from(values);
+  return ad.tensor(arr, { shape, dtype });
+}
+
+/** The same computation on both backends, from the same host data. */
+function both(f: () => ad.Tensor): { wasm: ad.Tensor; ref: ad.Tensor } {
+  return { wasm: on("wasm", f), ref: on("reference", f) };
+}
+
+/** Bitwise equality of two tensors' values (NaN equals NaN, +0 differs from -0). */
+function assertIdentical(a: ad.Tensor, b: ad.Tensor, what: string): void {
+  assert.deepEqual(a.shape, b.shape, `${what}: shapes`);
+  assert.equal(a.dtype, b.dtype, `${what}: dtypes`);
+  const x = a.data();
+  const y = b.data();
+  for (let i = 0; i < x.length; i++)
+    if (!Object.is(x[i], y[i])) assert.fail(`${what}: element ${i} is ${x[i]} on wasm, ${y[i]} on reference`);
+}
+
+function maxRelError(a: ad.Tensor, b: ad.Tensor): number {
+  const x = a.data();
+  const y = b.data();
+  let num = 0;
+  let den = 0;
+  for (let i = 0; i < x.length; i++) {
+    num = Math.max(num, Math.abs(x[i]! - y[i]!));
+    den = Math.max(den, Math.abs(y[i]!));
+  }
+  return den === 0 ? num : num / den;
+}
+
+describe("selecting a backend", () => {
+  test("setBackend and getBackendName; unknown names are AdErrors", () => {
+    on("reference", () => assert.equal(ad.getBackendName(), "reference"));
+    on("wasm", () => assert.equal(ad.getBackendName(), "wasm"));
+    assert.throws(() => ad.setBackend("webgpu" as ad.BackendName), ad.AdError);
+    assert.throws(() => ad.setNumThreads(0), ad.AdError);
+  });
+
+  test("ready() and init() resolve to the selected backend's name", async () => {
+    assert.equal(await ad.ready(), ad.getBackendName());
+    assert.equal(await ad.init(), ad.getBackendName());
+  });
+
+  test("ADJOINT_BACKEND selects the backend in a fresh process; a bad value is an AdError", () => {
+    const run = (value: string) =>
+      spawnSync(
+        process.execPath,
+        [
+          "--input-type=module",
+          "-e",
+          'import * as ad from "adjoint"; try { ad.tensor([1]); console.log(ad.getBackendName()); } catch (e) { console.log(e.name); }',
+        ],
+        { env: { ...process.env, ADJOINT_BACKEND: value }, encoding: "utf8" },
+      ).stdout.trim();
+    assert.equal(run("reference"), "reference");
+    assert.equal(run("wasm"), "wasm");
+    assert.equal(run("cuda"), "AdError");
+  });
+});
+
+describe("matmul matches the reference backend", () => {
+  // [batch, m, k, n]: tile edges (m % 6, n % 8), several depth panels (k > 256), m above the
+  // 120-row panel, n above the 2048-column panel, a batch.
+  const shapes: [number, number, number, number][] = [
+    [1, 37, 300, 53],
+    [1, 130, 20, 70],
+    [1, 5, 17, 2100],
+    [3, 40, 30, 50],
+    [1, 64, 64, 64],
+    [1, 1, 600, 9],
+  ];
+  for (const dtype of ["float32", "float64"] as const)
+    for (const [b, m, k, n] of shapes)
+      test(`${dtype} [${b}, ${m}, ${k}] @ [${b}, ${k}, ${n}]`, () => {
+        const A = data(b * m * k, 1);
+        const B = data(b * k * n, 2);
+        const { wasm, ref } = both(() => ad.matmul(make(A, [b, m, k], dtype), make(B, [b, k, n], dtype)));
+        // float64 sums in the reference's order (exact); float32 accumulates in float32 lanes.
+        assert.ok(
+          maxRelError(wasm, ref) <= (dtype === "float64" ? 1e-14 : 2e-6),
+          `error ${maxRelError(wasm, ref)}`,
+        );
+      });
+
+  test("float16 and bfloat16 round the float32 result; int32 stays exact", () => {
+    const A = data(40 * 70, 3).map((v) => Math.round(v * 4) / 4);
+    const B = data(70 * 30, 4).map((v) => Math.round(v * 4) / 4);
+    for (const dtype of ["float16", "bfloat16"] as const) {
+      const { wasm, ref } = both(() => ad.matmul(make(A, [40, 70], dtype), make(B, [70, 30], dtype)));
+      assert.equal(wasm.dtype, dtype);
+      // Sums of quarter-integers are exact in float32, so both round the same value.
+      assertIdentical(wasm, ref, dtype);
+    }
+    const ints = (seed: number, n: number) => data(n, seed).map((v) => Math.round(v * 10));
+    const { wasm, ref } = both(() =>
+      ad.matmul(
+        ad.tensor(Int32Array.from(ints(5, 50 * 60)), { shape: [50, 60] }),
+        ad.tensor(Int32Array.from(ints(6, 60 * 40)), { shape: [60, 40] }),
+      ),
+    );
+    assertIdentical(wasm, ref, "int32");
+  });
+
+  test("k = 0 gives zeros", () => {
+    const { wasm } = both(() => ad.matmul(ad.zeros([100, 0]), ad.zeros([0, 100])));
+    assert.equal(ad.sum(ad.abs(wasm)).item(), 0);
+  });
+});
+
+describe("elementwise kernels are bit-identical to the reference backend", () => {
+  // [aShape, bShape]: same shape, scalar, row vector, column vector, outer, a 3-d pattern that
+  // needs more than two collapsed groups.
+  const patterns: [number[], number[]][] = [
+    [
+      [50, 60],
+      [50, 60],
+    ],
+    [[50, 60], []],
+    [[], [50, 60]],
+    [[50, 60], [60]],
+    [
+      [50, 60],
+      [50, 1],
+    ],
+    [
+      [50, 1],
+      [1, 60],
+    ],
+    [
+      [6, 50, 10],
+      [6, 1, 10],
+    ],
+    [[3001], [3001]],
+  ];
+  const ops = ["add", "sub", "mul", "div", "maximum", "minimum"] as const;
+  for (const dtype of ["float32", "float64"] as const)
+    for (const op of ops)
+      test(`${op} ${dtype} over every broadcast pattern, with NaN, ±0 and ±Inf`, () => {
+        patterns.forEach(([sa, sb], p) => {
+          const na = sa.reduce((x, y) => x * y, 1);
+          const nb = sb.reduce((x, y) => x * y, 1);
+          const A = data(na, 10 + p, true);
+          const B = data(nb, 20 + p, true);
+          const { wasm, ref } = both(() => ad[op](make(A, sa, dtype), make(B, sb, dtype)));
+          assertIdentical(wasm, ref, `${op} ${JSON.stringify(sa)} ${JSON.stringify(sb)}`);
+        });
+      });
+
+  for (const dtype of ["float32", "float64"] as const)
+    test(`neg abs sqrt floor ceil round ${dtype}, with halves and specials`, () => {
+      const X = data(5000, 7, true).map((v, i) => (i % 5 === 1 ? v * 1e3 : v));
+      for (const op of ["neg", "abs", "sqrt", "floor", "ceil", "round"] as const) {
+        const { wasm, ref } = both(() => ad[op](make(X, [5000], dtype)));
+        assertIdentical(wasm, ref, op);
+      }
+    });
+
+  test("a chain mixing wasm and JS kernels (exp, tanh, where, comparisons) stays identical", () => {
+    const X = data(4096, 8);
+    const f = () => {
+      const x = make(X, [64, 64], "float32");
+      const y = ad.tanh(ad.add(ad.mul(x, 3), ad.exp(x)));
+      return ad.where(ad.greater(y, 0), ad.sqrt(ad.abs(y)), ad.neg(y));
+    };
+    const { wasm, ref } = both(f);
+    assertIdentical(wasm, ref, "chain");
+  });
+});
+
+describe("reductions and the JS-path kernels over resident buffers", () => {
+  test("sum over leading, trailing, middle and all axes matches the reference", () => {
+    for (const dtype of ["float32", "float64"] as const) {
+      const X = data(6 * 70 * 13, 9);
+      for (const axis of [0, 1, 2, [0, 1], [1, 2], [0, 1, 2]]) {
+        const { wasm, ref } = both(() => ad.sum(make(X, [6, 70, 13], dtype), { axis }));
+        assert.deepEqual(wasm.shape, ref.shape);
+        assert.ok(maxRelError(wasm, ref) <= (dtype === "float64" ? 1e-14 : 1e-6), `${dtype} axis ${axis}`);
+      }
+    }
+  });
+
+  test("max, argmax, transpose, slice, concat, pad, flip, gather and cast agree exactly", () => {
+    const X = data(60 * 70, 11, true);
+    const cases: [string, (x: ad.Tensor) => ad.Tensor][] = [
+      ["max", (x) => ad.max(x, { axis: 1 })],
+      ["argmax", (x) => ad.argmax(x, { axis: 0 })],
+      ["transpose", (x) => ad.transpose(x)],
+      ["slice", (x) => ad.slice(x, [3, 5], [40, 50])],
+      ["concat", (x) => ad.concat([x, x], 1)],
+      [
+        "pad",
+        (x) =>
+          ad.pad(x, [
+            [1, 2],
+            [0, 3],
+          ]),
+      ],
+      ["flip", (x) => ad.flip(x, 0)],
+      ["take", (x) => ad.take(x, ad.tensor(Int32Array.from([5, 0, 59, 5]), { shape: [4] }), 0)],
+      ["astype", (x) => ad.astype(x, "float64")],
+      ["float16", (x) => ad.astype(x, "float16")],
+    ];
+    for (const [name, f] of cases) {
+      // Make the input resident first (a wasm kernel's result), then apply the JS-path op.
+      const { wasm, ref } = both(() => f(ad.add(make(X, [60, 70], "float32"), 0.25)));
+      assertIdentical(wasm, ref, name);
+    }
+  });
+});
+
+describe("tensors keep working across a backend switch", () => {
+  test("a resident wasm tensor in reference operations, and a reference tensor in wasm ones", () => {
+    const X = data(100 * 100, 12);
+    const w = on("wasm", () => ad.add(make(X, [100, 100], "float32"), 1)); // resident
+    const r = on("reference", () => make(X, [100, 100], "float32"));
+    const expected = on("reference", () => {
+      const x = make(X, [100, 100], "float32");
+      return ad.add(x, ad.add(x, 1));
+    });
+    on("reference", () => {
+      assertIdentical(ad.add(r, w), expected, "reference op with a wasm operand");
+      assertIdentical(ad.add(ad.zeros([100, 100]), ad.add(r, w)), expected, "reference first");
+    });
+    on("wasm", () => assertIdentical(ad.add(r, w), expected, "wasm op with a reference operand"));
+  });
+});
+
+describe("gradients through wasm kernels", () => {
+  test("gradcheck of a two-layer network in float64 with wasm-sized matmuls", () => {
+    on("wasm", () => {
+      const X = make(data(64 * 48, 13), [64, 48], "float64");
+      const W1 = make(
+        data(48 * 64, 14).map((v) => v / 8),
+        [48, 64],
+        "float64",
+      );
+      const W2 = make(
+        data(64 * 40, 15).map((v) => v / 8),
+        [64, 40],
+        "float64",
+      );
+      const loss = (a: ad.Tensor, b: ad.Tensor) => ad.sum(ad.square(ad.matmul(ad.tanh(ad.matmul(X, a)), b)));
+      const res = ad.gradcheck(loss, [W1, W2]);
+      assert.ok(res.ok, res.message);
+    });
+  });
+});
+
+describe("threads", () => {
+  test("a large matmul runs on two threads once the workers are up, bit-identical to one thread", async () => {
+    const prev = ad.getNumThreads();
+    try {
+      await on("wasm", async () => {
+        ad.setNumThreads(2);
+        const a = make(data(256 * 256, 16), [256, 256], "float32");
+        const b = make(data(256 * 256, 17), [256, 256], "float32");
+        const first = ad.matmul(a, b); // starts the workers, runs here
+        const before = ad.wasmStats().parallelKernels;
+        let c = first;
+        for (let i = 0; i < 200 && ad.wasmStats().parallelKernels === before; i++) {
+          await new Promise((r) => setTimeout(r, 10));
+          c = ad.matmul(a, b);
+        }
+        assert.ok(ad.wasmStats().parallelKernels > before, "the workers never came up");
+        assertIdentical(c, first, "threaded vs single");
+      });
+    } finally {
+      ad.setNumThreads(prev);
+    }
+  });
+
+  test("a process that used threads exits promptly", () => {
+    const t0 = Date.now();
+    const r = spawnSync(
+      process.execPath,
+      [
+        "--input-type=module",
+        "-e",
+        `import * as ad from "adjoint";
+         ad.setBackend("wasm"); ad.setNumThreads(2);
+         const a = ad.ones([300, 300]);
+         for (let i = 0; i < 5; i++) { ad.matmul(a, a); await new Promise((r) => setTimeout(r, 20)); }
+         console.log(ad.wasmStats().threads);`,
+      ],
+      { encoding: "utf8", timeout: 20000 },
+    );
+    assert.equal(r.status, 0, r.stderr);
+    assert.equal(r.stdout.trim(), "2");
+    assert.ok(Date.now() - t0 < 15000);
+  });
+
+  test("with relaxed SIMD enabled, matmul uses FMA and still matches the reference", () => {
+    const r = spawnSync(
+      process.execPath,
+      [
+        "--experimental-wasm-relaxed-simd",
+        "--input-type=module",
+        "-e",
+        `import * as ad from "adjoint";
+         ad.setBackend("wasm");
+         const a = ad.random.normal(ad.random.key(1), [70, 90]), b = ad.random.normal(ad.random.key(2), [90, 50]);
+         const w = ad.matmul(a, b).data();
+         ad.setBackend("reference");
+         const r = ad.matmul(ad.tensor(a.data(), { shape: [70, 90] }), ad.tensor(b.data(), { shape: [90, 50] })).data();
+         let e = 0; for (let i = 0; i < r.length; i++) e = Math.max(e, Math.abs(w[i] - r[i]));
+         console.log(JSON.stringify({ fma: ad.wasmStats().relaxedSimd, e }));`,
+      ],
+      { encoding: "utf8", timeout: 20000 },
+    );
+    assert.equal(r.status, 0, r.stderr);
+    const out = JSON.parse(r.stdout.trim()) as { fma: boolean; e: number };
+    // Runtimes without the flag (or with relaxed SIMD on by default) still must agree.
+    assert.ok(out.e < 1e-4, `error ${out.e}`);
+  });
+});
+
+describe("memory", () => {
+  test("dispose releases at once; later use of the tensor (or a reshape of it) throws", () => {
+    on("wasm", () => {
+      const t = ad.add(ad.ones([100, 100]), 1);
+      const view = t.reshape([10000]);
+      const before = ad.wasmStats().disposed;
+      ad.dispose({ t, list: [t] });
+      assert.equal(ad.wasmStats().disposed, before + 1);
+      assert.throws(() => t.data(), ad.AdError);
+      assert.throws(() => ad.add(view, 1), ad.AdError);
+      ad.dispose(ad.tensor([1, 2])); // host tensors: nothing to do
+    });
+  });
+
+  test("garbage is reclaimed through finalization; a synchronous loop stays within the budget", () => {
+    const r = spawnSync(
+      process.execPath,
+      [
+        "--expose-gc",
+        "--input-type=module",
+        "-e",
+        `import * as ad from "adjoint";
+         ad.setBackend("wasm");
+         const x = ad.ones([256, 256]);
+         // Synchronous: nothing is finalized while it runs; past the 16 MiB budget results are GC'd arrays.
+         for (let i = 0; i < 200; i++) ad.mul(ad.add(x, i), 2);
+         const sync = ad.wasmStats();
+         // Asynchronous: the GC and the event loop hand the blocks back; memory stops growing.
+         const sizes = [];
+         for (let round = 0; round < 4; round++) {
+           for (let i = 0; i < 50; i++) ad.mul(ad.add(x, i), 2);
+           globalThis.gc(); await new Promise((r) => setTimeout(r, 10));
+           sizes.push(ad.wasmStats().memoryBytes);
+         }
+         console.log(JSON.stringify({ sync, after: ad.wasmStats(), sizes }));`,
+      ],
+      { encoding: "utf8", timeout: 30000, env: { ...process.env, ADJOINT_WASM_BUDGET_MB: "16" } },
+    );
+    assert.equal(r.status, 0, r.stderr);
+    const out = JSON.parse(r.stdout.trim()) as {
+      sync: ad.WasmStats;
+      after: ad.WasmStats;
+      sizes: number[];
+    };
+    assert.ok(out.sync.hostFallbacks > 0, "the budget never kicked in");
+    assert.ok(out.sync.memoryBytes < 40 * 2 ** 20, `memory ${out.sync.memoryBytes}`);
+    assert.ok(out.after.finalized > 0, "nothing was finalized");
+    assert.equal(out.sizes[3], out.sizes[1], `memory kept growing: ${out.sizes}`);
+  });
+});
