@@ -13,6 +13,7 @@ import { astype, mul } from "../ops/index.js";
 import { SparseTensor } from "../sparse.js";
 import { leaves, map as treeMap } from "../tree.js";
 
+/** Options of `GradScaler` (PyTorch's defaults). */
 export interface GradScalerOptions {
   /** Starting scale (default 2^16). */
   initScale?: number;
@@ -81,17 +82,30 @@ export class GradScaler {
       throw new TransformError("GradScaler: growthInterval must be a positive integer");
   }
 
-  /** The current scale. */
+  /**
+   * The current scale.
+   * @example
+   * new ad.amp.GradScaler({ initScale: 1024 }).getScale(); // 1024
+   */
   getScale(): number {
     return this.scaleValue;
   }
 
-  /** Whether the last unscale found an Inf/NaN gradient (reset by `update`). */
+  /**
+   * Whether the last unscale found an Inf/NaN gradient (reset by `update`).
+   * @example
+   * scaler.unscale(opt);
+   * if (scaler.foundInfinite) console.log("this step will be skipped");
+   */
   get foundInfinite(): boolean {
     return this.foundInf;
   }
 
-  /** `loss · scale` (recorded, so `backward()` gives scaled gradients). */
+  /**
+   * `loss · scale` (recorded, so `backward()` gives scaled gradients).
+   * @example
+   * scaler.scale(loss).backward();
+   */
   scale(loss: TensorLike): Tensor {
     const l = toTensor(loss, "GradScaler.scale");
     return mul(l, this.scaleValue);
@@ -99,7 +113,12 @@ export class GradScaler {
 
   /**
    * Divide gradients by the scale: an optimizer's parameter gradients in place (once per step),
-   * or a pytree of gradients (returned). Records whether any gradient is Inf/NaN.
+   * or a pytree of gradients (returned). Records whether any gradient is Inf/NaN. Sparse
+   * gradients stay sparse.
+   * @example
+   * scaler.unscale(opt); // then clip the true gradients:
+   * ad.optim.clipGradNorm(model.parameters(), 1.0);
+   * scaler.step(opt);
    */
   unscale<T>(target: ScalableOptimizer | T): T extends ScalableOptimizer ? void : T;
   unscale(target: unknown): unknown {
@@ -142,7 +161,12 @@ export class GradScaler {
     );
   }
 
-  /** Unscale (if not done yet) and run `optimizer.step()` unless a gradient was Inf/NaN. Returns whether it stepped. */
+  /**
+   * Unscale (if not done yet) and run `optimizer.step()` unless a gradient was Inf/NaN. Returns
+   * whether it stepped.
+   * @example
+   * const stepped = scaler.step(opt);
+   */
   step(optimizer: ScalableOptimizer): boolean {
     if (!this.unscaled.has(optimizer)) this.unscale(optimizer);
     if (this.foundInf) return false;
@@ -150,7 +174,12 @@ export class GradScaler {
     return true;
   }
 
-  /** Adapt the scale: back off after an Inf/NaN step, grow after `growthInterval` clean ones. */
+  /**
+   * Adapt the scale: back off after an Inf/NaN step, grow after `growthInterval` clean ones (or
+   * set `newScale`). Call once per iteration, after `step`.
+   * @example
+   * scaler.update();
+   */
   update(newScale?: number): void {
     if (newScale !== undefined) this.scaleValue = newScale;
     else if (this.foundInf) {
@@ -164,7 +193,11 @@ export class GradScaler {
     this.unscaled = new WeakSet();
   }
 
-  /** Whether every leaf of a gradient pytree is finite. */
+  /**
+   * Whether every leaf of a gradient pytree is finite.
+   * @example
+   * ad.amp.GradScaler.allFinite({ w: ad.tensor([1, Infinity]) }); // false
+   */
   static allFinite(grads: unknown): boolean {
     return leaves(grads).every((g) => !(g instanceof Tensor) || allFinite(g));
   }

@@ -10,12 +10,12 @@ import { astype } from "../ops/convert.js";
 
 let lowDtype: DType | null = null;
 
-/** The active autocast dtype, or null. */
+/** @internal The active autocast dtype, or null. */
 export function autocastDtype(): DType | null {
   return lowDtype;
 }
 
-/** Run `fn` with autocast set to `dtype` (null turns it off), restoring the previous state. */
+/** @internal Run `fn` with autocast set to `dtype` (null turns it off), restoring the previous state. */
 export function withAutocast<T>(dtype: DType | null, fn: () => T): T {
   const prev = lowDtype;
   lowDtype = dtype;
@@ -26,14 +26,14 @@ export function withAutocast<T>(dtype: DType | null, fn: () => T): T {
   }
 }
 
-/** Operands of a matmul-family op: float32 ones are cast to the autocast dtype. */
+/** @internal Operands of a matmul-family op: float32 ones are cast to the autocast dtype. */
 export function castForMatmul(xs: Tensor[]): Tensor[] {
   const d = lowDtype;
   if (d === null) return xs;
   return xs.map((x) => (x.dtype === "float32" ? astype(x, d) : x));
 }
 
-/** A reduction's operand: a low-precision one is computed in float32 under autocast. */
+/** @internal A reduction's operand: a low-precision one is computed in float32 under autocast. */
 export function castForReduction(x: Tensor): Tensor {
   return lowDtype !== null && isHalf(x.dtype) ? astype(x, "float32") : x;
 }

@@ -31,7 +31,7 @@ export function flattenWithPaths(tree: unknown): [string, unknown][] {
   return out;
 }
 
-/** Whether `tree` is a container (a plain object or an array) rather than a leaf. */
+/** @internal Whether `tree` is a container (a plain object or an array) rather than a leaf. */
 export function isContainer(tree: unknown): boolean {
   return Array.isArray(tree) || isPlainObject(tree);
 }

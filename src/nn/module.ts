@@ -47,7 +47,7 @@ function keyTensor(k: readonly [number, number]): Key {
   return Tensor._fromHost(Int32Array.of(k[0] | 0, k[1] | 0), [2], "int32");
 }
 
-/** Split a host key as `ad.random.split` does (threefry, partitionable layout). */
+/** @internal Split a host key as `ad.random.split` does (threefry, partitionable layout). */
 export function splitHost(k: readonly [number, number]): [[number, number], [number, number]] {
   const [a, b] = splitKey([k[0] >>> 0, k[1] >>> 0], 2, { partitionable: true });
   return [a!, b!];

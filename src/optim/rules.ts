@@ -49,7 +49,7 @@ export interface SGDHyper {
 }
 
 /**
- * PyTorch's SGD: g ← g + wd·p; with momentum, b ← μ·b + (1 − dampening)·g (b = g at step 1),
+ * @internal PyTorch's SGD: g ← g + wd·p; with momentum, b ← μ·b + (1 − dampening)·g (b = g at step 1),
  * and g ← g + μ·b (Nesterov) or g ← b; Δ = −lr·g.
  */
 export function sgdRule(h: SGDHyper): Rule {
@@ -90,7 +90,7 @@ export interface AdamHyper {
 }
 
 /**
- * PyTorch's Adam/AdamW: m ← β₁m + (1 − β₁)g, v ← β₂v + (1 − β₂)g², denominator
+ * @internal PyTorch's Adam/AdamW: m ← β₁m + (1 − β₁)g, v ← β₂v + (1 − β₂)g², denominator
  * √v / √(1 − β₂ᵗ) + eps (v ← max(vmax, v) with amsgrad), Δ = −lr/(1 − β₁ᵗ) · m / denominator;
  * Adam adds wd·p to g, AdamW subtracts lr·wd·p from the parameter.
  */
@@ -132,7 +132,7 @@ export interface RMSpropHyper {
 }
 
 /**
- * PyTorch's RMSprop: s ← αs + (1 − α)g², denominator √s + eps (centered: √(s − ḡ²) + eps with
+ * @internal PyTorch's RMSprop: s ← αs + (1 − α)g², denominator √s + eps (centered: √(s − ḡ²) + eps with
  * ḡ ← αḡ + (1 − α)g); with momentum b ← μb + g/denominator and Δ = −lr·b, else Δ = −lr·g/denominator.
  */
 export function rmspropRule(h: RMSpropHyper): Rule {
