@@ -115,6 +115,32 @@ describe("parameters, names and buffers", () => {
     assert.deepEqual(Object.keys(m.stateDict()), ["a.weight", "b.weight"]);
   });
 
+  test("registerParameter and registerModule (PyTorch's register_parameter / add_module)", () => {
+    class Custom extends ad.nn.Module {
+      constructor() {
+        super();
+        this.registerParameter("scale", ad.ones([3]));
+        this.registerModule("proj", new ad.nn.Linear(3, 3, { bias: false }));
+        this.registerBuffer("count", ad.zeros([1]));
+      }
+      forward(x: ad.Tensor): ad.Tensor {
+        const self = this as unknown as { scale: ad.Tensor; proj: ad.nn.Linear };
+        return self.proj.forward(x.mul(self.scale));
+      }
+    }
+    const m = new Custom();
+    assert.deepEqual(
+      m.namedParameters().map(([n, p]) => [n, p.requiresGrad]),
+      [
+        ["scale", true],
+        ["proj.weight", true],
+      ],
+    );
+    assert.deepEqual(Object.keys(m.stateDict()), ["scale", "proj.weight", "count"]);
+    assert.throws(() => m.registerParameter("a.b", ad.ones([1])), ad.TransformError);
+    assert.throws(() => m.registerModule("x", {} as ad.nn.Linear), ad.TransformError);
+  });
+
   test("manualSeed makes default initialisation reproducible", () => {
     ad.nn.manualSeed(42);
     const a = new ad.nn.Linear(3, 3);

@@ -396,6 +396,71 @@ describe("schedules", () => {
     assert.equal(sched.lastLr, 1);
   });
 
+  test("PyTorch's scheduler classes scale each group's initial lr (values at given steps)", () => {
+    const run = (make: (o: ad.optim.SGD) => ad.optim.GroupScheduler, n: number) => {
+      const a = ad.tensor([0], { requiresGrad: true });
+      const b = ad.tensor([0], { requiresGrad: true });
+      const opt = new ad.optim.SGD([{ params: [a] }, { params: [b], lr: 0.5 }], { lr: 1 });
+      const sched = make(opt);
+      const seen: number[][] = [sched.getLastLr()];
+      for (let i = 0; i < n; i++) {
+        opt.step();
+        sched.step();
+        seen.push(sched.getLastLr());
+      }
+      return seen;
+    };
+    assertClose(
+      run((o) => new ad.optim.StepLR(o, 2, 0.5), 4),
+      [
+        [1, 0.5],
+        [1, 0.5],
+        [0.5, 0.25],
+        [0.5, 0.25],
+        [0.25, 0.125],
+      ],
+      TOL,
+    );
+    assertClose(
+      run((o) => new ad.optim.ExponentialLR(o, 0.9), 2),
+      [
+        [1, 0.5],
+        [0.9, 0.45],
+        [0.81, 0.405],
+      ],
+      TOL,
+    );
+    // etaMin + (base − etaMin)(1 + cos(πt/4))/2 with etaMin 0.1
+    const cos = (base: number, t: number) => 0.1 + ((base - 0.1) * (1 + Math.cos((Math.PI * t) / 4))) / 2;
+    assertClose(
+      run((o) => new ad.optim.CosineAnnealingLR(o, 4, 0.1), 4),
+      [0, 1, 2, 3, 4].map((t) => [cos(1, t), cos(0.5, t)]),
+      TOL,
+    );
+    assertClose(
+      run((o) => new ad.optim.LinearLR(o, 0.25, 1, 3), 4),
+      [
+        [0.25, 0.125],
+        [0.5, 0.25],
+        [0.75, 0.375],
+        [1, 0.5],
+        [1, 0.5],
+      ],
+      TOL,
+    );
+    assertClose(
+      run((o) => new ad.optim.LambdaLR(o, (t) => 1 / (t + 1)), 2),
+      [
+        [1, 0.5],
+        [0.5, 0.25],
+        [1 / 3, 1 / 6],
+      ],
+      TOL,
+    );
+    const p = ad.tensor([0], { requiresGrad: true });
+    assert.throws(() => new ad.optim.StepLR(new ad.optim.SGD([p], { lr: 1 }), 0), ad.ShapeError);
+  });
+
   test("a schedule as the functional learning rate: step k uses schedule(k) (0-based)", () => {
     const lrs: number[] = [];
     const tx = ad.optim.sgd((k) => {
@@ -439,6 +504,7 @@ describe("clipping", () => {
     a.grad = f64([3, -4]);
     assertClose(ad.optim.clipGradNorm([a], 100, { normType: Infinity }), 4, TOL);
     assertClose(ad.optim.clipGradNorm([a], 100, { normType: 1 }), 7, TOL);
+    assertClose(ad.optim.clipGradNorm([a], 100, 1), 7, TOL); // PyTorch's positional norm_type
     // a module works as the parameter list
     const lin = new ad.nn.Linear(2, 1);
     lin.weight.grad = ad.tensor([[6, 8]]);

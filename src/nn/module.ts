@@ -212,6 +212,35 @@ export abstract class Module<In extends unknown[] = [Tensor], Out = Tensor> {
   }
 
   /**
+   * Assign a parameter to a field (PyTorch's `register_parameter`): a leaf that requires grad,
+   * copied from `value` (a traced value is kept as it is). Plain field assignment works as well;
+   * this also makes sure the tensor is trainable.
+   * @example
+   * this.registerParameter("scale", ad.ones([4]));
+   */
+  registerParameter(name: string, value: Tensor | null): void {
+    if (typeof name !== "string" || name === "" || name.includes(".") || name.startsWith("_"))
+      throw new TransformError(`registerParameter: invalid parameter name ${JSON.stringify(name)}`);
+    if (value !== null && !(value instanceof Tensor))
+      throw new TransformError(`registerParameter: "${name}" must be a Tensor or null`);
+    this._bufferNames.delete(name);
+    (this as unknown as Record<string, unknown>)[name] = value === null ? null : parameter(value);
+  }
+
+  /**
+   * Assign a submodule to a field (PyTorch's `add_module`); plain field assignment works as well.
+   * @example
+   * this.registerModule("head", new ad.nn.Linear(8, 2));
+   */
+  registerModule(name: string, module: AnyModule | null): void {
+    if (typeof name !== "string" || name === "" || name.includes(".") || name.startsWith("_"))
+      throw new TransformError(`registerModule: invalid module name ${JSON.stringify(name)}`);
+    if (module !== null && !(module instanceof Module))
+      throw new TransformError(`registerModule: "${name}" must be an nn.Module or null`);
+    (this as unknown as Record<string, unknown>)[name] = module;
+  }
+
+  /**
    * Parameters with their dotted names, each tensor once (the first name of a shared tensor).
    * @example
    * new ad.nn.Linear(2, 3).namedParameters().map(([n, p]) => [n, p.shape]); // [["weight", [3, 2]], ["bias", [3]]]

@@ -44,10 +44,16 @@ export {
   type SGDOptions,
 } from "./optimizers.js";
 export {
+  CosineAnnealingLR,
   constantSchedule,
   cosineSchedule,
+  ExponentialLR,
+  GroupScheduler,
+  LambdaLR,
+  LinearLR,
   LRScheduler,
   type Schedule,
+  StepLR,
   stepSchedule,
   warmupCosineSchedule,
   warmupSchedule,

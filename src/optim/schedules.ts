@@ -1,7 +1,9 @@
 /**
  * @file Learning-rate schedules: plain functions `step ↦ lr` (optax style, usable as the `lr` of
- * the functional optimizers) and `LRScheduler`, which drives a stateful optimizer's `lr` from a
- * schedule (call `scheduler.step()` once per optimizer step, as in PyTorch).
+ * the functional optimizers), `LRScheduler`, which drives a stateful optimizer's `lr` from such a
+ * function, and PyTorch's scheduler classes (`StepLR`, `ExponentialLR`, `CosineAnnealingLR`,
+ * `LinearLR`, `LambdaLR`), which scale each group's initial rate. Call `scheduler.step()` once per
+ * optimizer step, as in PyTorch.
  */
 
 import { ShapeError, TransformError } from "../errors.js";
@@ -136,5 +138,162 @@ export class LRScheduler {
   /** The learning rate now in effect. @example sched.lastLr */
   get lastLr(): number {
     return this.optimizer.paramGroups[0]!.lr;
+  }
+
+  /** The learning rate of every group now (as PyTorch's `get_last_lr()`). @example sched.getLastLr(); // [0.1] */
+  getLastLr(): number[] {
+    return this.optimizer.paramGroups.map((g) => g.lr);
+  }
+}
+
+/**
+ * The base of the PyTorch-style schedulers (`StepLR`, `ExponentialLR`, `CosineAnnealingLR`,
+ * `LinearLR`, `LambdaLR`): each parameter group's learning rate is a function of its initial
+ * learning rate and the number of `step()` calls so far (PyTorch's `last_epoch`), in closed form.
+ * The constructor sets the rates for step 0; call `step()` after each `optimizer.step()`.
+ * @example
+ * const sched = new ad.optim.StepLR(opt, 30, 0.1);
+ * // each iteration: opt.step(); sched.step();
+ */
+export abstract class GroupScheduler {
+  /** Calls of `step()` so far. */
+  stepCount = 0;
+  /** Each group's learning rate when the scheduler was created. */
+  readonly baseLrs: number[];
+  constructor(readonly optimizer: Optimizer) {
+    if (optimizer === null || typeof optimizer !== "object" || !Array.isArray(optimizer.paramGroups))
+      throw new TransformError(`${this.constructor.name}: expected an ad.optim optimizer`);
+    this.baseLrs = optimizer.paramGroups.map((g) => g.lr);
+  }
+
+  /** The learning rate of a group with initial rate `base` after `t` steps. */
+  protected abstract lrAt(base: number, t: number): number;
+
+  /** Set every group's rate for the current step count. */
+  protected apply(): void {
+    this.optimizer.paramGroups.forEach((g, i) => {
+      const lr = this.lrAt(this.baseLrs[i] ?? this.baseLrs[0]!, this.stepCount);
+      if (typeof lr !== "number" || !Number.isFinite(lr))
+        throw new ShapeError(
+          `${this.constructor.name}: the learning rate at step ${this.stepCount} is ${lr}`,
+        );
+      g.lr = lr;
+    });
+  }
+
+  /** Advance one step and set the new learning rates. @example sched.step(); */
+  step(): void {
+    this.stepCount++;
+    this.apply();
+  }
+
+  /** The learning rate of every group now (PyTorch's `get_last_lr()`). @example sched.getLastLr(); // [0.1] */
+  getLastLr(): number[] {
+    return this.optimizer.paramGroups.map((g) => g.lr);
+  }
+}
+
+/**
+ * lr = initial · lrLambda(t) (PyTorch's `LambdaLR`).
+ * @example
+ * new ad.optim.LambdaLR(opt, (t) => 0.95 ** t);
+ */
+export class LambdaLR extends GroupScheduler {
+  constructor(
+    optimizer: Optimizer,
+    readonly lrLambda: (step: number) => number,
+  ) {
+    super(optimizer);
+    if (typeof lrLambda !== "function") throw new TransformError("LambdaLR: lrLambda must be a function");
+    this.apply();
+  }
+  protected lrAt(base: number, t: number): number {
+    return base * this.lrLambda(t);
+  }
+}
+
+/**
+ * lr = initial · gamma^⌊t / stepSize⌋ (PyTorch's `StepLR`).
+ * @example
+ * const sched = new ad.optim.StepLR(opt, 10, 0.5); // halve every 10 steps
+ */
+export class StepLR extends GroupScheduler {
+  constructor(
+    optimizer: Optimizer,
+    readonly stepSize: number,
+    readonly gamma = 0.1,
+  ) {
+    super(optimizer);
+    if (!Number.isInteger(stepSize) || stepSize < 1)
+      throw new ShapeError(`StepLR: stepSize must be a positive integer, got ${String(stepSize)}`);
+    this.apply();
+  }
+  protected lrAt(base: number, t: number): number {
+    return base * this.gamma ** Math.floor(t / this.stepSize);
+  }
+}
+
+/**
+ * lr = initial · gammaᵗ (PyTorch's `ExponentialLR`).
+ * @example
+ * new ad.optim.ExponentialLR(opt, 0.99);
+ */
+export class ExponentialLR extends GroupScheduler {
+  constructor(
+    optimizer: Optimizer,
+    readonly gamma: number,
+  ) {
+    super(optimizer);
+    if (typeof gamma !== "number" || !(gamma > 0))
+      throw new ShapeError(`ExponentialLR: gamma must be a positive number, got ${String(gamma)}`);
+    this.apply();
+  }
+  protected lrAt(base: number, t: number): number {
+    return base * this.gamma ** t;
+  }
+}
+
+/**
+ * lr = etaMin + (initial − etaMin)·(1 + cos(π·t/tMax))/2 (PyTorch's `CosineAnnealingLR` closed
+ * form, which keeps oscillating after tMax).
+ * @example
+ * new ad.optim.CosineAnnealingLR(opt, 100); // initial lr → 0 over 100 steps
+ */
+export class CosineAnnealingLR extends GroupScheduler {
+  constructor(
+    optimizer: Optimizer,
+    readonly tMax: number,
+    readonly etaMin = 0,
+  ) {
+    super(optimizer);
+    if (!Number.isInteger(tMax) || tMax < 1)
+      throw new ShapeError(`CosineAnnealingLR: tMax must be a positive integer, got ${String(tMax)}`);
+    this.apply();
+  }
+  protected lrAt(base: number, t: number): number {
+    return this.etaMin + ((base - this.etaMin) * (1 + Math.cos((Math.PI * t) / this.tMax))) / 2;
+  }
+}
+
+/**
+ * A linear ramp of the factor from `startFactor` to `endFactor` over `totalIters` steps, then
+ * constant (PyTorch's `LinearLR`, the usual warmup).
+ * @example
+ * new ad.optim.LinearLR(opt, 0.1, 1, 100); // warm up from lr/10 over 100 steps
+ */
+export class LinearLR extends GroupScheduler {
+  constructor(
+    optimizer: Optimizer,
+    readonly startFactor = 1 / 3,
+    readonly endFactor = 1,
+    readonly totalIters = 5,
+  ) {
+    super(optimizer);
+    checkSteps("LinearLR", { totalIters });
+    this.apply();
+  }
+  protected lrAt(base: number, t: number): number {
+    const frac = this.totalIters === 0 ? 1 : Math.min(t, this.totalIters) / this.totalIters;
+    return base * (this.startFactor + (this.endFactor - this.startFactor) * frac);
   }
 }

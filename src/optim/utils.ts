@@ -37,7 +37,8 @@ export interface ClipGradNormOptions {
  * Rescale the gradients of `params` in place so that their total norm (the norm of all
  * gradients together, as one vector) is at most `maxNorm`, as `torch.nn.utils.clip_grad_norm_`
  * (coefficient maxNorm / (norm + 1e-6), applied only when below 1). Returns the total norm
- * before clipping, as a number. Sparse gradients are coalesced and scaled in their values.
+ * before clipping, as a JS number. Sparse gradients are coalesced and scaled in their values. The
+ * third argument is `{normType, errorIfNonfinite}` or, as PyTorch's, the norm type itself.
  * @example
  * loss.backward();
  * const norm = ad.optim.clipGradNorm(model.parameters(), 1.0);
@@ -46,8 +47,10 @@ export interface ClipGradNormOptions {
 export function clipGradNorm(
   params: Iterable<Tensor> | Tensor | Module<never[], unknown>,
   maxNorm: number,
-  opts: ClipGradNormOptions = {},
+  opts: ClipGradNormOptions | number = {},
 ): number {
+  // A number is PyTorch's positional norm_type: clip_grad_norm_(params, max_norm, norm_type).
+  if (typeof opts === "number") opts = { normType: opts };
   const ps = paramList(params, "clipGradNorm").filter((p) => p.grad !== null);
   const normType = opts.normType ?? 2;
   if (typeof maxNorm !== "number" || !(maxNorm >= 0))
