@@ -67,6 +67,11 @@ describe("crossEntropy", () => {
     });
     assertClose(ad.nn.crossEntropy(x, i32(labels), { reduction: "none" }), nll, { rtol: 1e-14 });
     assertClose(ad.nn.crossEntropy(f64([0, 0]), i32(1)), Math.LN2, { rtol: 1e-14 });
+    // JS integers are class indices too
+    assertClose(ad.nn.crossEntropy(x, labels), ad.nn.crossEntropy(x, i32(labels)), { rtol: 1e-15 });
+    assertClose(ad.nn.nllLoss(ad.logSoftmax(x, 1), labels), ad.nn.crossEntropy(x, i32(labels)), {
+      rtol: 1e-14,
+    });
     assert.equal(ad.nn.crossEntropy(ad.tensor(logits), i32(labels)).dtype, "float32");
   });
 
@@ -157,6 +162,11 @@ describe("crossEntropy", () => {
     );
     assert.throws(() => ad.nn.crossEntropy(f64(logits), i32([0, 1])), ad.ShapeError);
     assert.throws(() => ad.nn.crossEntropy(i32(logits), i32(labels)), ad.DTypeError);
+    assert.throws(
+      () => ad.nn.crossEntropy(f64(logits), f64(labels)),
+      (e: Error) => e instanceof ad.DTypeError && /int32/.test(e.message),
+    );
+    assert.throws(() => ad.nn.crossEntropy(f64(logits), [0.5, 1, 2]), ad.DTypeError);
     assert.throws(
       () => ad.nn.crossEntropy(f64(logits), ad.tensor([true, false, true], { dtype: "bool" })),
       ad.DTypeError,

@@ -127,6 +127,15 @@ export interface CrossEntropyOptions extends ClassificationLossOptions {
   labelSmoothing?: number;
 }
 
+/** Class labels: a tensor as given, or JS integers (an array or one number) as int32. */
+function labelsOf(target: Tensor | readonly number[] | number, op: string): Tensor {
+  if (target instanceof Tensor) return target;
+  const ok = (v: unknown) => typeof v === "number" && Number.isInteger(v);
+  if (ok(target) || (Array.isArray(target) && target.every(ok)))
+    return tensor(target as number | number[], { dtype: "int32" });
+  throw new DTypeError(`${op}: the target must be a Tensor or JS integer class indices`);
+}
+
 function classAxisOf(x: Tensor, op: string): number {
   if (x.ndim === 0) throw new ShapeError(`${op}: the input needs a class axis, got a scalar`);
   if (!isFloat(x.dtype)) throw new DTypeError(`${op}: the input must be floating point, got ${x.dtype}`);
@@ -178,23 +187,28 @@ function indexLoss(
 
 /**
  * Cross-entropy of logits `[N, C]` (or `[C]`, or `[N, C, d1, ...]`) against int32 class indices
- * `[N]` (or `[]`, `[N, d1, ...]`) or class probabilities of the logits' shape. Computed as
- * −logSoftmax, so it is stable for logits of any magnitude. Mean reduction by default.
+ * `[N]` (or `[]`, `[N, d1, ...]`; JS integers are taken as int32) or class probabilities of the
+ * logits' shape. Computed as −logSoftmax, so it is stable for logits of any magnitude. Mean
+ * reduction by default.
  * @example
  * ad.nn.crossEntropy(ad.tensor([[0, 0]]), ad.tensor([1], { dtype: "int32" })).item(); // log 2
  */
-export function crossEntropy(logits: Tensor, target: Tensor, opts: CrossEntropyOptions = {}): Tensor {
+export function crossEntropy(
+  logits: Tensor,
+  target: Tensor | readonly number[] | number,
+  opts: CrossEntropyOptions = {},
+): Tensor {
   const op = "crossEntropy";
-  if (!(logits instanceof Tensor) || !(target instanceof Tensor))
-    throw new DTypeError(`${op}: logits and target must be Tensors`);
+  target = labelsOf(target, op);
+  if (!(logits instanceof Tensor)) throw new DTypeError(`${op}: logits must be a Tensor`);
   const axis = classAxisOf(logits, op);
   const eps = opts.labelSmoothing ?? 0;
   if (!(eps >= 0 && eps <= 1)) throw new ShapeError(`${op}: labelSmoothing must be in [0, 1], got ${eps}`);
   const lp = logSoftmax(castForReduction(logits), axis);
   if (target.dtype === "int32") return indexLoss(lp, axis, target, opts, op, eps);
-  if (!isFloat(target.dtype))
+  if (!isFloat(target.dtype) || target.ndim === logits.ndim - 1)
     throw new DTypeError(
-      `${op}: targets must be int32 class indices or float probabilities, got ${target.dtype}`,
+      `${op}: targets must be int32 class indices (shape without the class axis) or float probabilities (the logits' shape), got ${target.dtype} ${fmtShape(target.shape)} for logits ${fmtShape(logits.shape)}`,
     );
   if (target.ndim !== logits.ndim || target.shape.some((d, i) => d !== logits.shape[i]))
     throw new ShapeError(
@@ -215,10 +229,14 @@ export function crossEntropy(logits: Tensor, target: Tensor, opts: CrossEntropyO
  * @example
  * ad.nn.nllLoss(ad.logSoftmax(ad.tensor([[0, 0]]), 1), ad.tensor([0], { dtype: "int32" })).item(); // log 2
  */
-export function nllLoss(logProbs: Tensor, target: Tensor, opts: ClassificationLossOptions = {}): Tensor {
+export function nllLoss(
+  logProbs: Tensor,
+  target: Tensor | readonly number[] | number,
+  opts: ClassificationLossOptions = {},
+): Tensor {
   const op = "nllLoss";
-  if (!(logProbs instanceof Tensor) || !(target instanceof Tensor))
-    throw new DTypeError(`${op}: inputs must be Tensors`);
+  target = labelsOf(target, op);
+  if (!(logProbs instanceof Tensor)) throw new DTypeError(`${op}: logProbs must be a Tensor`);
   if (target.dtype !== "int32")
     throw new DTypeError(`${op}: targets must be int32 class indices, got ${target.dtype}`);
   return indexLoss(castForReduction(logProbs), classAxisOf(logProbs, op), target, opts, op, 0);
