@@ -287,6 +287,23 @@ describe("MultiHeadAttention", () => {
     mha.zeroGrad();
   });
 
+  test("gradcheck in float64 wrt every parameter (functionalCall), and jit of the module", () => {
+    const small = new ad.nn.MultiHeadAttention(4, 2, { key: ad.random.key(7), dtype: "float64" });
+    const xs = randn(8, [1, 3, 4]);
+    const sd = small.stateDict();
+    const names = Object.keys(sd);
+    const r = ad.gradcheck(
+      (...ps: ad.Tensor[]) =>
+        ad.nn.functionalCall(small, Object.fromEntries(names.map((n, i) => [n, ps[i]!])), xs, null, null, {
+          causal: true,
+        }),
+      names.map((n) => sd[n]!),
+    );
+    assert.ok(r.ok, r.message);
+    const jitted = ad.jit((t: ad.Tensor) => small.forward(t, null, null, { causal: true }));
+    assertClose(jitted(xs), small.forward(xs, null, null, { causal: true }), { rtol: 1e-12, atol: 1e-12 });
+  });
+
   test("gradcheck in float64 of the module's input", () => {
     const small = new ad.nn.MultiHeadAttention(4, 2, { key: ad.random.key(5), dtype: "float64" });
     const r = ad.gradcheck(

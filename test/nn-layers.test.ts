@@ -437,3 +437,40 @@ describe("Sequential and activations", () => {
     checkGrad((t: ad.Tensor) => new ad.nn.Sequential(new ad.nn.Softplus(), new ad.nn.Tanh()).forward(t), [x]);
   });
 });
+
+describe("nn.init and transforms over layers", () => {
+  test("fans and the initialisers' bounds (PyTorch's formulas)", () => {
+    assert.deepEqual(ad.nn.init.fans([8, 3, 5, 5]), [75, 200]);
+    assert.deepEqual(ad.nn.init.fans([16, 4]), [4, 16]);
+    const k = ad.random.key(0);
+    const within = (t: ad.Tensor, b: number) => {
+      const d = Array.from(t.data());
+      assert.ok(
+        d.every((v) => Math.abs(v) <= b),
+        `bound ${b}`,
+      );
+      assert.ok(Math.max(...d.map(Math.abs)) > 0.8 * b, "fills the range");
+    };
+    within(ad.nn.init.kaimingUniform(k, [64, 32]), 1 / Math.sqrt(32)); // a = √5
+    within(ad.nn.init.kaimingUniform(k, [64, 32], { a: 0 }), Math.sqrt(6 / 32));
+    within(ad.nn.init.xavierUniform(k, [64, 32]), Math.sqrt(6 / 96));
+    within(ad.nn.init.uniform(k, [100], -0.3, 0.3), 0.3);
+    const n = Array.from(ad.nn.init.normal(k, [4000], 2, 0.5).data());
+    const mean = n.reduce((a, b) => a + b, 0) / n.length;
+    assert.ok(Math.abs(mean - 2) < 0.03);
+    assert.equal(ad.nn.init.zeros([2], { dtype: "float64" }).dtype, "float64");
+    assert.throws(() => ad.nn.init.ones([2], { dtype: "int32" }), ad.DTypeError);
+  });
+
+  test("jit and vmap of a Conv2d layer agree with the eager forward", () => {
+    const conv = new ad.nn.Conv2d(2, 3, 3, {
+      padding: 1,
+      stride: 2,
+      key: ad.random.key(0),
+      dtype: "float64",
+    });
+    const x = randn(1, [4, 2, 5, 5]);
+    assertClose(ad.jit((t: ad.Tensor) => conv.forward(t))(x), conv.forward(x), { rtol: 1e-12, atol: 1e-12 });
+    assertClose(ad.vmap((t: ad.Tensor) => conv.forward(t))(x), conv.forward(x), { rtol: 1e-12, atol: 1e-12 });
+  });
+});

@@ -132,7 +132,11 @@ describe("crossEntropy", () => {
     assertClose(ad.nn.crossEntropy(x, y), total / 8, { rtol: 1e-13 });
   });
 
-  test("nllLoss of logSoftmax equals crossEntropy", () => {
+  test("nllLoss of logSoftmax equals crossEntropy; gradcheck of nllLoss with weights and ignoreIndex", () => {
+    checkGrad(
+      (lp: ad.Tensor) => ad.nn.nllLoss(lp, i32([1, -100, 0]), { weight: f64([2, 0.5, 1]) }),
+      [randn(10, [3, 3])],
+    );
     const x = f64(logits);
     assertClose(ad.nn.nllLoss(ad.logSoftmax(x, 1), i32(labels)), ad.nn.crossEntropy(x, i32(labels)), {
       rtol: 1e-14,
