@@ -231,6 +231,21 @@ describe("mixed precision with the nn and optim classes", () => {
     assert.equal(scaler.getScale(), 4); // grew after growthInterval = 1 clean step
   });
 
+  test("two optimizers: an overflow skips only the optimizer whose gradients overflowed; the scale backs off", () => {
+    const a = ad.tensor([1], { requiresGrad: true });
+    const b = ad.tensor([1], { requiresGrad: true });
+    const optA = new ad.optim.SGD([a], { lr: 1 });
+    const optB = new ad.optim.SGD([b], { lr: 1 });
+    const scaler = new ad.amp.GradScaler({ initScale: 2 });
+    a.grad = ad.tensor([Number.NaN]);
+    b.grad = ad.tensor([2]);
+    assert.equal(scaler.step(optA), false);
+    assert.equal(scaler.step(optB), true);
+    assert.deepEqual([a.item(), b.item()], [1, 0]);
+    scaler.update();
+    assert.equal(scaler.getScale(), 1);
+  });
+
   test("unscale(optimizer) before clipGradNorm, then step (the PyTorch recipe); twice is an error", () => {
     const w = ad.tensor([0, 0], { requiresGrad: true });
     const opt = new ad.optim.SGD([w], { lr: 1 });

@@ -65,7 +65,8 @@ export class GradScaler {
   private readonly growthInterval: number;
   private growthTracker = 0;
   private foundInf = false;
-  private unscaled = new WeakSet<object>();
+  /** Optimizers unscaled since the last update, with whether their gradients had an Inf/NaN. */
+  private unscaled = new WeakMap<object, boolean>();
 
   constructor(opts: GradScalerOptions = {}) {
     this.scaleValue = opts.initScale ?? 2 ** 16;
@@ -123,9 +124,10 @@ export class GradScaler {
   unscale<T>(target: ScalableOptimizer | T): T extends ScalableOptimizer ? void : T;
   unscale(target: unknown): unknown {
     const inv = 1 / this.scaleValue;
+    let inf = false;
     const one = (g: Tensor) => {
       const u = noGrad(() => astype(mul(g, inv), g.dtype));
-      if (!allFinite(u)) this.foundInf = true;
+      if (!allFinite(u)) inf = this.foundInf = true;
       return u;
     };
     if (
@@ -139,13 +141,14 @@ export class GradScaler {
         throw new TransformError(
           "GradScaler.unscale: already unscaled this optimizer since the last update()",
         );
-      this.unscaled.add(opt);
       for (const p of paramsOf(opt)) {
         const g = p.grad;
         if (g === null) continue;
         // A sparse gradient stays sparse: only its stored rows are scaled.
         p.grad = g instanceof SparseTensor ? g.mapValues(one) : one(g);
       }
+      // Per optimizer, as PyTorch: one optimizer's overflow skips that optimizer's step only.
+      this.unscaled.set(opt, inf);
       return undefined;
     }
     return treeMap(
@@ -169,7 +172,7 @@ export class GradScaler {
    */
   step(optimizer: ScalableOptimizer): boolean {
     if (!this.unscaled.has(optimizer)) this.unscale(optimizer);
-    if (this.foundInf) return false;
+    if (this.unscaled.get(optimizer) === true) return false;
     optimizer.step();
     return true;
   }
@@ -190,7 +193,7 @@ export class GradScaler {
       this.growthTracker = 0;
     }
     this.foundInf = false;
-    this.unscaled = new WeakSet();
+    this.unscaled = new WeakMap();
   }
 
   /**
