@@ -278,9 +278,22 @@ describe("the node:test shim", () => {
 });
 
 describe("the import scan used to pick browser test files", () => {
-  test("finds static, side-effect, re-export and dynamic imports", () => {
-    const src = `import a from "a";\nimport { b } from 'node:fs';\nimport "./side.js";\nexport * from "../x.js";\nconst m = await import("node:path");\nimport type { T } from "t";`;
-    nodeAssert.deepEqual(importsOf(src), ["a", "node:fs", "./side.js", "../x.js", "node:path", "t"]);
+  test("finds static, side-effect, re-export and literal dynamic imports, not comments or types", () => {
+    const src = [
+      '/** import * as ad from "in-a-comment"; */',
+      'import a from "a";',
+      "import { b } from 'node:fs';",
+      'import "./side.js";',
+      'import type { T } from "types-only";',
+      'import { type U, v } from "mixed";',
+      'export * from "../x.js";',
+      'export { w } from "w";',
+      'export type { X } from "type-export";',
+      'const m = await import("node:path");',
+      "const n = await import(name);",
+      'const s = "import y from \'in-a-string\'";',
+    ].join("\n");
+    nodeAssert.deepEqual(importsOf(src), ["a", "node:fs", "./side.js", "mixed", "../x.js", "w", "node:path"]);
   });
 
   test("knows Node's built-in modules with and without the node: prefix", () => {

@@ -10,8 +10,9 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { type Browser, chromiumMissing, launchChromium } from "../browser/node/chromium.js";
+import { ROOT } from "../browser/node/root.js";
 import { type StaticServer, serveStatic } from "../browser/node/serve.js";
-import { ROOT, type SuiteServer, serveSuite } from "../browser/node/suite-server.js";
+import { type SuiteServer, serveSuite } from "../browser/node/suite-server.js";
 import type { TestResult } from "../browser/shim/node-test.js";
 
 /** The shape of `globalThis.__adjointSuite` on the page (see browser/suite/main.ts). */

@@ -10,6 +10,7 @@
 import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { builtinModules } from "node:module";
 import { dirname, join, relative, resolve } from "node:path";
+import { parseSync } from "vite";
 
 /** The `node:` modules the browser shims stand in for. */
 export const SHIMMED = new Set(["node:test", "node:assert/strict", "node:url"]);
@@ -34,16 +35,29 @@ const NODE_GLOBALS =
   /\bprocess\.(?:env|exit|cwd|platform|stdout|stderr|versions?|hrtime|memoryUsage|nextTick|execPath|on)\b|\bBuffer\.|\b__dirname\b|\b__filename\b|\bimport\.meta\.(?:dirname|filename)\b|\brequire\(/;
 
 /**
- * The module specifiers a source file imports: static imports and re-exports, side-effect
- * imports and dynamic `import("...")` with a literal.
+ * The module specifiers a JS or TS source file loads at run time, read from its syntax tree (so
+ * comments and strings do not count): imports, including side-effect imports, re-exports, and
+ * `import("...")` with a literal. Type-only imports are left out (they are erased).
  * @example
  * importsOf('import x from "a"; export * from "./b.js"; await import("c");'); // ["a", "./b.js", "c"]
  */
-export function importsOf(source: string): string[] {
+export function importsOf(source: string, filename = "module.ts"): string[] {
+  const { module: m, errors } = parseSync(filename, source);
+  if (errors.length > 0) throw new Error(`${filename}: ${errors[0]!.message}`);
   const out: string[] = [];
-  const re = /(?:\bfrom\s*|\bimport\s*\(?\s*)["']([^"']+)["']/g;
-  for (const m of source.matchAll(re)) out.push(m[1]!);
-  return out;
+  for (const i of m.staticImports) {
+    if (i.entries.length > 0 && i.entries.every((e) => e.isType)) continue;
+    out.push(i.moduleRequest.value);
+  }
+  for (const e of m.staticExports)
+    for (const entry of e.entries)
+      if (entry.moduleRequest !== null && !entry.isType) out.push(entry.moduleRequest.value);
+  for (const d of m.dynamicImports) {
+    const text = source.slice(d.moduleRequest.start, d.moduleRequest.end);
+    const lit = /^(["'])(.*)\1$/s.exec(text);
+    if (lit !== null) out.push(lit[2]!);
+  }
+  return [...new Set(out)];
 }
 
 /** Is `spec` a Node built-in module (`fs`, `node:fs`, `fs/promises`, ...)? */
@@ -65,7 +79,7 @@ function problem(file: string, root: string, seen: Set<string>): string | null {
   seen.add(file);
   const src = readFileSync(file, "utf8");
   const where = relative(root, file);
-  for (const spec of importsOf(src)) {
+  for (const spec of importsOf(src, file)) {
     if (isNodeBuiltin(spec) && !SHIMMED.has(spec)) return `${where} imports ${spec}`;
     const local = localFile(file, spec);
     if (local !== null) {

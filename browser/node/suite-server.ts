@@ -8,13 +8,10 @@
  * own stack frames). The production bundle is exercised by the playground's end-to-end test.
  */
 
-import { join, resolve } from "node:path";
-import { fileURLToPath } from "node:url";
+import { join } from "node:path";
 import { createServer, type Plugin } from "vite";
+import { ROOT } from "./root.js";
 import { selectTestFiles } from "./select.js";
-
-/** The repository root. */
-export const ROOT = resolve(fileURLToPath(new URL("../..", import.meta.url)));
 
 const VIRTUAL = "virtual:adjoint-test-files";
 
