@@ -8,7 +8,7 @@
  * interpreter at the bottom runs kernels.
  */
 
-import { getBackend } from "../backend/backend.js";
+import { type DeviceBuffer, getBackend } from "../backend/backend.js";
 import { isHalf } from "../dtype.js";
 import { TransformError } from "../errors.js";
 import { fmtShape, sizeOf } from "../shape.js";
@@ -45,39 +45,38 @@ class EvalInterpreter implements Interpreter {
   readonly parent = null;
 
   process<P>(prim: Primitive<P>, args: readonly Tensor[], params: P): Tensor[] {
-    for (const a of args) if (a._trace !== null) throw escapedTracer(prim.name, a);
+    // The hot path of every eager operation: plain indexed loops, no closures or temporary arrays
+    // beyond the buffer list the kernel takes.
+    const n = args.length;
+    let grad = false;
+    for (let i = 0; i < n; i++) {
+      const a = args[i]!;
+      if (a._trace !== null) throw escapedTracer(prim.name, a);
+      if (a._requiresGrad) grad = true;
+    }
     if (prim.evaluate !== undefined) {
       // A higher-order primitive: its body runs here with library ops, recorded and checked as usual.
       return prim.evaluate(args as Tensor[], params);
     }
     const outAvals = prim.abstractEval(args, params);
-    const backend = args[0]?._backend ?? getBackend();
-    const bufs = prim.impl(
-      backend,
-      args.map((a) => a._buf!),
-      args,
-      params,
-      outAvals,
-    );
-    // 16-bit float results are computed in float32 and rounded to their format here, once.
-    for (let i = 0; i < outAvals.length; i++) {
+    const backend = (n > 0 ? args[0]!._backend : null) ?? getBackend();
+    const ins: DeviceBuffer[] = new Array(n);
+    for (let i = 0; i < n; i++) ins[i] = args[i]!._buf!;
+    const bufs = prim.impl(backend, ins, args, params, outAvals);
+    const m = outAvals.length;
+    const outs: Tensor[] = new Array(m);
+    for (let i = 0; i < m; i++) {
       const av = outAvals[i]!;
+      let b = bufs[i]!;
+      // 16-bit float results are computed in float32 and rounded to their format here, once.
       if (isHalf(av.dtype) && prim.name !== "convert_element_type")
-        bufs[i] = backend.cast(bufs[i]!, sizeOf(av.shape), "float32", av.dtype);
+        b = backend.cast(b, sizeOf(av.shape), "float32", av.dtype);
+      outs[i] = new Tensor(av.shape as number[], av.dtype, av.weakType, b, backend, null);
     }
-    const outs = outAvals.map(
-      (av, i) => new Tensor(av.shape as number[], av.dtype, av.weakType, bufs[i]!, backend, null),
-    );
     if (evalHooks.length > 0) for (const h of evalHooks) h(prim as Primitive<unknown>, outs, args);
     if (isAnomalyEnabled()) checkResult(prim.name, outs, args);
     // Eager autograd: record when an input requires grad (and recording is on).
-    if (isGradEnabled()) {
-      for (const a of args)
-        if (a._requiresGrad) {
-          recordEager(prim as Primitive<unknown>, params, args, outs);
-          break;
-        }
-    }
+    if (grad && isGradEnabled()) recordEager(prim as Primitive<unknown>, params, args, outs);
     return outs;
   }
 
@@ -107,6 +106,26 @@ export function withInterpreter<T>(interp: Interpreter, fn: () => T): T {
   current = interp;
   try {
     return fn();
+  } finally {
+    current = prev;
+  }
+}
+
+/**
+ * `bind` with `interp` current: how a transform evaluates a primitive one level down. The same as
+ * `withInterpreter(interp, () => bind(prim, args, params))` without allocating a closure per
+ * operation (this runs once per primitive under every transform).
+ */
+export function bindAt<P>(
+  interp: Interpreter,
+  prim: Primitive<P>,
+  args: readonly Tensor[],
+  params: P,
+): Tensor[] {
+  const prev = current;
+  current = interp;
+  try {
+    return interp.process(prim, args, params);
   } finally {
     current = prev;
   }

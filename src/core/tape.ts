@@ -36,6 +36,16 @@ export class Node {
   hooks: GradHook[][] | null = null;
   /** With anomaly detection on: the user's source line of the forward operation. */
   site: string | null = isAnomalyEnabled() ? userSite() : null;
+  /**
+   * @internal Scratch of the backward pass running over this node: the pass that owns it and the
+   * cotangents accumulated so far for output 0 and for the others. Kept on the node rather than
+   * in a map keyed by node, because a backward pass touches every node of a long tape.
+   */
+  _pass = 0;
+  /** @internal See `_pass`. */
+  _ct0: Tensor | undefined = undefined;
+  /** @internal See `_pass`. */
+  _ctRest: (Tensor | undefined)[] | null = null;
   constructor(
     readonly prim: Primitive<unknown> | null,
     readonly params: unknown,
@@ -46,7 +56,9 @@ export class Node {
     /** Per input: the node that produced it, or null for a constant. */
     readonly parents: readonly (Ref | null)[],
   ) {
-    this.needs = parents.map((p) => p !== null);
+    const needs: boolean[] = new Array(parents.length);
+    for (let i = 0; i < parents.length; i++) needs[i] = parents[i] !== null;
+    this.needs = needs;
   }
 
   /** A leaf node for a differentiated input. */
@@ -115,14 +127,34 @@ export function topoSort(roots: readonly Node[]): Node[] {
 /** Adjoints of every node output, keyed by node. */
 export type Adjoints = Map<Node, (Tensor | undefined)[]>;
 
-function accumulate(cts: Adjoints, ref: Ref, g: Tensor): void {
-  let slot = cts.get(ref.node);
-  if (slot === undefined) {
-    slot = new Array(ref.node.outs.length);
-    cts.set(ref.node, slot);
+let lastPass = 0;
+
+/** Add `g` to the cotangent of `ref` in pass `pass`: on the node itself, or in `leaves` for a leaf. */
+function accumulate(leaves: Adjoints, pass: number, ref: Ref, g: Tensor): void {
+  const node = ref.node;
+  if (node.prim === null) {
+    let slot = leaves.get(node);
+    if (slot === undefined) {
+      slot = new Array(node.outs.length);
+      leaves.set(node, slot);
+    }
+    const prev = slot[ref.index];
+    slot[ref.index] = prev === undefined ? g : add(prev, g);
+    return;
   }
-  const prev = slot[ref.index];
-  slot[ref.index] = prev === undefined ? g : add(prev, g);
+  if (node._pass !== pass) {
+    node._pass = pass;
+    node._ct0 = undefined;
+    node._ctRest = null;
+  }
+  if (ref.index === 0) {
+    const prev = node._ct0;
+    node._ct0 = prev === undefined ? g : add(prev, g);
+    return;
+  }
+  const rest = (node._ctRest ??= new Array(node.outs.length));
+  const prev = rest[ref.index];
+  rest[ref.index] = prev === undefined ? g : add(prev, g);
 }
 
 /** Options of a backward pass. */
@@ -140,26 +172,40 @@ export interface BackwardOptions {
  * reverse topological order with `+=` accumulation. Returns the adjoints of leaf nodes.
  */
 export function backwardPass(seeds: readonly [Ref, Tensor][], opts: BackwardOptions = {}): Adjoints {
-  const cts: Adjoints = new Map();
-  for (const [ref, g] of seeds) accumulate(cts, ref, g);
+  const leaves: Adjoints = new Map();
+  const pass = ++lastPass;
+  for (const [ref, g] of seeds) accumulate(leaves, pass, ref, g);
   const nodes = opts.order ?? topoSort(seeds.map(([r]) => r.node));
   const { before, onGrad } = opts;
+  const anomaly = isAnomalyEnabled();
   for (let i = nodes.length - 1; i >= 0; i--) {
     const node = nodes[i]!;
     const prim = node.prim;
-    if (prim === null) continue;
-    const slot = cts.get(node);
-    if (slot === undefined) continue;
-    cts.delete(node); // adjoints of interior nodes are dropped as soon as they are used
+    if (prim === null || node._pass !== pass) continue;
+    const ct0 = node._ct0;
+    const rest = node._ctRest;
+    // Adjoints of interior nodes are dropped as soon as they are used.
+    node._ct0 = undefined;
+    node._ctRest = null;
+    node._pass = 0;
+    if (ct0 === undefined && rest === null) continue;
     before?.(node);
-    if (onGrad !== undefined)
-      for (let k = 0; k < slot.length; k++) if (slot[k] !== undefined) slot[k] = onGrad(node, k, slot[k]!);
     const outs = node.outs;
-    const outCts =
-      outs.length === 1
-        ? (slot as Tensor[])
-        : outs.map((o, k) => slot[k] ?? zeros(o.shape, { dtype: o.dtype }));
-    const inCts: Tangent[] = isAnomalyEnabled()
+    let outCts: Tensor[];
+    if (outs.length === 1 && rest === null) outCts = [ct0!];
+    else {
+      outCts = new Array(outs.length);
+      for (let k = 0; k < outs.length; k++) {
+        const c = k === 0 ? ct0 : (rest?.[k] ?? undefined);
+        outCts[k] = c ?? zeros(outs[k]!.shape, { dtype: outs[k]!.dtype });
+      }
+    }
+    if (onGrad !== undefined)
+      for (let k = 0; k < outs.length; k++) {
+        const c = k === 0 ? ct0 : rest?.[k];
+        if (c !== undefined) outCts[k] = onGrad(node, k, c);
+      }
+    const inCts: Tangent[] = anomaly
       ? inBackward(prim.name, node.site, () =>
           prim.vjp(outCts, node.inputs as Tensor[], outs as Tensor[], node.params, node.needs),
         )
@@ -174,10 +220,10 @@ export function backwardPass(seeds: readonly [Ref, Tensor][], opts: BackwardOpti
         throw new Error(
           `adjoint internal error: the VJP of ${prim.name} gave a cotangent of shape ${fmtShape(g.shape)} for an input of shape ${fmtShape(x.shape)}`,
         );
-      accumulate(cts, p, g.dtype === x.dtype ? g : astype(g, x.dtype));
+      accumulate(leaves, pass, p, g.dtype === x.dtype ? g : astype(g, x.dtype));
     }
   }
-  return cts;
+  return leaves;
 }
 
 /** The autograd reference of a tensor that requires grad (a leaf gets its leaf node on first use). */

@@ -1,5 +1,6 @@
 /** @file Turning JS numbers into tensors, dtype promotion of operands, and `astype`. */
 
+import { getBackend } from "../backend/backend.js";
 import { bind1 } from "../core/interpreter.js";
 import { Tensor, type TensorLike } from "../core/tensor.js";
 import { allocArray, checkDType, type DType, isFloat, promote, weakDTypeOf } from "../dtype.js";
@@ -8,6 +9,8 @@ import { convertP } from "../primitives/convert.js";
 
 /** A 0-d concrete tensor holding `v`. */
 export function scalarOf(v: number, dtype: DType, weakType: boolean): Tensor {
+  const b = getBackend();
+  if (b.scalar !== undefined) return new Tensor([], dtype, weakType, b.scalar(v, dtype), b, null);
   const a = allocArray(dtype, 1);
   a[0] = v;
   return Tensor._fromHost(a, [], dtype, weakType);
@@ -37,6 +40,15 @@ export function promoteArgs(
 ): Tensor[] {
   // Fast path: tensors that already share a dtype that needs no lifting.
   const x0 = xs[0];
+  // Fast path: a strongly typed float tensor and a JS number (`x * 2`, `y + 0.1`): the number
+  // takes the tensor's dtype (weakJoin of a float is the float), whatever `minKind` asks.
+  if (xs.length === 2) {
+    const x1 = xs[1];
+    if (x0 instanceof Tensor && typeof x1 === "number" && !x0.weakType && isFloat(x0.dtype))
+      return [x0, scalarOf(x1, x0.dtype, false)];
+    if (x1 instanceof Tensor && typeof x0 === "number" && !x1.weakType && isFloat(x1.dtype))
+      return [scalarOf(x0, x1.dtype, false), x1];
+  }
   if (
     x0 instanceof Tensor &&
     (minKind === "any" || isFloat(x0.dtype) || (minKind === "number" && x0.dtype === "int32"))

@@ -5,7 +5,7 @@
  * then sweep the tape backward (adjoints) or forward (tangents).
  */
 
-import { bind, currentInterpreter, type Interpreter, withInterpreter } from "../core/interpreter.js";
+import { bindAt, currentInterpreter, type Interpreter, withInterpreter } from "../core/interpreter.js";
 import type { Primitive, Tangent } from "../core/primitive.js";
 import { backwardPass, Node, type Ref } from "../core/tape.js";
 import { Tensor, type TraceState } from "../core/tensor.js";
@@ -26,9 +26,12 @@ import {
 } from "./args.js";
 import type { LeafOut, Picked, ScalarOut } from "./types.js";
 
-interface RevState extends TraceState {
+/**
+ * What a tracer of a reverse interpreter carries: its primal one level down, and where it came
+ * from (it is its own `Ref`, output `index` of `node`, so lifting a value allocates one object).
+ */
+interface RevState extends TraceState, Ref {
   readonly primal: Tensor;
-  readonly ref: Ref;
 }
 
 export class ReverseInterpreter implements Interpreter {
@@ -37,14 +40,14 @@ export class ReverseInterpreter implements Interpreter {
   constructor(readonly parent: Interpreter) {}
 
   lift(primal: Tensor, ref: Ref): Tensor {
-    const state: RevState = { owner: this, primal, ref };
+    const state: RevState = { owner: this, primal, node: ref.node, index: ref.index };
     return new Tensor(primal.shape, primal.dtype, primal.weakType, null, null, state);
   }
 
   /** The node output behind `t` if this interpreter owns it. */
   refOf(t: Tensor): Ref | null {
     const s = t._trace;
-    return s !== null && s.owner === this ? (s as RevState).ref : null;
+    return s !== null && s.owner === this ? (s as RevState) : null;
   }
 
   primalOf(t: Tensor): Tensor {
@@ -53,32 +56,49 @@ export class ReverseInterpreter implements Interpreter {
   }
 
   process<P>(prim: Primitive<P>, args: readonly Tensor[], params: P): Tensor[] {
+    // Runs once per primitive under grad/vjp: indexed loops, no closures.
+    const n = args.length;
     let any = false;
-    const inputs: Tensor[] = new Array(args.length);
-    const parents: (Ref | null)[] = new Array(args.length);
-    for (let i = 0; i < args.length; i++) {
+    const inputs: Tensor[] = new Array(n);
+    const parents: (Ref | null)[] = new Array(n);
+    for (let i = 0; i < n; i++) {
       const a = args[i]!;
       const s = a._trace;
       if (s !== null && s.owner === this) {
         inputs[i] = (s as RevState).primal;
-        parents[i] = (s as RevState).ref;
+        parents[i] = s as RevState;
         any = true;
       } else {
         inputs[i] = a;
         parents[i] = null;
       }
     }
+    if (!any) return bindAt(this.parent, prim, inputs, params);
     let nodeParams = params;
-    const outs = withInterpreter(this.parent, () => {
-      if (!any || prim.forwardWithResiduals === undefined) return bind(prim, inputs, params);
-      const [o, p] = prim.forwardWithResiduals(inputs, params);
+    let outs: Tensor[];
+    if (prim.forwardWithResiduals === undefined) outs = bindAt(this.parent, prim, inputs, params);
+    else {
+      const [o, p] = withInterpreter(this.parent, () => prim.forwardWithResiduals!(inputs, params));
+      outs = o;
       nodeParams = p;
-      return o;
-    });
-    if (!any || !outs.some((o) => isFloat(o.dtype))) return outs;
+    }
+    const m = outs.length;
+    let anyFloat = false;
+    for (let k = 0; k < m; k++) if (isFloat(outs[k]!.dtype)) anyFloat = true;
+    if (!anyFloat) return outs;
     const node = new Node(prim as Primitive<unknown>, nodeParams, inputs, outs, parents);
     this.nodes.push(node);
-    return outs.map((o, index) => (isFloat(o.dtype) ? this.lift(o, { node, index }) : o));
+    const lifted: Tensor[] = new Array(m);
+    for (let k = 0; k < m; k++) {
+      const o = outs[k]!;
+      if (!isFloat(o.dtype)) {
+        lifted[k] = o;
+        continue;
+      }
+      const state: RevState = { owner: this, primal: o, node, index: k };
+      lifted[k] = new Tensor(o.shape, o.dtype, o.weakType, null, null, state);
+    }
+    return lifted;
   }
 
   concrete(t: Tensor): Tensor {
