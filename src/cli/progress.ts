@@ -112,8 +112,9 @@ export class Progress {
     if (t - this.lastDraw < this.interval && s.step !== s.totalSteps) return;
     this.lastDraw = t;
     const text = statsText(s);
-    const room = this.sink.columns - text.length - 2;
-    const line = room >= 12 ? `${bar(s.step / s.totalSteps, Math.min(30, room - 2))} ${text}` : text;
+    // "[" + cells + "] " + text must fit in columns − 1 (a full last column wraps on some terminals).
+    const cells = Math.min(30, this.sink.columns - 4 - text.length);
+    const line = cells >= 5 ? `${bar(s.step / s.totalSteps, cells)} ${text}` : text;
     // Carriage return, the line, then erase whatever a longer previous line left.
     this.sink.write(`\r${line.slice(0, Math.max(1, this.sink.columns - 1))}\x1b[K`);
     this.drawn = true;
