@@ -270,6 +270,41 @@ describe("reductions and the JS-path kernels over resident buffers", () => {
   });
 });
 
+describe("data movement kernels are bit-identical to the reference backend", () => {
+  const X = data(4 * 30 * 50, 21, true);
+  const cases: [string, (x: ad.Tensor) => ad.Tensor][] = [
+    ["batched transpose", (x) => ad.transpose(x, [0, 2, 1])],
+    ["transpose 2,0,1", (x) => ad.transpose(x, [2, 0, 1])],
+    ["transpose 1,0,2", (x) => ad.transpose(x, [1, 0, 2])],
+    ["2-D transpose", (x) => ad.transpose(ad.reshape(x, [120, 50]))],
+    ["broadcast", (x) => ad.broadcastTo(ad.slice(x, [0, 0, 0], [4, 1, 50]), [4, 30, 50])],
+    [
+      "broadcast leading",
+      (x) => ad.broadcastTo(ad.reshape(ad.slice(x, [0, 0, 0], [1, 30, 50]), [30, 50]), [3, 30, 50]),
+    ],
+    ["slice", (x) => ad.slice(x, [1, 3, 7], [3, 25, 40])],
+    ["flip", (x) => ad.flip(x, [0, 2])],
+    [
+      "pad",
+      (x) =>
+        ad.pad(x, [
+          [0, 1],
+          [2, 0],
+          [3, 3],
+        ]),
+    ],
+    ["concat", (x) => ad.concat([x, ad.slice(x, [0, 0, 0], [4, 30, 7])], 2)],
+    ["stack", (x) => ad.stack([x, x], 1)],
+  ];
+  for (const dtype of ["float32", "float64", "int32", "bool"] as const)
+    test(`${dtype}: transposes, broadcasts, slices, flips, pads and concatenations`, () => {
+      for (const [name, f] of cases) {
+        const { wasm, ref } = both(() => f(ad.astype(make(X, [4, 30, 50], "float64"), dtype)));
+        assertIdentical(wasm, ref, `${dtype} ${name}`);
+      }
+    });
+});
+
 describe("tensors keep working across a backend switch", () => {
   test("a resident wasm tensor in reference operations, and a reference tensor in wasm ones", () => {
     const X = data(100 * 100, 12);

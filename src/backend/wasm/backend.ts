@@ -12,7 +12,7 @@
  */
 
 import { type AnyTypedArray, allocArray, type DType } from "../../dtype.js";
-import { type Shape, sizeOf } from "../../shape.js";
+import { type Shape, sizeOf, stridesOf } from "../../shape.js";
 import type {
   Backend,
   BinaryKernel,
@@ -25,9 +25,11 @@ import type {
 import type { FusedExpr } from "../kernel.js";
 import { ReferenceBackend } from "../reference.js";
 import { WASM_BINARY, WASM_UNARY, type WasmBinary, type WasmUnary } from "./elementwise.js";
-import { GEMM_F32, GEMM_F64, type GemmShape, gemmScratchBytes } from "./gemm.js";
+import { type GemmShape, gemmScratchBytes, gemmShape } from "./gemm.js";
 import { BYTES, Heap, type Storage, storageOf, WasmBuffer } from "./heap.js";
 import { buildKernels, detectFeatures, type Features } from "./kernels.js";
+import type { ElemSize } from "./movement.js";
+import { type CopyPlan, gatherPlan, scatterPlan, transposeTail } from "./strided.js";
 import { hardwareThreads, type Task, threadsSupported, WorkerPool } from "./threads.js";
 import { type WasmModule, wasmApi } from "./wasm-api.js";
 
@@ -472,7 +474,7 @@ export class WasmBackend implements Backend {
       return this.ref.matmul(this.host(a), this.host(b), batch, m, k, n, dtype);
     const st = storageOf(dtype) as "f32" | "f64";
     const es = BYTES[st];
-    const shape = st === "f32" ? GEMM_F32 : GEMM_F64;
+    const shape = gemmShape(st, this.compiled.fma);
     const fnName = `gemm_${st}`;
     return this.runKernel(
       [
@@ -539,12 +541,83 @@ export class WasmBackend implements Backend {
     return this.ref.det(this.host(a), batch, n, dtype);
   }
 
+  // ---- data movement: strided copies in wasm (large outputs), the reference's loops otherwise ----
+
+  /** A permanent block for copy descriptors (kernels run one at a time on this thread). */
+  private descPtr = -1;
+
+  /** Run one collapsed copy plan from the buffer at `src` into the buffer at `dst`. */
+  private runCopy(p: CopyPlan, src: number, dst: number, es: ElemSize): void {
+    const nd = p.region.length;
+    const tail = transposeTail(p);
+    if (tail !== null) {
+      // Matrices transposed in the innermost two dims: blocked 2-D transposes, one per matrix.
+      const [rows, cols] = tail;
+      const t2 = this.fns[`transpose2d_${es}`]!;
+      const outer = p.region.slice(0, nd - 2);
+      const idx = new Array<number>(outer.length).fill(0);
+      let so = p.srcOffset;
+      let dOff = p.dstOffset;
+      for (;;) {
+        t2(src + so * es, dst + dOff * es, rows, cols);
+        let d = outer.length - 1;
+        for (; d >= 0; d--) {
+          idx[d]!++;
+          so += p.src[d]!;
+          dOff += p.dst[d]!;
+          if (idx[d]! < outer[d]!) break;
+          so -= p.src[d]! * outer[d]!;
+          dOff -= p.dst[d]! * outer[d]!;
+          idx[d] = 0;
+        }
+        if (d < 0) return;
+      }
+    }
+    if (nd > 64) throw new Error("wasm backend: too many dimensions for a strided copy");
+    if (this.descPtr < 0) this.descPtr = this.heap.scratch(4 * 4 * 64);
+    const w = new Int32Array(this.heap.memory.buffer, this.descPtr, 3 * nd);
+    for (let d = 0; d < nd; d++) {
+      w[d] = p.region[d]!;
+      w[nd + d] = p.src[d]!;
+      w[2 * nd + d] = p.dst[d]!;
+    }
+    this.fns[`copy_${es}`]!(src + p.srcOffset * es, dst + p.dstOffset * es, nd, this.descPtr);
+  }
+
+  /** A gather-style movement: the output is `outShape`, read from x through `plan`. */
+  private moveKernel(x: DeviceBuffer, length: number, dtype: DType, n: number, plan: CopyPlan): DeviceBuffer {
+    const st = storageOf(dtype);
+    const es = BYTES[st] as ElemSize;
+    return this.runKernel([{ buf: x, dtype, length }], st, n, ([px], out) =>
+      this.runCopy(plan, px!, out, es),
+    );
+  }
+
   transpose(x: DeviceBuffer, shape: Shape, perm: readonly number[], dtype: DType): DeviceBuffer {
-    return this.ref.transpose(this.host(x), shape, perm, dtype);
+    const n = sizeOf(shape);
+    if (n < this.thresholds.elementwise) return this.ref.transpose(this.host(x), shape, perm, dtype);
+    const s = stridesOf(shape);
+    const outShape = perm.map((p) => shape[p]!);
+    return this.moveKernel(
+      x,
+      n,
+      dtype,
+      n,
+      gatherPlan(
+        outShape,
+        perm.map((p) => s[p]!),
+        0,
+      ),
+    );
   }
 
   broadcast(x: DeviceBuffer, shape: Shape, outShape: Shape, dtype: DType): DeviceBuffer {
-    return this.ref.broadcast(this.host(x), shape, outShape, dtype);
+    const n = sizeOf(outShape);
+    if (n < this.thresholds.elementwise) return this.ref.broadcast(this.host(x), shape, outShape, dtype);
+    const s = stridesOf(shape);
+    const off = outShape.length - shape.length;
+    const src = outShape.map((_, d) => (d < off || shape[d - off] === 1 ? 0 : s[d - off]!));
+    return this.moveKernel(x, sizeOf(shape), dtype, n, gatherPlan(outShape, src, 0));
   }
 
   slice(
@@ -554,7 +627,25 @@ export class WasmBackend implements Backend {
     size: readonly number[],
     dtype: DType,
   ): DeviceBuffer {
-    return this.ref.slice(this.host(x), shape, begin, size, dtype);
+    const n = sizeOf(size);
+    if (n < this.thresholds.elementwise) return this.ref.slice(this.host(x), shape, begin, size, dtype);
+    const s = stridesOf(shape);
+    let off = 0;
+    for (let d = 0; d < shape.length; d++) off += begin[d]! * s[d]!;
+    return this.moveKernel(x, sizeOf(shape), dtype, n, gatherPlan(size, s, off));
+  }
+
+  flip(x: DeviceBuffer, shape: Shape, axes: readonly number[], dtype: DType): DeviceBuffer {
+    const n = sizeOf(shape);
+    if (n < this.thresholds.elementwise) return this.ref.flip(this.host(x), shape, axes, dtype);
+    const s = stridesOf(shape);
+    let off = 0;
+    const src = s.map((v, d) => {
+      if (!axes.includes(d)) return v;
+      off += (shape[d]! - 1) * v;
+      return -v;
+    });
+    return this.moveKernel(x, n, dtype, n, gatherPlan(shape, src, off));
   }
 
   pad(
@@ -564,15 +655,44 @@ export class WasmBackend implements Backend {
     value: number,
     dtype: DType,
   ): DeviceBuffer {
-    return this.ref.pad(this.host(x), shape, widths, value, dtype);
+    const outShape = shape.map((d, i) => d + widths[i]![0] + widths[i]![1]);
+    const n = sizeOf(outShape);
+    if (n < this.thresholds.elementwise || widths.some(([a, b]) => a < 0 || b < 0))
+      return this.ref.pad(this.host(x), shape, widths, value, dtype);
+    const st = storageOf(dtype);
+    const es = BYTES[st] as ElemSize;
+    const plan = scatterPlan(
+      shape,
+      outShape,
+      widths.map((w) => w[0]),
+    );
+    return this.runKernel([{ buf: x, dtype, length: sizeOf(shape) }], st, n, ([px], out) => {
+      this.heap.view(st, out, n).fill(value);
+      if (sizeOf(shape) > 0) this.runCopy(plan, px!, out, es);
+    });
   }
 
   concat(xs: readonly DeviceBuffer[], shapes: readonly Shape[], axis: number, dtype: DType): DeviceBuffer {
-    return this.ref.concat(this.hosts(xs), shapes, axis, dtype);
-  }
-
-  flip(x: DeviceBuffer, shape: Shape, axes: readonly number[], dtype: DType): DeviceBuffer {
-    return this.ref.flip(this.host(x), shape, axes, dtype);
+    const first = shapes[0]!;
+    const total = shapes.reduce((t, s) => t + s[axis]!, 0);
+    const outShape = first.map((d, i) => (i === axis ? total : d));
+    const n = sizeOf(outShape);
+    if (n < this.thresholds.elementwise) return this.ref.concat(this.hosts(xs), shapes, axis, dtype);
+    const st = storageOf(dtype);
+    const es = BYTES[st] as ElemSize;
+    return this.runKernel(
+      xs.map((buf, j) => ({ buf, dtype, length: sizeOf(shapes[j]!) })),
+      st,
+      n,
+      (ptrs, out) => {
+        let at = 0;
+        shapes.forEach((sh, j) => {
+          const begin = sh.map((_, d) => (d === axis ? at : 0));
+          if (sizeOf(sh) > 0) this.runCopy(scatterPlan(sh, outShape, begin), ptrs[j]!, out, es);
+          at += sh[axis]!;
+        });
+      },
+    );
   }
 
   gather(

@@ -1,14 +1,15 @@
 /**
- * @file Assembles the wasm backend's kernel module (matmul, elementwise, reductions) and detects
- * what the runtime supports: SIMD128 (required), relaxed-SIMD FMA (used in matmul when present)
- * and shared memory for threads. The module is emitted from TypeScript at load time; compiling it
- * synchronously is fine in Node and in workers, while a browser's main thread compiles it
- * asynchronously (`compileKernelsAsync`).
+ * @file Assembles the wasm backend's kernel module (matmul, elementwise, reductions, data
+ * movement) and detects what the runtime supports: SIMD128 (required), relaxed-SIMD FMA (used in
+ * matmul when present) and shared memory for threads. The module is emitted from TypeScript at
+ * load time; compiling it synchronously is fine in Node and in workers, while a browser's main
+ * thread compiles it asynchronously (`compileWasmKernels`).
  */
 
 import { emitBinary, emitUnary, WASM_BINARY, WASM_UNARY } from "./elementwise.js";
 import { type Code, ModuleBuilder } from "./emitter.js";
-import { emitGemm, GEMM_F32, GEMM_F64 } from "./gemm.js";
+import { emitGemm, gemmShape } from "./gemm.js";
+import { ELEM_SIZES, emitStridedCopy, emitTranspose2d } from "./movement.js";
 import { emitSum } from "./reduce.js";
 import { wasmApi } from "./wasm-api.js";
 
@@ -64,12 +65,16 @@ export interface KernelModule {
 /** Build the kernel module for a memory of `maxPages` pages, shared or not. */
 export function buildKernels(shared: boolean, maxPages: number, fma: boolean): KernelModule {
   const m = new ModuleBuilder({ shared, initial: 64, maximum: maxPages });
-  emitGemm(m, "f32", GEMM_F32, fma);
-  emitGemm(m, "f64", GEMM_F64, fma);
+  emitGemm(m, "f32", gemmShape("f32", fma), fma);
+  emitGemm(m, "f64", gemmShape("f64", fma), fma);
   for (const t of ["f32", "f64"] as const) {
     for (const op of WASM_BINARY) emitBinary(m, t, op);
     for (const op of WASM_UNARY) emitUnary(m, t, op);
     emitSum(m, t);
+  }
+  for (const es of ELEM_SIZES) {
+    emitStridedCopy(m, es);
+    emitTranspose2d(m, es);
   }
   return { bytes: m.toBytes(), names: m.exportNames(), shared, fma, maxPages };
 }
