@@ -24,6 +24,24 @@ export interface Ref {
 // biome-ignore lint/suspicious/noConfusingVoidType: a hook that only observes returns nothing (void)
 export type GradHook = (grad: Tensor) => Tensor | undefined | void;
 
+/**
+ * The `needs` flags of nodes with up to four inputs, one shared array per pattern (rules only
+ * read them): a long tape then holds no array per node for them.
+ */
+const NEEDS: boolean[][][] = [0, 1, 2, 3, 4].map((n) =>
+  Array.from({ length: 1 << n }, (_, mask) => Array.from({ length: n }, (_, i) => (mask & (1 << i)) !== 0)),
+);
+
+function needsOf(parents: readonly (Ref | null)[]): boolean[] {
+  const n = parents.length;
+  if (n < NEEDS.length) {
+    let mask = 0;
+    for (let i = 0; i < n; i++) if (parents[i] !== null) mask |= 1 << i;
+    return NEEDS[n]![mask]!;
+  }
+  return parents.map((p) => p !== null);
+}
+
 /** One entry of the Wengert list. A leaf (an input being differentiated) has no primitive. */
 export class Node {
   /** Per input: does it want a cotangent (is it traced)? Computed once, read by every backward pass. */
@@ -56,9 +74,7 @@ export class Node {
     /** Per input: the node that produced it, or null for a constant. */
     readonly parents: readonly (Ref | null)[],
   ) {
-    const needs: boolean[] = new Array(parents.length);
-    for (let i = 0; i < parents.length; i++) needs[i] = parents[i] !== null;
-    this.needs = needs;
+    this.needs = needsOf(parents);
   }
 
   /** A leaf node for a differentiated input. */

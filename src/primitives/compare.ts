@@ -29,7 +29,7 @@ function comparison(name: string, kernel: BinaryKernel, boolOnly = false): Primi
       checkSameDType(name, avals);
       if (boolOnly && avals[0]!.dtype !== "bool")
         throw new DTypeError(`${name}: expected bool operands, got ${avals[0]!.dtype}`);
-      return [{ ...elementwiseAval(name, avals), dtype: "bool", weakType: false }];
+      return [{ shape: elementwiseAval(name, avals).shape, dtype: "bool", weakType: false }];
     },
     impl: (b, [x, y], [ax, ay], _p, [out]) => [
       b.binary(kernel, x!, ax!.shape, y!, ay!.shape, out!.shape, ax!.dtype, "bool"),
@@ -63,10 +63,8 @@ export const selectP: Primitive<NoParams> = definePrimitive<NoParams>({
     const [c, a, b] = avals;
     if (c!.dtype !== "bool") throw new DTypeError(`select: condition must be bool, got ${c!.dtype}`);
     checkSameDType("select", [a!, b!]);
-    return [elementwiseAval("select", avals, a!.dtype)].map((v) => ({
-      ...v,
-      weakType: a!.weakType && b!.weakType,
-    }));
+    const shape = elementwiseAval("select", avals, a!.dtype).shape;
+    return [{ shape, dtype: a!.dtype, weakType: a!.weakType && b!.weakType }];
   },
   impl: (bk, [c, a, b], [ac, aa, ab], _p, [out]) => [
     bk.select(c!, ac!.shape, a!, aa!.shape, b!, ab!.shape, out!.shape, out!.dtype),

@@ -53,9 +53,18 @@ export function need(needs: boolean[], i: number, like: Aval, f: () => Tensor): 
 
 /** The aval of an elementwise result: broadcast shape, the common dtype, weak iff all inputs are. */
 export function elementwiseAval(op: string, avals: readonly Aval[], dtype?: DType): Aval {
-  let shape: readonly number[] = avals[0]!.shape;
-  for (let i = 1; i < avals.length; i++) shape = broadcastShapes(shape, avals[i]!.shape, op);
-  return { shape, dtype: dtype ?? avals[0]!.dtype, weakType: avals.every((a) => a.weakType) };
+  const a0 = avals[0]!;
+  let shape: readonly number[] = a0.shape;
+  let weakType = a0.weakType;
+  for (let i = 1; i < avals.length; i++) {
+    const a = avals[i]!;
+    shape = broadcastShapes(shape, a.shape, op);
+    if (!a.weakType) weakType = false;
+  }
+  const d = dtype ?? a0.dtype;
+  // The common case (same shapes, one dtype): the first operand already is the result's aval.
+  if (shape === a0.shape && d === a0.dtype && weakType === a0.weakType) return a0;
+  return { shape, dtype: d, weakType };
 }
 
 export function checkSameDType(op: string, avals: readonly Aval[]): void {

@@ -70,7 +70,7 @@ function elementwise1(name: string, kernel: UnaryKernel, floatOnly: boolean) {
       checkArity(name, avals, 1);
       const a = avals[0]!;
       if (floatOnly) checkFloat(name, a);
-      return [{ shape: a.shape, dtype: a.dtype, weakType: a.weakType }];
+      return [a]; // same shape, dtype and weak type (and no copy: this runs for every op)
     },
     impl(b: Backend, [x]: DeviceBuffer[], [a]: readonly Aval[]): DeviceBuffer[] {
       return [b.unary(kernel, x!, sizeOf(a!.shape), a!.dtype)];
