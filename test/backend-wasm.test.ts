@@ -201,6 +201,35 @@ describe("elementwise kernels are bit-identical to the reference backend", () =>
       });
 
   for (const dtype of ["float32", "float64"] as const)
+    test(`comparisons and where ${dtype} over broadcast patterns, with NaN and ±0`, () => {
+      const cmp = {
+        equal: ad.equal,
+        notEqual: ad.notEqual,
+        less: ad.less,
+        lessEqual: ad.lessEqual,
+        greater: ad.greater,
+        greaterEqual: ad.greaterEqual,
+      };
+      patterns.forEach(([sa, sb], p) => {
+        const na = sa.reduce((x, y) => x * y, 1);
+        const nb = sb.reduce((x, y) => x * y, 1);
+        // Coarse values so that ties (equal elements) occur.
+        const A = data(na, 30 + p, true).map((v) => Math.round(v));
+        const B = data(nb, 40 + p, true).map((v) => Math.round(v));
+        for (const [name, fn] of Object.entries(cmp)) {
+          const { wasm, ref } = both(() => fn(make(A, sa, dtype), make(B, sb, dtype)));
+          assertIdentical(wasm, ref, `${name} ${JSON.stringify(sa)} ${JSON.stringify(sb)}`);
+        }
+        const { wasm, ref } = both(() => {
+          const x = make(A, sa, dtype);
+          const y = make(B, sb, dtype);
+          return ad.where(ad.greater(x, y), x, ad.where(ad.less(y, 0), y, 0));
+        });
+        assertIdentical(wasm, ref, `where ${JSON.stringify(sa)} ${JSON.stringify(sb)}`);
+      });
+    });
+
+  for (const dtype of ["float32", "float64"] as const)
     test(`neg abs sqrt floor ceil round ${dtype}, with halves and specials`, () => {
       const X = data(5000, 7, true).map((v, i) => (i % 5 === 1 ? v * 1e3 : v));
       const unary = {

@@ -24,7 +24,14 @@ import type {
 } from "../backend.js";
 import type { FusedExpr } from "../kernel.js";
 import { ReferenceBackend } from "../reference.js";
-import { WASM_BINARY, WASM_UNARY, type WasmBinary, type WasmUnary } from "./elementwise.js";
+import {
+  WASM_BINARY,
+  WASM_COMPARE,
+  WASM_UNARY,
+  type WasmBinary,
+  type WasmCompare,
+  type WasmUnary,
+} from "./elementwise.js";
 import { type GemmShape, gemmScratchBytes, gemmShape } from "./gemm.js";
 import { BYTES, Heap, type Storage, storageOf, WasmBuffer } from "./heap.js";
 import { buildKernels, detectFeatures, type Features } from "./kernels.js";
@@ -107,63 +114,89 @@ export async function compileWasmKernels(): Promise<CompiledKernels> {
   return { module: await api.compile(k.bytes), names: k.names, shared, fma, maxPages: k.maxPages };
 }
 
-/** The 2-D broadcast pattern of a binary kernel after collapsing dimensions. */
+/** The 2-D broadcast pattern of an elementwise kernel after collapsing dimensions. */
 interface Pattern2D {
-  /** Leading collapsed groups iterated in JS: [size, aStride, bStride] (elements). */
-  readonly outer: readonly (readonly [number, number, number])[];
+  /** Leading collapsed groups, walked in JS: their sizes and each operand's element stride. */
+  readonly outer: readonly { readonly size: number; readonly strides: readonly number[] }[];
   readonly rows: number;
   readonly cols: number;
-  readonly aRow: number;
-  readonly aCol: number;
-  readonly bRow: number;
-  readonly bCol: number;
+  /** Per operand: element stride between rows and between columns (0 where broadcast). */
+  readonly row: readonly number[];
+  readonly col: readonly number[];
 }
 
 /**
- * Collapse `outShape` and two operands broadcast to it into groups of adjacent dimensions where
+ * Collapse `outShape` and operands broadcast to it into groups of adjacent dimensions in which
  * each operand is either fully present or broadcast; the last two groups become the kernel's
  * rows and columns.
  */
-function collapse(aShape: Shape, bShape: Shape, outShape: Shape): Pattern2D {
+function collapse(shapes: readonly Shape[], outShape: Shape): Pattern2D {
   const R = outShape.length;
-  const groups: { size: number; a: boolean; b: boolean }[] = [];
+  const k = shapes.length;
+  const groups: { size: number; present: boolean[] }[] = [];
   for (let d = 0; d < R; d++) {
     const size = outShape[d]!;
     if (size === 1) continue;
-    const ad = aShape[d - (R - aShape.length)] ?? 1;
-    const bd = bShape[d - (R - bShape.length)] ?? 1;
-    const a = ad !== 1;
-    const b = bd !== 1;
+    const present = shapes.map((sh) => (sh[d - (R - sh.length)] ?? 1) !== 1);
     const last = groups[groups.length - 1];
-    if (last !== undefined && last.a === a && last.b === b) last.size *= size;
-    else groups.push({ size, a, b });
+    if (last !== undefined && last.present.every((p, i) => p === present[i])) last.size *= size;
+    else groups.push({ size, present });
   }
   // Element strides of each group for each operand (0 where broadcast).
-  let sa = 1;
-  let sb = 1;
-  const strides: [number, number][] = new Array(groups.length);
+  const acc = new Array<number>(k).fill(1);
+  const strides: number[][] = new Array(groups.length);
   for (let g = groups.length - 1; g >= 0; g--) {
     const gr = groups[g]!;
-    strides[g] = [gr.a ? sa : 0, gr.b ? sb : 0];
-    if (gr.a) sa *= gr.size;
-    if (gr.b) sb *= gr.size;
+    strides[g] = gr.present.map((p, i) => (p ? acc[i]! : 0));
+    gr.present.forEach((p, i) => {
+      if (p) acc[i]! *= gr.size;
+    });
   }
   const n = groups.length;
-  const inner = n >= 1 ? groups[n - 1]! : { size: 1 };
-  const innerS = n >= 1 ? strides[n - 1]! : [1, 1];
-  const row = n >= 2 ? groups[n - 2]! : { size: 1 };
-  const rowS = n >= 2 ? strides[n - 2]! : [0, 0];
-  const outer: [number, number, number][] = [];
-  for (let g = 0; g < n - 2; g++) outer.push([groups[g]!.size, strides[g]![0], strides[g]![1]]);
+  const zeros = new Array<number>(k).fill(0);
   return {
-    outer,
-    rows: row.size,
-    cols: inner.size,
-    aRow: rowS[0]!,
-    aCol: innerS[0]!,
-    bRow: rowS[1]!,
-    bCol: innerS[1]!,
+    outer: groups.slice(0, Math.max(0, n - 2)).map((g, i) => ({ size: g.size, strides: strides[i]! })),
+    rows: n >= 2 ? groups[n - 2]!.size : 1,
+    cols: n >= 1 ? groups[n - 1]!.size : 1,
+    row: n >= 2 ? strides[n - 2]! : zeros,
+    col: n >= 1 ? strides[n - 1]! : zeros,
   };
+}
+
+/**
+ * Call `kernel(ptrs, out)` once per combination of the leading groups of `pat`, with operand and
+ * output addresses advanced (operands of `sizes[i]` bytes per element, output of `outSize`).
+ */
+function eachBlock(
+  pat: Pattern2D,
+  ptrs: readonly number[],
+  sizes: readonly number[],
+  out: number,
+  outSize: number,
+  kernel: (ptrs: number[], out: number) => void,
+): void {
+  const dims = pat.outer;
+  const idx = new Array<number>(dims.length).fill(0);
+  const off = new Array<number>(ptrs.length).fill(0);
+  const block = pat.rows * pat.cols;
+  let o = 0;
+  for (;;) {
+    kernel(
+      ptrs.map((p, i) => p + off[i]! * sizes[i]!),
+      out + o * outSize,
+    );
+    o += block;
+    let d = dims.length - 1;
+    for (; d >= 0; d--) {
+      const { size, strides } = dims[d]!;
+      idx[d]!++;
+      for (let i = 0; i < off.length; i++) off[i]! += strides[i]!;
+      if (idx[d]! < size) break;
+      for (let i = 0; i < off.length; i++) off[i]! -= strides[i]! * size;
+      idx[d] = 0;
+    }
+    if (d < 0) return;
+  }
 }
 
 function isFloatStorage(d: DType): boolean {
@@ -345,52 +378,28 @@ export class WasmBackend implements Backend {
     outDtype: DType,
   ): DeviceBuffer {
     const n = sizeOf(outShape);
-    if (
-      n < this.thresholds.elementwise ||
-      inDtype !== outDtype ||
-      !isFloatStorage(inDtype) ||
-      !WASM_BINARY.includes(op as WasmBinary)
-    )
+    const arith = WASM_BINARY.includes(op as WasmBinary) && inDtype === outDtype;
+    const compare = WASM_COMPARE.includes(op as WasmCompare) && outDtype === "bool";
+    if (n < this.thresholds.elementwise || !isFloatStorage(inDtype) || !(arith || compare))
       return this.ref.binary(op, this.host(a), aShape, this.host(b), bShape, outShape, inDtype, outDtype);
-    const pat = collapse(aShape, bShape, outShape);
+    const pat = collapse([aShape, bShape], outShape);
     if (pat.rows * pat.cols < 256)
       return this.ref.binary(op, this.host(a), aShape, this.host(b), bShape, outShape, inDtype, outDtype);
     const st = storageOf(inDtype);
     const es = BYTES[st];
-    const fn = this.fns[`bin_${op}_${st}`]!;
+    const fn = this.fns[arith ? `bin_${op}_${st}` : `cmp_${op}_${st}`]!;
+    const { rows, cols, row, col } = pat;
     return this.runKernel(
       [
         { buf: a, dtype: inDtype, length: sizeOf(aShape) },
         { buf: b, dtype: inDtype, length: sizeOf(bShape) },
       ],
-      st,
+      storageOf(outDtype),
       n,
-      ([pa, pb], out) => {
-        const { rows, cols, aRow, aCol, bRow, bCol } = pat;
-        const block = rows * cols;
-        // Leading groups the 2-D kernel cannot express are walked here, one kernel call each.
-        const dims = pat.outer;
-        const idx = new Array<number>(dims.length).fill(0);
-        let offA = 0;
-        let offB = 0;
-        let o = 0;
-        for (;;) {
-          fn(pa! + offA * es, pb! + offB * es, out + o * es, rows, cols, aRow, aCol, bRow, bCol);
-          o += block;
-          let d = dims.length - 1;
-          for (; d >= 0; d--) {
-            const [size, sa, sb] = dims[d]!;
-            idx[d]!++;
-            offA += sa;
-            offB += sb;
-            if (idx[d]! < size) break;
-            offA -= sa * size;
-            offB -= sb * size;
-            idx[d] = 0;
-          }
-          if (d < 0) break;
-        }
-      },
+      (ptrs, out) =>
+        eachBlock(pat, ptrs, [es, es], out, arith ? es : 1, ([pa, pb], o) =>
+          fn(pa!, pb!, o, rows, cols, row[0]!, col[0]!, row[1]!, col[1]!),
+        ),
     );
   }
 
@@ -404,7 +413,36 @@ export class WasmBackend implements Backend {
     outShape: Shape,
     dtype: DType,
   ): DeviceBuffer {
-    return this.ref.select(this.host(c), cShape, this.host(a), aShape, this.host(b), bShape, outShape, dtype);
+    const n = sizeOf(outShape);
+    if (n < this.thresholds.elementwise)
+      return this.ref.select(
+        this.host(c),
+        cShape,
+        this.host(a),
+        aShape,
+        this.host(b),
+        bShape,
+        outShape,
+        dtype,
+      );
+    const pat = collapse([cShape, aShape, bShape], outShape);
+    const st = storageOf(dtype);
+    const es = BYTES[st];
+    const fn = this.fns[`sel_${es}`]!;
+    const { rows, cols, row, col } = pat;
+    return this.runKernel(
+      [
+        { buf: c, dtype: "bool", length: sizeOf(cShape) },
+        { buf: a, dtype, length: sizeOf(aShape) },
+        { buf: b, dtype, length: sizeOf(bShape) },
+      ],
+      st,
+      n,
+      (ptrs, out) =>
+        eachBlock(pat, ptrs, [1, es, es], out, es, ([pc, pa, pb], o) =>
+          fn(pc!, pa!, pb!, o, rows, cols, row[0]!, col[0]!, row[1]!, col[1]!, row[2]!, col[2]!),
+        ),
+    );
   }
 
   cast(x: DeviceBuffer, size: number, from: DType, to: DType): DeviceBuffer {

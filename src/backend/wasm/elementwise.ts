@@ -248,3 +248,111 @@ export function emitUnary(m: ModuleBuilder, t: Elem, op: WasmUnary): void {
     );
   });
 }
+
+/** Comparison kernels (bool output, one byte per element). */
+export const WASM_COMPARE = ["eq", "ne", "lt", "le", "gt", "ge"] as const;
+export type WasmCompare = (typeof WASM_COMPARE)[number];
+
+/**
+ * `cmp_<op>_<t>(a, b, out, rows, cols, aRow, aCol, bRow, bCol)`: out[r*cols + j] (a byte) =
+ * a[r*aRow + j*aCol] op b[r*bRow + j*bCol], with IEEE semantics (NaN compares unequal), exactly
+ * as the JS operators on the same values.
+ */
+export function emitCompare(m: ModuleBuilder, t: Elem, op: WasmCompare): void {
+  const es = t === "f32" ? 4 : 8;
+  const load = t === "f32" ? "f32.load" : "f64.load";
+  const cmp: PlainOp = `${t}.${op}`;
+  m.func(`cmp_${op}_${t}`, ["i32", "i32", "i32", "i32", "i32", "i32", "i32", "i32", "i32"], [], (c) => {
+    const [a, b, out, rows, cols, aRow, aCol, bRow, bCol] = [0, 1, 2, 3, 4, 5, 6, 7, 8];
+    const r = c.local("i32");
+    const j = c.local("i32");
+    const pa = c.local("i32");
+    const pb = c.local("i32");
+    const po = c.local("i32");
+    const aColB = c.local("i32");
+    const bColB = c.local("i32");
+    c.get(aCol).i32(es).op("i32.mul").set(aColB);
+    c.get(bCol).i32(es).op("i32.mul").set(bColB);
+    c.get(out).set(po);
+    c.i32(0).set(r);
+    c.forLoop(
+      r,
+      () => c.get(rows),
+      1,
+      () => {
+        c.get(a).get(r).get(aRow).op("i32.mul").i32(es).op("i32.mul").op("i32.add").set(pa);
+        c.get(b).get(r).get(bRow).op("i32.mul").i32(es).op("i32.mul").op("i32.add").set(pb);
+        c.i32(0).set(j);
+        c.forLoop(
+          j,
+          () => c.get(cols),
+          1,
+          () => {
+            c.get(po).get(pa).mem(load).get(pb).mem(load).op(cmp).mem("i32.store8");
+            c.get(pa).get(aColB).op("i32.add").set(pa);
+            c.get(pb).get(bColB).op("i32.add").set(pb);
+            c.get(po).i32(1).op("i32.add").set(po);
+          },
+        );
+      },
+    );
+  });
+}
+
+/**
+ * `sel_<es>(cond, a, b, out, rows, cols, cRow, cCol, aRow, aCol, bRow, bCol)`: out = cond ? a : b
+ * elementwise for elements of `es` bytes (moved as integers: bit patterns are kept), `cond` one
+ * byte per element, all operands walked with 2-D strides as in `bin_*`.
+ */
+export function emitSelect(m: ModuleBuilder, es: 1 | 4 | 8): void {
+  const load = es === 1 ? "i32.load8_u" : es === 4 ? "i32.load" : "i64.load";
+  const store = es === 1 ? "i32.store8" : es === 4 ? "i32.store" : "i64.store";
+  const vt = es === 8 ? "i64" : "i32";
+  m.func(
+    `sel_${es}`,
+    ["i32", "i32", "i32", "i32", "i32", "i32", "i32", "i32", "i32", "i32", "i32", "i32"],
+    [],
+    (c) => {
+      const [cnd, a, b, out, rows, cols, cRow, cCol, aRow, aCol, bRow, bCol] = [
+        0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11,
+      ];
+      const r = c.local("i32");
+      const j = c.local("i32");
+      const pc = c.local("i32");
+      const pa = c.local("i32");
+      const pb = c.local("i32");
+      const po = c.local("i32");
+      const aColB = c.local("i32");
+      const bColB = c.local("i32");
+      const va = c.local(vt);
+      c.get(aCol).i32(es).op("i32.mul").set(aColB);
+      c.get(bCol).i32(es).op("i32.mul").set(bColB);
+      c.get(out).set(po);
+      c.i32(0).set(r);
+      c.forLoop(
+        r,
+        () => c.get(rows),
+        1,
+        () => {
+          c.get(cnd).get(r).get(cRow).op("i32.mul").op("i32.add").set(pc);
+          c.get(a).get(r).get(aRow).op("i32.mul").i32(es).op("i32.mul").op("i32.add").set(pa);
+          c.get(b).get(r).get(bRow).op("i32.mul").i32(es).op("i32.mul").op("i32.add").set(pb);
+          c.i32(0).set(j);
+          c.forLoop(
+            j,
+            () => c.get(cols),
+            1,
+            () => {
+              c.get(pa).mem(load).set(va);
+              c.get(po).get(va).get(pb).mem(load).get(pc).mem("i32.load8_u").op("select").mem(store);
+              c.get(pc).get(cCol).op("i32.add").set(pc);
+              c.get(pa).get(aColB).op("i32.add").set(pa);
+              c.get(pb).get(bColB).op("i32.add").set(pb);
+              c.get(po).i32(es).op("i32.add").set(po);
+            },
+          );
+        },
+      );
+    },
+  );
+}

@@ -6,7 +6,15 @@
  * thread compiles it asynchronously (`compileWasmKernels`).
  */
 
-import { emitBinary, emitUnary, WASM_BINARY, WASM_UNARY } from "./elementwise.js";
+import {
+  emitBinary,
+  emitCompare,
+  emitSelect,
+  emitUnary,
+  WASM_BINARY,
+  WASM_COMPARE,
+  WASM_UNARY,
+} from "./elementwise.js";
 import { type Code, ModuleBuilder } from "./emitter.js";
 import { emitGemm, gemmShape } from "./gemm.js";
 import { ELEM_SIZES, emitStridedCopy, emitTranspose2d } from "./movement.js";
@@ -70,11 +78,13 @@ export function buildKernels(shared: boolean, maxPages: number, fma: boolean): K
   for (const t of ["f32", "f64"] as const) {
     for (const op of WASM_BINARY) emitBinary(m, t, op);
     for (const op of WASM_UNARY) emitUnary(m, t, op);
+    for (const op of WASM_COMPARE) emitCompare(m, t, op);
     emitSum(m, t);
   }
   for (const es of ELEM_SIZES) {
     emitStridedCopy(m, es);
     emitTranspose2d(m, es);
+    emitSelect(m, es);
   }
   return { bytes: m.toBytes(), names: m.exportNames(), shared, fma, maxPages };
 }
