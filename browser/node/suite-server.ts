@@ -34,7 +34,7 @@ function filesModule(files: readonly string[]): Plugin {
 
 /** The running suite server. */
 export interface SuiteServer {
-  /** The page that runs the suite. */
+  /** The page that runs the suite (add `?backend=wasm`, `?files=a,b` as needed). */
   url: string;
   included: string[];
   excluded: { file: string; reason: string }[];
@@ -67,7 +67,20 @@ export async function serveSuite(): Promise<SuiteServer> {
       ],
     },
     // Nothing changes during a run: no file watching, no hot reload, no dependency scan of the tree.
-    server: { host: "127.0.0.1", port: 0, strictPort: false, hmr: false, ws: false, watch: null },
+    server: {
+      host: "127.0.0.1",
+      port: 0,
+      strictPort: false,
+      hmr: false,
+      ws: false,
+      watch: null,
+      // Cross-origin isolation, so SharedArrayBuffer exists and the wasm backend can run its
+      // threads as Web Workers (without it the backend stays on one thread; see browser/plain).
+      headers: {
+        "Cross-Origin-Opener-Policy": "same-origin",
+        "Cross-Origin-Embedder-Policy": "require-corp",
+      },
+    },
     optimizeDeps: { noDiscovery: true, include: ["fast-check"] },
     cacheDir: join(ROOT, "node_modules/.vite-adjoint-suite"),
   });
