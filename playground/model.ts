@@ -23,7 +23,11 @@ export interface Problem {
   readonly fn: Fn;
 }
 
-/** A mistake in the input, with the 1-based column it points at when it is about the expression. */
+/**
+ * A mistake in the input, with the 1-based column it points at when it is about the expression.
+ * @example
+ * try { parseProblem("x +"); } catch (e) { (e as InputError).column; } // 4
+ */
 export class InputError extends Error {
   readonly column: number | undefined;
   constructor(message: string, column?: number) {
@@ -51,7 +55,11 @@ export function parseProblem(source: string): Problem {
   }
 }
 
-/** A number from a result that is a JS number or a 0-d tensor. */
+/**
+ * A number from a result that is a JS number or a one-element tensor.
+ * @example
+ * toNumber(ad.scalar(2)); // 2
+ */
 export function toNumber(v: unknown): number {
   if (typeof v === "number") return v;
   if (v instanceof ad.Tensor && v.size === 1) return v.item();

@@ -99,7 +99,11 @@ export async function bundle(source: string): Promise<BundleReport> {
   return { code, bytes: Buffer.byteLength(code), gzipBytes: gzipSync(code, { level: 9 }).length, warnings };
 }
 
-/** "90.3 kB" (1 kB = 1000 bytes, as bundlers print it). */
+/**
+ * A size as bundlers print it (1 kB = 1000 bytes).
+ * @example
+ * kB(90_300); // "90.3 kB"
+ */
 export function kB(bytes: number): string {
   return `${(bytes / 1000).toFixed(1)} kB`;
 }

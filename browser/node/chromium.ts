@@ -12,7 +12,11 @@ import { type BrowserContext, chromium } from "playwright-core";
 /** Where the browser tests look for Chromium (Debian's package; `.ci/run` installs it). */
 export const CHROMIUM = process.env.ADJOINT_CHROMIUM ?? "/usr/bin/chromium";
 
-/** Why the browser tests cannot run here (printed when they are skipped), or null. */
+/**
+ * Why the browser tests cannot run here (printed when they are skipped), or null.
+ * @example
+ * describe("in Chromium", { skip: chromiumMissing() ?? false }, () => {});
+ */
 export function chromiumMissing(): string | null {
   return existsSync(CHROMIUM)
     ? null

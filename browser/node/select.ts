@@ -60,7 +60,12 @@ export function importsOf(source: string, filename = "module.ts"): string[] {
   return [...new Set(out)];
 }
 
-/** Is `spec` a Node built-in module (`fs`, `node:fs`, `fs/promises`, ...)? */
+/**
+ * Is `spec` a Node built-in module (`fs`, `node:fs`, `fs/promises`, ...)?
+ * @example
+ * isNodeBuiltin("worker_threads"); // true
+ * isNodeBuiltin("./fs.js"); // false
+ */
 export function isNodeBuiltin(spec: string): boolean {
   return BUILTINS.has(spec) || spec.startsWith("node:");
 }
@@ -100,7 +105,12 @@ function problem(file: string, root: string, seen: Set<string>): string | null {
   return null;
 }
 
-/** The test files of `testDir`, split into those that run in a browser and the others. */
+/**
+ * The test files of `testDir`, split into those that run in a browser and the others (each
+ * with the reason).
+ * @example
+ * const { included, excluded } = selectTestFiles("test");
+ */
 export function selectTestFiles(testDir: string): {
   included: string[];
   excluded: { file: string; reason: string }[];

@@ -6,7 +6,11 @@
  * case. Only what the tests use and its obvious siblings are here.
  */
 
-/** Thrown by every failed assertion, like Node's `assert.AssertionError`. */
+/**
+ * Thrown by every failed assertion, like Node's `assert.AssertionError`.
+ * @example
+ * try { assert.equal(1, 2); } catch (e) { e instanceof AssertionError; } // true
+ */
 export class AssertionError extends Error {
   readonly actual: unknown;
   readonly expected: unknown;
@@ -27,7 +31,11 @@ export class AssertionError extends Error {
 // Rendering values for messages
 // ---------------------------------------------------------------------------------------------
 
-/** A short readable rendering of a value (messages only; nothing compares these strings). */
+/**
+ * A short readable rendering of a value (messages only; nothing compares these strings).
+ * @example
+ * inspect({ a: [1, -0] }); // "{a: [1, -0]}"
+ */
 export function inspect(v: unknown, depth = 0): string {
   if (typeof v === "string") return JSON.stringify(v);
   if (typeof v === "number") return Object.is(v, -0) ? "-0" : String(v);
@@ -116,6 +124,9 @@ function seen(memo: Memo, a: object, b: object): boolean {
  * type tag, the same own enumerable keys with deep-equal values, typed arrays the same bytes,
  * Maps and Sets the same entries in any order, and Errors, Dates, RegExps and boxed primitives
  * the same underlying value.
+ * @example
+ * isDeepStrictEqual([0], [-0]); // false
+ * isDeepStrictEqual(new Set([1, 2]), new Set([2, 1])); // true
  */
 export function isDeepStrictEqual(a: unknown, b: unknown, memo: Memo = new Map()): boolean {
   if (Object.is(a, b)) return true;
@@ -205,30 +216,65 @@ function fail(operator: string, actual: unknown, expected: unknown, message: Mes
   throw new AssertionError({ message, actual, expected, operator });
 }
 
+/**
+ * Pass if `value` is truthy.
+ * @example
+ * assert.ok(1 < 2, "order");
+ */
 function ok(value: unknown, message?: Message): asserts value {
   if (!value) fail("==", value, true, message);
 }
 
+/**
+ * Pass if `Object.is(actual, expected)` (so NaN equals NaN, and 0 differs from -0).
+ * @example
+ * assert.equal(0.1 + 0.2 > 0.3, true);
+ */
 function equal<T>(actual: unknown, expected: T, message?: Message): asserts actual is T {
   if (!Object.is(actual, expected)) fail("strictEqual", actual, expected, message);
 }
 
+/**
+ * Pass unless `Object.is(actual, expected)`.
+ * @example
+ * assert.notEqual(0, -0);
+ */
 function notEqual(actual: unknown, expected: unknown, message?: Message): void {
   if (Object.is(actual, expected)) fail("notStrictEqual", actual, expected, message);
 }
 
+/**
+ * Pass if the values are deep-strict-equal (see `isDeepStrictEqual`).
+ * @example
+ * assert.deepEqual({ a: [1, 2] }, { a: [1, 2] });
+ */
 function deepEqual<T>(actual: unknown, expected: T, message?: Message): asserts actual is T {
   if (!isDeepStrictEqual(actual, expected)) fail("deepStrictEqual", actual, expected, message);
 }
 
+/**
+ * Pass unless the values are deep-strict-equal.
+ * @example
+ * assert.notDeepEqual([1], ["1"]);
+ */
 function notDeepEqual(actual: unknown, expected: unknown, message?: Message): void {
   if (isDeepStrictEqual(actual, expected)) fail("notDeepStrictEqual", actual, expected, message);
 }
 
+/**
+ * Pass if `actual` is a string that `re` matches.
+ * @example
+ * assert.match("shape [2, 3]", /\[2, 3\]/);
+ */
 function match(actual: string, re: RegExp, message?: Message): void {
   if (typeof actual !== "string" || !re.test(actual)) fail("match", actual, re, message);
 }
 
+/**
+ * Pass if `actual` is a string that `re` does not match.
+ * @example
+ * assert.doesNotMatch("ok", /error/);
+ */
 function doesNotMatch(actual: string, re: RegExp, message?: Message): void {
   if (typeof actual !== "string" || re.test(actual)) fail("doesNotMatch", actual, re, message);
 }
@@ -297,6 +343,12 @@ function splitArgs(a?: ErrorCheck | string, b?: Message): [ErrorCheck | undefine
   return typeof a === "string" ? [undefined, a] : [a, b];
 }
 
+/**
+ * Pass if `fn` throws, and the error satisfies `expected` (a class, a RegExp, a validation
+ * function returning true, or an object of expected properties).
+ * @example
+ * assert.throws(() => JSON.parse("{"), SyntaxError);
+ */
 function throws(fn: () => unknown, expected?: ErrorCheck | string, message?: Message): void {
   const [check, msg] = splitArgs(expected, message);
   let threw = false;
@@ -311,6 +363,11 @@ function throws(fn: () => unknown, expected?: ErrorCheck | string, message?: Mes
   checkError(err, check, "throws", msg);
 }
 
+/**
+ * Pass if `fn` returns without throwing.
+ * @example
+ * assert.doesNotThrow(() => JSON.parse("{}"));
+ */
 function doesNotThrow(fn: () => unknown, message?: Message | ErrorCheck): void {
   try {
     fn();
@@ -326,6 +383,11 @@ function doesNotThrow(fn: () => unknown, message?: Message | ErrorCheck): void {
   }
 }
 
+/**
+ * Pass if the promise (or the promise `fn` returns) rejects with an error satisfying `expected`.
+ * @example
+ * await assert.rejects(Promise.reject(new TypeError("x")), TypeError);
+ */
 async function rejects(
   p: Promise<unknown> | (() => Promise<unknown>),
   expected?: ErrorCheck | string,
@@ -344,6 +406,11 @@ async function rejects(
   checkError(err, check, "rejects", msg);
 }
 
+/**
+ * Pass if the promise (or the promise `fn` returns) resolves.
+ * @example
+ * await assert.doesNotReject(Promise.resolve(1));
+ */
 async function doesNotReject(
   p: Promise<unknown> | (() => Promise<unknown>),
   message?: Message,
@@ -364,10 +431,20 @@ function checkName(check: ErrorCheck | undefined): string {
   return isErrorClass(check) ? ` (${check.name})` : "";
 }
 
+/**
+ * Fail unconditionally.
+ * @example
+ * if (unreachable) assert.fail("should not get here");
+ */
 function failNow(message?: Message): never {
   fail("fail", undefined, undefined, message ?? "Failed");
 }
 
+/**
+ * Throw `value` if it is neither null nor undefined.
+ * @example
+ * assert.ifError(null);
+ */
 function ifError(value: unknown): void {
   if (value === null || value === undefined) return;
   if (value instanceof Error) throw value;
