@@ -291,7 +291,7 @@ describe("the import scan used to pick browser test files", () => {
       'export type { X } from "type-export";',
       'const m = await import("node:path");',
       "const n = await import(name);",
-      'const s = "import y from \'in-a-string\'";',
+      "const s = \"import y from 'in-a-string'\";",
     ].join("\n");
     nodeAssert.deepEqual(importsOf(src), ["a", "node:fs", "./side.js", "mixed", "../x.js", "w", "node:path"]);
   });
