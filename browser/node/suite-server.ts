@@ -8,6 +8,8 @@
  * own stack frames). The production bundle is exercised by the playground's end-to-end test.
  */
 
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createServer, type Plugin } from "vite";
 import { ROOT } from "./root.js";
@@ -50,6 +52,7 @@ export interface SuiteServer {
  */
 export async function serveSuite(): Promise<SuiteServer> {
   const { included, excluded } = selectTestFiles(join(ROOT, "test"));
+  const cacheDir = mkdtempSync(join(tmpdir(), "adjoint-vite-"));
   const server = await createServer({
     configFile: false,
     root: ROOT,
@@ -82,7 +85,8 @@ export async function serveSuite(): Promise<SuiteServer> {
       },
     },
     optimizeDeps: { noDiscovery: true, include: ["fast-check"] },
-    cacheDir: join(ROOT, "node_modules/.vite-adjoint-suite"),
+    // A cache of its own per run: two runs at once (two checkouts' npm test) must not share one.
+    cacheDir,
   });
   await server.listen();
   const origin = server.resolvedUrls?.local[0]?.replace(/\/$/, "");
@@ -91,6 +95,9 @@ export async function serveSuite(): Promise<SuiteServer> {
     url: `${origin}/browser/suite/index.html`,
     included,
     excluded,
-    close: () => server.close(),
+    close: async () => {
+      await server.close();
+      rmSync(cacheDir, { recursive: true, force: true });
+    },
   };
 }
