@@ -241,10 +241,10 @@ export function trainLM(opts: TrainLMOptions = {}): TrainLMResult {
     },
     kModel!,
   );
-  const optimizer = new ad.optim.AdamW(model.parameters(), { lr: opts.lr ?? 3e-3, weightDecay: 0.01 });
+  const optimizer = new ad.optim.AdamW(model.parameters(), { lr: opts.lr ?? 1e-2, weightDecay: 0.01 });
   const scheduler = new ad.optim.LRScheduler(
     optimizer,
-    ad.optim.warmupCosineSchedule(opts.lr ?? 3e-3, Math.round(steps / 10), steps),
+    ad.optim.warmupCosineSchedule(opts.lr ?? 1e-2, Math.round(steps / 10), steps),
   );
   // All window starts at once: uniform integers in [0, len − context − 1].
   const starts = ad

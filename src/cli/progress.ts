@@ -45,21 +45,23 @@ export function formatDuration(seconds: number): string {
 
 /**
  * The fields of a progress line (without the bar): `epoch 2/5  step 340/800  loss 0.2311 …`.
+ * `compact` drops the epoch and uses single spaces, for narrow terminals.
  * @example
  * statsText({ epoch: 1, epochs: 5, step: 3, totalSteps: 800, loss: 2.1, accuracy: 0.25, stepsPerSecond: 30 });
  */
-export function statsText(s: StepStats): string {
+export function statsText(s: StepStats, compact = false): string {
   const width = String(s.totalSteps).length;
   const eta = s.stepsPerSecond > 0 ? formatDuration((s.totalSteps - s.step) / s.stepsPerSecond) : "?";
-  return [
-    `epoch ${s.epoch}/${s.epochs}`,
+  // Padded fields, so that a redrawn line does not jitter (the eta, last, may).
+  const fields = [
     `step ${String(s.step).padStart(width)}/${s.totalSteps}`,
     `loss ${s.loss.toFixed(4)}`,
     `acc ${(100 * s.accuracy).toFixed(1).padStart(5)}%`,
-    `${s.stepsPerSecond.toFixed(1)} steps/s`,
+    `${s.stepsPerSecond.toFixed(1).padStart(4)} steps/s`,
     `eta ${eta}`,
     ...(s.note === undefined ? [] : [s.note]),
-  ].join("  ");
+  ];
+  return compact ? fields.join(" ") : [`epoch ${s.epoch}/${s.epochs}`, ...fields].join("  ");
 }
 
 /**
@@ -86,6 +88,7 @@ export type ProgressStyle = "bar" | "lines" | "none";
 export class Progress {
   private lastDraw = Number.NEGATIVE_INFINITY;
   private drawn = false;
+  private longest = 0;
   private readonly every: number;
 
   constructor(
@@ -100,8 +103,8 @@ export class Progress {
     this.every = Math.max(1, Math.round(totalSteps / 20));
   }
 
-  /** Report a finished step. */
-  step(s: StepStats): void {
+  /** Report a finished step; `force` redraws the bar now (e.g. at the end of an epoch). */
+  step(s: StepStats, force = false): void {
     if (this.style === "none") return;
     if (this.style === "lines") {
       if (s.step === 1 || s.step % this.every === 0 || s.step === s.totalSteps)
@@ -109,12 +112,20 @@ export class Progress {
       return;
     }
     const t = this.now() / 1000;
-    if (t - this.lastDraw < this.interval && s.step !== s.totalSteps) return;
+    if (t - this.lastDraw < this.interval && s.step !== s.totalSteps && !force) return;
     this.lastDraw = t;
-    const text = statsText(s);
-    // "[" + cells + "] " + text must fit in columns − 1 (a full last column wraps on some terminals).
-    const cells = Math.min(30, this.sink.columns - 4 - text.length);
-    const line = cells >= 5 ? `${bar(s.step / s.totalSteps, cells)} ${text}` : text;
+    // "[" + cells + "] " + text must fit in columns − 1 (a full last column wraps on some
+    // terminals); on a narrow terminal the bar goes first, then the spacing and the epoch.
+    const full = statsText(s);
+    // The bar's width follows the longest text so far, so it does not jump between redraws.
+    this.longest = Math.max(this.longest, full.length);
+    const cells = Math.min(30, this.sink.columns - 4 - this.longest);
+    const line =
+      cells >= 5
+        ? `${bar(s.step / s.totalSteps, cells)} ${full}`
+        : full.length < this.sink.columns
+          ? full
+          : statsText(s, true);
     // Carriage return, the line, then erase whatever a longer previous line left.
     this.sink.write(`\r${line.slice(0, Math.max(1, this.sink.columns - 1))}\x1b[K`);
     this.drawn = true;

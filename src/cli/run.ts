@@ -2,8 +2,10 @@
  * @file The `adjoint` command line as a function from arguments to output: commands, flags,
  * `--at` values, help texts and the one-line error messages. Every mistake in the input is found
  * here, before `commands.ts` (which loads the differentiation library and does the work) is
- * imported, so errors and help come back quickly. `main.ts` is the executable that calls
- * `runCli` and writes its result; nothing here touches Node's APIs.
+ * imported, so errors and help come back quickly. `train` checks its flags in `train-args.ts`
+ * and then loads `train.ts`, which writes progress and files through `TrainIO` (`node-io.ts`).
+ * `main.ts` is the executable that calls `runCli` and writes its result; nothing here touches
+ * Node's APIs.
  */
 
 import type { CommandName, Request, ValueSpec } from "./commands.js";

@@ -127,6 +127,13 @@ function round6(x: number): number | string {
   return Number.isFinite(x) ? Number(x.toPrecision(6)) : String(x);
 }
 
+/** A loss scale for the progress line: 2^16, 1000, 4.8e5. */
+function compactNumber(x: number): string {
+  const k = Math.log2(x);
+  if (Number.isInteger(k) && k >= 10) return `2^${k}`;
+  return Number.isInteger(x) && x < 1e6 ? String(x) : x.toPrecision(2).replace("e+", "e");
+}
+
 function progressStyle(req: TrainRequest, io: TrainIO): ProgressStyle {
   if (req.progress === "auto") return io.isTTY ? "bar" : "lines";
   return req.progress;
@@ -216,19 +223,22 @@ export async function runTrain(req: TrainRequest, io: TrainIO): Promise<CliResul
         diverged = losses.length;
         break;
       }
-      progress.step({
-        epoch,
-        epochs: req.epochs,
-        step: losses.length,
-        totalSteps,
-        loss: lossSum / seen,
-        accuracy: correct / seen,
-        stepsPerSecond: losses.length / (trainMs / 1000),
-        note:
-          scaler === null
-            ? undefined
-            : `scale ${scaler.getScale()}${skipped > 0 ? ` (${skipped} skipped)` : ""}`,
-      });
+      progress.step(
+        {
+          epoch,
+          epochs: req.epochs,
+          step: losses.length,
+          totalSteps,
+          loss: lossSum / seen,
+          accuracy: correct / seen,
+          stepsPerSecond: losses.length / (trainMs / 1000),
+          note:
+            scaler === null
+              ? undefined
+              : `scale ${compactNumber(scaler.getScale())}${skipped > 0 ? ` (${skipped} skipped)` : ""}`,
+        },
+        b + req.batchSize >= req.trainSize, // the epoch's last step: always drawn
+      );
       if (io.isTTY) await io.tick();
     }
     const t = evaluate(model, test);
