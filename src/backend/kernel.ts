@@ -1,12 +1,24 @@
 /**
- * @file The small expression IR of fused elementwise kernels: what `jit`'s fusion pass hands a
- * backend instead of a chain of separate kernels. Leaves are kernel inputs (already broadcast to
- * the output shape, or scalars) and constants; nodes are the unary/binary kernels, select and
- * casts. Every node carries its dtype so a backend rounds exactly as the unfused chain would.
+ * @file The IR of fused elementwise kernels and its compiler to JavaScript. `jit`'s fusion pass
+ * hands a backend either a `FusedExpr` (a tree: a chain of elementwise operations with one
+ * result) or a `FusedProgram` (a DAG in SSA form with several results: a whole straight-line
+ * scalar program, forward and backward). Leaves are kernel inputs (already broadcast to the
+ * output size, or scalars) and constants; nodes are the unary/binary kernels, select and casts.
+ * Every node carries its dtype, so a kernel rounds exactly as the unfused chain would (float32
+ * results through Math.fround at every node): fused and unfused results are bit-identical.
+ *
+ * `scalarKernel`/`arrayKernel` turn a program into a JS function generated from this IR — never from user
+ * text: operation names map to fixed templates and constants are printed numbers — cached by the
+ * generated source. Long programs are split into chunks of a few hundred operations (values that
+ * cross a chunk boundary go through a small register array), because V8 optimizes small
+ * functions and refuses to optimize huge ones. Where code generation is unavailable (a
+ * Content-Security-Policy without 'unsafe-eval'), an interpreter over the same IR runs instead.
  */
 
-import type { DType } from "../dtype.js";
+import type { AnyTypedArray, DType } from "../dtype.js";
 import type { BinaryKernel, UnaryKernel } from "./backend.js";
+import { erf } from "./erf.js";
+import { roundBfloat16, roundFloat16 } from "./half.js";
 
 export type FusedExpr =
   | { readonly kind: "input"; readonly index: number; readonly dtype: DType }
@@ -28,36 +40,697 @@ export type FusedExpr =
     }
   | { readonly kind: "cast"; readonly arg: FusedExpr; readonly dtype: DType };
 
-/** A compact one-line rendering (for printed programs). */
-export function showExpr(e: FusedExpr): string {
+/**
+ * One operation of a `FusedProgram`. Operands are value ids: ids `0 … inputs.length - 1` are
+ * the program's inputs, id `inputs.length + k` is the result of node `k`.
+ */
+export type FusedNode =
+  | { readonly kind: "const"; readonly value: number; readonly dtype: DType }
+  | { readonly kind: "unary"; readonly op: UnaryKernel; readonly arg: number; readonly dtype: DType }
+  | {
+      readonly kind: "binary";
+      readonly op: BinaryKernel;
+      readonly a: number;
+      readonly b: number;
+      readonly dtype: DType;
+    }
+  | {
+      readonly kind: "select";
+      readonly c: number;
+      readonly a: number;
+      readonly b: number;
+      readonly dtype: DType;
+    }
+  | { readonly kind: "cast"; readonly arg: number; readonly dtype: DType };
+
+/** A fused elementwise DAG in SSA form: nodes in evaluation order, several results. */
+export interface FusedProgram {
+  /** The dtype of each input. */
+  readonly inputs: readonly DType[];
+  readonly nodes: readonly FusedNode[];
+  /** The value ids the kernel writes out, in order. */
+  readonly outputs: readonly number[];
+}
+
+/** The operands of an expression node (none for leaves). */
+function children(e: FusedExpr): readonly FusedExpr[] {
   switch (e.kind) {
     case "input":
-      return `#${e.index}`;
     case "const":
-      return String(e.value);
+      return [];
     case "unary":
-      return `${e.op}(${showExpr(e.arg)})`;
-    case "binary":
-      return `${e.op}(${showExpr(e.a)},${showExpr(e.b)})`;
-    case "select":
-      return `select(${showExpr(e.c)},${showExpr(e.a)},${showExpr(e.b)})`;
     case "cast":
-      return `${e.dtype}(${showExpr(e.arg)})`;
+      return [e.arg];
+    case "binary":
+      return [e.a, e.b];
+    case "select":
+      return [e.c, e.a, e.b];
   }
+}
+
+/** Visit the nodes of an expression in post-order without recursion (chains may be thousands deep). */
+function postOrder(root: FusedExpr, visit: (e: FusedExpr) => void): void {
+  const stack: [FusedExpr, number][] = [[root, 0]];
+  while (stack.length > 0) {
+    const top = stack[stack.length - 1]!;
+    const kids = children(top[0]);
+    if (top[1] < kids.length) stack.push([kids[top[1]++]!, 0]);
+    else {
+      stack.pop();
+      visit(top[0]);
+    }
+  }
+}
+
+/** Longest rendering `showExpr` and `showProgram` produce before eliding the middle. */
+const SHOW_LIMIT = 400;
+
+/** A compact one-line rendering (for printed programs). */
+export function showExpr(e: FusedExpr): string {
+  const text: string[] = [];
+  postOrder(e, (n) => {
+    switch (n.kind) {
+      case "input":
+        text.push(`#${n.index}`);
+        return;
+      case "const":
+        text.push(String(n.value));
+        return;
+      case "unary": {
+        const a = text.pop()!;
+        text.push(`${n.op}(${a})`);
+        return;
+      }
+      case "cast": {
+        const a = text.pop()!;
+        text.push(`${n.dtype}(${a})`);
+        return;
+      }
+      case "binary": {
+        const b = text.pop()!;
+        const a = text.pop()!;
+        text.push(`${n.op}(${a},${b})`);
+        return;
+      }
+      case "select": {
+        const b = text.pop()!;
+        const a = text.pop()!;
+        const c = text.pop()!;
+        text.push(`select(${c},${a},${b})`);
+        return;
+      }
+    }
+  });
+  return elide(text[0]!);
+}
+
+function elide(s: string): string {
+  return s.length <= SHOW_LIMIT ? s : `${s.slice(0, SHOW_LIMIT / 2)} … ${s.slice(-SHOW_LIMIT / 2)}`;
 }
 
 /** Number of operation nodes (not leaves). */
 export function exprSize(e: FusedExpr): number {
-  switch (e.kind) {
-    case "input":
+  let n = 0;
+  postOrder(e, (x) => {
+    if (x.kind !== "input" && x.kind !== "const") n++;
+  });
+  return n;
+}
+
+/** Number of operation nodes of a program (constants are not operations). */
+export function programSize(p: FusedProgram): number {
+  let n = 0;
+  for (const x of p.nodes) if (x.kind !== "const") n++;
+  return n;
+}
+
+/** A one-line summary of a program: its size, and each result as an expression (elided when long). */
+export function showProgram(p: FusedProgram): string {
+  const base = p.inputs.length;
+  const seen = new Map<number, string>();
+  const show = (id: number): string => {
+    if (id < base) return `#${id}`;
+    return seen.get(id) ?? "…";
+  };
+  // Render each node once, in order; a long program keeps only short renderings.
+  p.nodes.forEach((n, k) => {
+    let s: string;
+    switch (n.kind) {
+      case "const":
+        s = String(n.value);
+        break;
+      case "unary":
+        s = `${n.op}(${show(n.arg)})`;
+        break;
+      case "cast":
+        s = `${n.dtype}(${show(n.arg)})`;
+        break;
+      case "binary":
+        s = `${n.op}(${show(n.a)},${show(n.b)})`;
+        break;
+      case "select":
+        s = `select(${show(n.c)},${show(n.a)},${show(n.b)})`;
+        break;
+    }
+    seen.set(base + k, s.length > SHOW_LIMIT ? "…" : s);
+  });
+  return `${programSize(p)} ops, ${p.outputs.length} out: ${p.outputs.map(show).join(", ")}`;
+}
+
+const programOfExpr = new WeakMap<FusedExpr, FusedProgram>();
+
+/**
+ * The program of an expression tree (one result). Inputs keep their indices; the input dtypes
+ * are read off the leaves (an input no leaf mentions is float64, and unread).
+ */
+export function exprToProgram(e: FusedExpr): FusedProgram {
+  const hit = programOfExpr.get(e);
+  if (hit !== undefined) return hit;
+  let nIn = 0;
+  postOrder(e, (x) => {
+    if (x.kind === "input") nIn = Math.max(nIn, x.index + 1);
+  });
+  const inputs: DType[] = new Array(nIn).fill("float64");
+  const nodes: FusedNode[] = [];
+  const ids: number[] = [];
+  postOrder(e, (x) => {
+    switch (x.kind) {
+      case "input":
+        inputs[x.index] = x.dtype;
+        ids.push(x.index);
+        return;
+      case "const":
+        nodes.push({ kind: "const", value: x.value, dtype: x.dtype });
+        break;
+      case "unary":
+        nodes.push({ kind: "unary", op: x.op, arg: ids.pop()!, dtype: x.dtype });
+        break;
+      case "cast":
+        nodes.push({ kind: "cast", arg: ids.pop()!, dtype: x.dtype });
+        break;
+      case "binary": {
+        const b = ids.pop()!;
+        const a = ids.pop()!;
+        nodes.push({ kind: "binary", op: x.op, a, b, dtype: x.dtype });
+        break;
+      }
+      case "select": {
+        const b = ids.pop()!;
+        const a = ids.pop()!;
+        const c = ids.pop()!;
+        nodes.push({ kind: "select", c, a, b, dtype: x.dtype });
+        break;
+      }
+    }
+    ids.push(nIn + nodes.length - 1);
+  });
+  const p: FusedProgram = { inputs, nodes, outputs: [ids.pop()!] };
+  programOfExpr.set(e, p);
+  return p;
+}
+
+// ---- the JS templates --------------------------------------------------------------------
+
+/** Helpers the generated code calls (passed in, so the code names no globals but `Math`). */
+function logistic(x: number): number {
+  // Two branches so that exp never overflows: sigmoid is finite for every |x|.
+  if (x >= 0) return 1 / (1 + Math.exp(-x));
+  const e = Math.exp(x);
+  return e / (1 + e);
+}
+
+function roundHalfEven(x: number): number {
+  const r = Math.round(x);
+  return Math.abs(x % 1) === 0.5 ? 2 * Math.round(x / 2) : r;
+}
+
+/** The scalar semantics of every unary kernel (the reference backend's kernels use these). */
+export const UNARY_FN: Readonly<Record<UnaryKernel, (x: number) => number>> = {
+  neg: (x) => -x,
+  exp: Math.exp,
+  log: Math.log,
+  log1p: Math.log1p,
+  expm1: Math.expm1,
+  sqrt: Math.sqrt,
+  sin: Math.sin,
+  cos: Math.cos,
+  tan: Math.tan,
+  asin: Math.asin,
+  acos: Math.acos,
+  atan: Math.atan,
+  sinh: Math.sinh,
+  cosh: Math.cosh,
+  tanh: Math.tanh,
+  logistic,
+  abs: Math.abs,
+  sign: (x) => (x > 0 ? 1 : x < 0 ? -1 : x),
+  floor: Math.floor,
+  ceil: Math.ceil,
+  round: roundHalfEven,
+  erf,
+  not: (x) => (x ? 0 : 1),
+};
+
+/** The scalar semantics of every binary kernel (int32 `mul` is `Math.imul`, see `binaryFn`). */
+export const BINARY_FN: Readonly<Record<BinaryKernel, (a: number, b: number) => number>> = {
+  add: (a, b) => a + b,
+  sub: (a, b) => a - b,
+  mul: (a, b) => a * b,
+  div: (a, b) => a / b,
+  pow: Math.pow,
+  max: (a, b) => (a > b || Number.isNaN(a) ? a : b),
+  min: (a, b) => (a < b || Number.isNaN(a) ? a : b),
+  atan2: Math.atan2,
+  eq: (a, b) => (a === b ? 1 : 0),
+  ne: (a, b) => (a !== b ? 1 : 0),
+  lt: (a, b) => (a < b ? 1 : 0),
+  le: (a, b) => (a <= b ? 1 : 0),
+  gt: (a, b) => (a > b ? 1 : 0),
+  ge: (a, b) => (a >= b ? 1 : 0),
+  and: (a, b) => (a && b ? 1 : 0),
+  or: (a, b) => (a || b ? 1 : 0),
+};
+
+/** A binary kernel's function for operands of `dtype` (int32 products wrap as int32 arithmetic does). */
+export function binaryFn(op: BinaryKernel, dtype: DType): (a: number, b: number) => number {
+  return dtype === "int32" && op === "mul" ? Math.imul : BINARY_FN[op];
+}
+
+/**
+ * `x` rounded to `d` as a kernel result is: stored in its typed array (float16/bfloat16 results
+ * are computed in float32 and then rounded to the 16-bit format, as the eval interpreter does).
+ */
+export function roundResult(d: DType, x: number): number {
+  switch (d) {
+    case "float64":
+      return x;
+    case "float32":
+      return Math.fround(x);
+    case "float16":
+      return roundFloat16(Math.fround(x));
+    case "bfloat16":
+      return roundBfloat16(Math.fround(x));
+    case "int32":
+      return x | 0;
+    case "bool":
+      return x & 255;
+  }
+}
+
+/** `x` converted to `d` as the `cast` kernel does (float to int truncates toward zero). */
+export function castValue(d: DType, x: number): number {
+  switch (d) {
+    case "float64":
+      return x;
+    case "float32":
+      return Math.fround(x);
+    case "float16":
+      return roundFloat16(x);
+    case "bfloat16":
+      return roundBfloat16(x);
+    case "int32":
+      return Math.trunc(x) | 0;
+    case "bool":
+      return x ? 1 : 0;
+  }
+}
+
+const UNARY_JS: Record<UnaryKernel, (x: string) => string> = {
+  neg: (x) => `-${x}`,
+  exp: (x) => `Math.exp(${x})`,
+  log: (x) => `Math.log(${x})`,
+  log1p: (x) => `Math.log1p(${x})`,
+  expm1: (x) => `Math.expm1(${x})`,
+  sqrt: (x) => `Math.sqrt(${x})`,
+  sin: (x) => `Math.sin(${x})`,
+  cos: (x) => `Math.cos(${x})`,
+  tan: (x) => `Math.tan(${x})`,
+  asin: (x) => `Math.asin(${x})`,
+  acos: (x) => `Math.acos(${x})`,
+  atan: (x) => `Math.atan(${x})`,
+  sinh: (x) => `Math.sinh(${x})`,
+  cosh: (x) => `Math.cosh(${x})`,
+  tanh: (x) => `Math.tanh(${x})`,
+  logistic: (x) => `H.logistic(${x})`,
+  abs: (x) => `Math.abs(${x})`,
+  sign: (x) => `(${x} > 0 ? 1 : ${x} < 0 ? -1 : ${x})`,
+  floor: (x) => `Math.floor(${x})`,
+  ceil: (x) => `Math.ceil(${x})`,
+  round: (x) => `H.round(${x})`,
+  erf: (x) => `H.erf(${x})`,
+  not: (x) => `(${x} ? 0 : 1)`,
+};
+
+const BINARY_JS: Record<BinaryKernel, (a: string, b: string) => string> = {
+  add: (a, b) => `${a} + ${b}`,
+  sub: (a, b) => `${a} - ${b}`,
+  mul: (a, b) => `${a} * ${b}`,
+  div: (a, b) => `${a} / ${b}`,
+  pow: (a, b) => `Math.pow(${a}, ${b})`,
+  max: (a, b) => `(${a} > ${b} || ${a} !== ${a} ? ${a} : ${b})`,
+  min: (a, b) => `(${a} < ${b} || ${a} !== ${a} ? ${a} : ${b})`,
+  atan2: (a, b) => `Math.atan2(${a}, ${b})`,
+  eq: (a, b) => `(${a} === ${b} ? 1 : 0)`,
+  ne: (a, b) => `(${a} !== ${b} ? 1 : 0)`,
+  lt: (a, b) => `(${a} < ${b} ? 1 : 0)`,
+  le: (a, b) => `(${a} <= ${b} ? 1 : 0)`,
+  gt: (a, b) => `(${a} > ${b} ? 1 : 0)`,
+  ge: (a, b) => `(${a} >= ${b} ? 1 : 0)`,
+  and: (a, b) => `(${a} && ${b} ? 1 : 0)`,
+  or: (a, b) => `(${a} || ${b} ? 1 : 0)`,
+};
+
+/** Kernels whose results are already 0 or 1 (no rounding to bool needed). */
+const BOOLEAN_OPS = new Set<string>(["eq", "ne", "lt", "le", "gt", "ge", "and", "or", "not"]);
+
+/** JS source of a number, exactly (shortest round-trip form; the specials by name). */
+function numberJs(v: number): string {
+  if (Number.isNaN(v)) return "NaN";
+  if (v === Number.POSITIVE_INFINITY) return "Infinity";
+  if (v === Number.NEGATIVE_INFINITY) return "(-Infinity)";
+  if (Object.is(v, -0)) return "(-0)";
+  return v < 0 ? `(${String(v)})` : String(v);
+}
+
+/** `e` rounded as a result of dtype `d` (see `roundResult`). */
+function roundJs(d: DType, e: string, op: string): string {
+  switch (d) {
+    case "float64":
+      return e;
+    case "float32":
+      return `Math.fround(${e})`;
+    case "float16":
+      return `H.f16(Math.fround(${e}))`;
+    case "bfloat16":
+      return `H.bf16(Math.fround(${e}))`;
+    case "int32":
+      return `(${e}) | 0`;
+    case "bool":
+      return BOOLEAN_OPS.has(op) ? e : `(${e}) & 255`;
+  }
+}
+
+/** `e` converted to `d` (see `castValue`). */
+function castJs(d: DType, e: string): string {
+  switch (d) {
+    case "float64":
+      return e;
+    case "float32":
+      return `Math.fround(${e})`;
+    case "float16":
+      return `H.f16(${e})`;
+    case "bfloat16":
+      return `H.bf16(${e})`;
+    case "int32":
+      return `Math.trunc(${e}) | 0`;
+    case "bool":
+      return `(${e} ? 1 : 0)`;
+  }
+}
+
+/** The JS expression of one node over its operands' variable names. */
+function nodeJs(n: FusedNode, name: (id: number) => string): string {
+  switch (n.kind) {
     case "const":
-      return 0;
+      return numberJs(castValue(n.dtype, n.value));
+    case "unary":
+      return roundJs(n.dtype, UNARY_JS[n.op](name(n.arg)), n.op);
+    case "binary": {
+      const a = name(n.a);
+      const b = name(n.b);
+      const e = n.dtype === "int32" && n.op === "mul" ? `Math.imul(${a}, ${b})` : BINARY_JS[n.op](a, b);
+      return roundJs(n.dtype, e, n.op);
+    }
+    case "select":
+      return `(${name(n.c)} ? ${name(n.a)} : ${name(n.b)})`;
+    case "cast":
+      return castJs(n.dtype, name(n.arg));
+  }
+}
+
+/** The operand ids of a node. */
+function operands(n: FusedNode): readonly number[] {
+  switch (n.kind) {
+    case "const":
+      return [];
     case "unary":
     case "cast":
-      return 1 + exprSize(e.arg);
+      return [n.arg];
     case "binary":
-      return 1 + exprSize(e.a) + exprSize(e.b);
+      return [n.a, n.b];
     case "select":
-      return 1 + exprSize(e.c) + exprSize(e.a) + exprSize(e.b);
+      return [n.c, n.a, n.b];
   }
+}
+
+// ---- compiled kernels ----------------------------------------------------------------------
+
+/**
+ * A kernel over arrays: evaluates the program at every index below `n`. Input k is read at
+ * each index, or once (its element 0) when the kernel was compiled with `scalar[k]`; result j
+ * is written to `outs[j]`.
+ */
+export type ArrayKernel = (
+  inputs: readonly AnyTypedArray[],
+  outs: readonly AnyTypedArray[],
+  n: number,
+) => void;
+
+/** A kernel over one element: reads plain numbers, writes result j to `outs[j]`. */
+export type ScalarKernel = (inputs: readonly number[], outs: Float64Array) => void;
+
+/**
+ * Operations per generated function. V8 optimizes a function only below a bytecode size, and
+ * parses huge ones slowly: a 9000-operation function runs ~7x slower than the same work in
+ * chunks of a few hundred (measured, Node 20).
+ */
+const CHUNK = 200;
+
+type Helpers = Readonly<Record<string, (x: number) => number>>;
+const HELPERS: Helpers = { logistic, round: roundHalfEven, erf, f16: roundFloat16, bf16: roundBfloat16 };
+
+let codegen: boolean | null = null;
+
+/** Whether `new Function` works here (a strict Content-Security-Policy forbids it). */
+function codegenAvailable(): boolean {
+  if (codegen === null) {
+    try {
+      codegen = new Function("return 1")() === 1;
+    } catch {
+      codegen = false;
+    }
+  }
+  return codegen;
+}
+
+/**
+ * @internal Turn code generation off (the interpreter then runs every fused kernel) or back on
+ * (null: detect). Tests use it to check the interpreter against the generated code.
+ */
+export function setFusedCodegen(on: boolean | null): void {
+  codegen = on;
+  scalarKernels = new WeakMap();
+  arrayKernels = new WeakMap();
+}
+
+/**
+ * The program's straight-line body as chunks of at most `CHUNK` operations: `read(k)` is the
+ * expression that reads input k, `write(j, v)` the statement that stores result j (in the last
+ * chunk). Constants are written inline. A value defined in one chunk and read in a later one
+ * goes through `r`, a Float64Array of registers (exact for every dtype: all are doubles).
+ */
+function chunkSources(
+  p: FusedProgram,
+  read: (k: number) => string,
+  write: (j: number, v: string) => string,
+): { chunks: string[]; registers: number } {
+  const base = p.inputs.length;
+  const total = base + p.nodes.length;
+  // The chunk of every node, counting operations only (constants cost nothing).
+  const chunkOf = new Int32Array(p.nodes.length);
+  let ops = 0;
+  p.nodes.forEach((n, k) => {
+    chunkOf[k] = Math.floor(ops / CHUNK);
+    if (n.kind !== "const") ops++;
+  });
+  const nChunks = Math.max(1, Math.ceil(ops / CHUNK));
+  const lastUse = new Int32Array(total).fill(-1);
+  p.nodes.forEach((n, k) => {
+    for (const a of operands(n)) lastUse[a] = Math.max(lastUse[a]!, chunkOf[k]!);
+  });
+  for (const id of p.outputs) lastUse[id] = nChunks - 1; // results are written at the very end
+  const reg = new Int32Array(total).fill(-1);
+  let registers = 0;
+  p.nodes.forEach((n, k) => {
+    const id = base + k;
+    if (n.kind !== "const" && lastUse[id]! > chunkOf[k]!) reg[id] = registers++;
+  });
+  const chunks: string[][] = Array.from({ length: nChunks }, () => []);
+  const local: Set<number>[] = Array.from({ length: nChunks }, () => new Set());
+  const name = (c: number, id: number): string => {
+    if (id >= base) {
+      const n = p.nodes[id - base]!;
+      if (n.kind === "const") return numberJs(castValue(n.dtype, n.value));
+    }
+    if (!local[c]!.has(id)) {
+      local[c]!.add(id);
+      chunks[c]!.push(`const v${id} = ${id < base ? read(id) : `r[${reg[id]}]`};`);
+    }
+    return `v${id}`;
+  };
+  p.nodes.forEach((n, k) => {
+    if (n.kind === "const") return;
+    const c = chunkOf[k]!;
+    const id = base + k;
+    const e = nodeJs(n, (a) => name(c, a));
+    local[c]!.add(id);
+    chunks[c]!.push(`const v${id} = ${e};`);
+    if (reg[id]! >= 0) chunks[c]!.push(`r[${reg[id]}] = v${id};`);
+  });
+  p.outputs.forEach((id, j) => {
+    chunks[nChunks - 1]!.push(write(j, name(nChunks - 1, id)));
+  });
+  return { chunks: chunks.map((l) => l.join("\n")), registers };
+}
+
+/** Build a function from generated source, through a cache keyed by the source itself. */
+const bySource = new Map<string, unknown>();
+const SOURCE_CACHE = 256;
+
+function build<F>(src: string): F {
+  const hit = bySource.get(src);
+  if (hit !== undefined) return hit as F;
+  const f = new Function("H", src)(HELPERS) as F;
+  if (bySource.size >= SOURCE_CACHE) bySource.delete(bySource.keys().next().value!);
+  bySource.set(src, f);
+  return f;
+}
+
+let scalarKernels = new WeakMap<FusedProgram, ScalarKernel>();
+let arrayKernels = new WeakMap<FusedProgram, Map<string, ArrayKernel>>();
+
+/** The compiled one-element kernel of `p` (generated once per program, then cached). */
+export function scalarKernel(p: FusedProgram): ScalarKernel {
+  let k = scalarKernels.get(p);
+  if (k === undefined) {
+    k = codegenAvailable() ? generateScalar(p) : interpreter(p).runScalar;
+    scalarKernels.set(p, k);
+  }
+  return k;
+}
+
+/** The compiled array kernel of `p` for inputs that are one element where `scalar[k]`. */
+export function arrayKernel(p: FusedProgram, scalar: readonly boolean[]): ArrayKernel {
+  let perMask = arrayKernels.get(p);
+  if (perMask === undefined) arrayKernels.set(p, (perMask = new Map()));
+  const mask = scalar.map((x) => (x ? "1" : "0")).join("");
+  let k = perMask.get(mask);
+  if (k === undefined) {
+    k = codegenAvailable() ? generateArray(p, scalar) : interpreter(p).run;
+    perMask.set(mask, k);
+  }
+  return k;
+}
+
+/** One chunk per function, called in order by a driver (direct calls: each site monomorphic). */
+function generateScalar(p: FusedProgram): ScalarKernel {
+  const body = chunkSources(
+    p,
+    (k) => `I[${k}]`,
+    (j, v) => `O[${j}] = ${v};`,
+  );
+  const src = [
+    ...body.chunks.map((c, i) => `function c${i}(I, O, r) {\n${c}\n}`),
+    `const r = new Float64Array(${Math.max(1, body.registers)});`,
+    `return function (I, O) {`,
+    ...body.chunks.map((_, i) => `  c${i}(I, O, r);`),
+    `};`,
+  ].join("\n");
+  return build<ScalarKernel>(src);
+}
+
+/** A loop over indices; one-element inputs are read once, before it. */
+function generateArray(p: FusedProgram, scalar: readonly boolean[]): ArrayKernel {
+  const scalars = p.inputs.map((_, k) => k).filter((k) => scalar[k]);
+  const body = chunkSources(
+    p,
+    (k) => (scalar[k] ? `S${k}` : `I[${k}][i]`),
+    (j, v) => `O[${j}][i] = ${v};`,
+  );
+  const hoist = scalars.map((k) => `  const S${k} = I[${k}][0];`);
+  const extra = scalars.map((k) => `, S${k}`).join("");
+  const src =
+    body.chunks.length === 1
+      ? [
+          `return function (I, O, n) {`,
+          ...hoist,
+          `  for (let i = 0; i < n; i++) {`,
+          body.chunks[0]!,
+          `  }`,
+          `};`,
+        ].join("\n")
+      : [
+          ...body.chunks.map((c, i) => `function c${i}(I, O, r, i${extra}) {\n${c}\n}`),
+          `return function (I, O, n) {`,
+          `  const r = new Float64Array(${Math.max(1, body.registers)});`,
+          ...hoist,
+          `  for (let i = 0; i < n; i++) {`,
+          ...body.chunks.map((_, i) => `    c${i}(I, O, r, i${extra});`),
+          `  }`,
+          `};`,
+        ].join("\n");
+  return build<ArrayKernel>(src);
+}
+
+/** The interpreter: the same semantics as the generated code, one node at a time. */
+function interpreter(p: FusedProgram): { run: ArrayKernel; runScalar: ScalarKernel } {
+  const base = p.inputs.length;
+  const vals = new Float64Array(base + p.nodes.length);
+  const evalNodes = () => {
+    for (let k = 0; k < p.nodes.length; k++) {
+      const n = p.nodes[k]!;
+      let v: number;
+      switch (n.kind) {
+        case "const":
+          v = castValue(n.dtype, n.value);
+          break;
+        case "unary":
+          v = UNARY_FN[n.op](vals[n.arg]!);
+          v = BOOLEAN_OPS.has(n.op) && n.dtype === "bool" ? v : roundResult(n.dtype, v);
+          break;
+        case "binary":
+          v = binaryFn(n.op, n.dtype)(vals[n.a]!, vals[n.b]!);
+          v = BOOLEAN_OPS.has(n.op) && n.dtype === "bool" ? v : roundResult(n.dtype, v);
+          break;
+        case "select":
+          v = vals[n.c]! ? vals[n.a]! : vals[n.b]!;
+          break;
+        case "cast":
+          v = castValue(n.dtype, vals[n.arg]!);
+          break;
+      }
+      vals[base + k] = v;
+    }
+  };
+  return {
+    run(inputs, outs, size) {
+      for (let i = 0; i < size; i++) {
+        for (let k = 0; k < base; k++) {
+          const a = inputs[k]!;
+          vals[k] = a.length === 1 ? a[0]! : a[i]!;
+        }
+        evalNodes();
+        p.outputs.forEach((id, j) => {
+          outs[j]![i] = vals[id]!;
+        });
+      }
+    },
+    runScalar(inputs, outs) {
+      for (let k = 0; k < base; k++) vals[k] = inputs[k]!;
+      evalNodes();
+      p.outputs.forEach((id, j) => {
+        outs[j] = vals[id]!;
+      });
+    },
+  };
 }

@@ -22,9 +22,16 @@ import type {
   TriangularSolveOptions,
   UnaryKernel,
 } from "./backend.js";
-import { erf } from "./erf.js";
 import { roundBfloat16, roundFloat16 } from "./half.js";
-import type { FusedExpr } from "./kernel.js";
+import {
+  arrayKernel,
+  binaryFn,
+  exprToProgram,
+  type FusedExpr,
+  type FusedProgram,
+  scalarKernel,
+  UNARY_FN,
+} from "./kernel.js";
 
 type Arr = AnyTypedArray;
 
@@ -67,64 +74,6 @@ function only(b: DeviceBuffer): number {
   return b instanceof Scalar ? b.v : (b as unknown as Arr)[0]!;
 }
 
-
-function roundHalfEven(x: number): number {
-  const r = Math.round(x);
-  return Math.abs(x % 1) === 0.5 ? 2 * Math.round(x / 2) : r;
-}
-
-function logistic(x: number): number {
-  // Two branches so that exp never overflows: sigmoid is finite for every |x|.
-  if (x >= 0) return 1 / (1 + Math.exp(-x));
-  const e = Math.exp(x);
-  return e / (1 + e);
-}
-
-const UNARY: Record<UnaryKernel, (x: number) => number> = {
-  neg: (x) => -x,
-  exp: Math.exp,
-  log: Math.log,
-  log1p: Math.log1p,
-  expm1: Math.expm1,
-  sqrt: Math.sqrt,
-  sin: Math.sin,
-  cos: Math.cos,
-  tan: Math.tan,
-  asin: Math.asin,
-  acos: Math.acos,
-  atan: Math.atan,
-  sinh: Math.sinh,
-  cosh: Math.cosh,
-  tanh: Math.tanh,
-  logistic,
-  abs: Math.abs,
-  sign: (x) => (x > 0 ? 1 : x < 0 ? -1 : x),
-  floor: Math.floor,
-  ceil: Math.ceil,
-  round: roundHalfEven,
-  erf,
-  not: (x) => (x ? 0 : 1),
-};
-
-const BINARY: Record<BinaryKernel, (a: number, b: number) => number> = {
-  add: (a, b) => a + b,
-  sub: (a, b) => a - b,
-  mul: (a, b) => a * b,
-  div: (a, b) => a / b,
-  pow: Math.pow,
-  max: (a, b) => (a > b || Number.isNaN(a) ? a : b),
-  min: (a, b) => (a < b || Number.isNaN(a) ? a : b),
-  atan2: Math.atan2,
-  eq: (a, b) => (a === b ? 1 : 0),
-  ne: (a, b) => (a !== b ? 1 : 0),
-  lt: (a, b) => (a < b ? 1 : 0),
-  le: (a, b) => (a <= b ? 1 : 0),
-  gt: (a, b) => (a > b ? 1 : 0),
-  ge: (a, b) => (a >= b ? 1 : 0),
-  and: (a, b) => (a && b ? 1 : 0),
-  or: (a, b) => (a || b ? 1 : 0),
-};
-
 /** Strides of `shape` broadcast against `outShape` (0 on broadcast axes), aligned on the right. */
 function bstrides(shape: Shape, outShape: Shape): number[] {
   const s = stridesOf(shape);
@@ -155,71 +104,6 @@ function forEachBroadcast(
       idx[d] = 0;
     }
   }
-}
-
-/** Round a JS double to a dtype exactly as storing it in that dtype's array would. */
-function rounder(d: DType): (x: number) => number {
-  switch (d) {
-    case "float32":
-      return Math.fround;
-    case "float64":
-      return (x) => x;
-    case "int32":
-      return (x) => x | 0;
-    case "bool":
-      return (x) => (x ? 1 : 0);
-    case "float16":
-      return roundFloat16;
-    case "bfloat16":
-      return roundBfloat16;
-  }
-}
-
-/** Compile a fused expression into a per-index closure (leaves read their input or a scalar). */
-function compileExpr(e: FusedExpr, ins: readonly Arr[]): (i: number) => number {
-  switch (e.kind) {
-    case "input": {
-      const a = ins[e.index]!;
-      if (a.length === 1) {
-        const v = a[0]!;
-        return () => v;
-      }
-      return (i) => a[i]!;
-    }
-    case "const": {
-      const v = rounder(e.dtype)(e.value);
-      return () => v;
-    }
-    case "unary": {
-      const g = compileExpr(e.arg, ins);
-      const f = UNARY[e.op];
-      const r = rounder(e.dtype);
-      return (i) => r(f(g(i)));
-    }
-    case "binary": {
-      const ga = compileExpr(e.a, ins);
-      const gb = compileExpr(e.b, ins);
-      const f = e.dtype === "int32" && e.op === "mul" ? intMul : BINARY[e.op];
-      const r = rounder(e.dtype);
-      return (i) => r(f(ga(i), gb(i)));
-    }
-    case "select": {
-      const gc = compileExpr(e.c, ins);
-      const ga = compileExpr(e.a, ins);
-      const gb = compileExpr(e.b, ins);
-      return (i) => (gc(i) ? ga(i) : gb(i));
-    }
-    case "cast": {
-      const g = compileExpr(e.arg, ins);
-      const d = e.dtype;
-      if (d === "int32") return (i) => Math.trunc(g(i)) | 0;
-      return (i) => rounder(d)(g(i));
-    }
-  }
-}
-
-function intMul(a: number, b: number): number {
-  return Math.imul(a, b);
 }
 
 /**
@@ -282,7 +166,7 @@ export class ReferenceBackend implements Backend {
   }
 
   unary(op: UnaryKernel, x: DeviceBuffer, size: number, dtype: DType): DeviceBuffer {
-    if (size === 1) return scalarBuf(storeAs(dtype, UNARY[op](only(x))));
+    if (size === 1) return scalarBuf(storeAs(dtype, UNARY_FN[op](only(x))));
     const xs = arr(x);
     const out = allocArray(dtype, size);
     switch (op) {
@@ -308,7 +192,7 @@ export class ReferenceBackend implements Backend {
         for (let i = 0; i < size; i++) out[i] = Math.sqrt(xs[i]!);
         break;
       default: {
-        const f = UNARY[op];
+        const f = UNARY_FN[op];
         for (let i = 0; i < size; i++) out[i] = f(xs[i]!);
       }
     }
@@ -326,7 +210,7 @@ export class ReferenceBackend implements Backend {
     outDtype: DType,
   ): DeviceBuffer {
     const n = sizeOf(outShape);
-    const f = inDtype === "int32" && op === "mul" ? intMul : BINARY[op];
+    const f = binaryFn(op, inDtype);
     if (n === 1) return scalarBuf(storeAs(outDtype, f(only(a), only(b))));
     const as = arr(a);
     const bs = arr(b);
@@ -776,13 +660,33 @@ export class ReferenceBackend implements Backend {
   }
 
   fused(expr: FusedExpr, inputs: readonly DeviceBuffer[], size: number, dtype: DType): DeviceBuffer {
-    const out = allocArray(dtype, size);
-    const f = compileExpr(
-      expr,
-      inputs.map((b) => arr(b)),
-    );
-    for (let i = 0; i < size; i++) out[i] = f(i);
-    return buf(out);
+    return this.fusedProgram(exprToProgram(expr), inputs, size, [dtype])[0]!;
+  }
+
+  fusedProgram(
+    prog: FusedProgram,
+    inputs: readonly DeviceBuffer[],
+    size: number,
+    outDtypes: readonly DType[],
+  ): DeviceBuffer[] {
+    const m = outDtypes.length;
+    if (size === 1) {
+      // One element: the kernel runs once on plain numbers, and the results stay numbers.
+      const ins: number[] = new Array(inputs.length);
+      for (let k = 0; k < inputs.length; k++) ins[k] = only(inputs[k]!);
+      const outs = new Float64Array(m);
+      scalarKernel(prog)(ins, outs);
+      const res: DeviceBuffer[] = new Array(m);
+      for (let j = 0; j < m; j++) res[j] = scalarBuf(outs[j]!);
+      return res;
+    }
+    const ins = inputs.map(arr);
+    const outs = outDtypes.map((d) => allocArray(d, size));
+    arrayKernel(
+      prog,
+      ins.map((a) => a.length === 1),
+    )(ins, outs, size);
+    return outs.map(buf);
   }
 
   randomUniform(key: DeviceBuffer, shape: Shape, dtype: DType): DeviceBuffer {

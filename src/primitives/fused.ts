@@ -1,11 +1,20 @@
 /**
- * @file `fused`: a chain of elementwise operations run as one kernel. Only `jit`'s fusion pass
- * creates it, for the programs it runs on concrete inputs; transforms always see the unfused
+ * @file `fused` and `fused_program`: elementwise operations run as one kernel. Only `jit`'s
+ * fusion pass creates them, for the programs it runs on concrete inputs; transforms always see the unfused
  * program, so this primitive has no derivative, Taylor or batching rules of its own (they throw).
  */
 
-import { exprSize, type FusedExpr, showExpr } from "../backend/kernel.js";
+import {
+  arrayKernel,
+  exprSize,
+  type FusedExpr,
+  type FusedProgram,
+  scalarKernel,
+  showExpr,
+  showProgram,
+} from "../backend/kernel.js";
 import { type Aval, definePrimitive } from "../core/primitive.js";
+import { allocArray } from "../dtype.js";
 import { TransformError } from "../errors.js";
 import { sizeOf } from "../shape.js";
 
@@ -39,4 +48,57 @@ export const fusedP = definePrimitive<FusedParams>({
   jet: notTransformable,
   batch: notTransformable,
   showParams: (p) => `${exprSize(p.expr)} ops: ${showExpr(p.expr)}`,
+});
+
+export interface FusedProgramParams {
+  prog: FusedProgram;
+  /** The results' avals (all of one size, `size`). */
+  outs: Aval[];
+  size: number;
+}
+
+/**
+ * `fused_program`: an elementwise DAG with several results run as one kernel (jit compiles the
+ * straight-line scalar parts of a program, forward and backward passes together, to one).
+ * Backends without `fusedProgram` run its compiled kernel on host copies of the inputs.
+ */
+export const fusedProgramP = definePrimitive<FusedProgramParams>({
+  name: "fused_program",
+  saves: "none",
+  abstractEval: (_avals, p) => p.outs,
+  impl(b, inputs, avals, p) {
+    const n = p.size;
+    const dtypes = p.outs.map((o) => o.dtype);
+    const ins = inputs.map((x, i) => {
+      const a = avals[i]!;
+      const size = sizeOf(a.shape);
+      return size === n || size === 1 ? x : b.broadcast(x, a.shape, p.outs[0]!.shape, a.dtype);
+    });
+    if (b.fusedProgram !== undefined) return b.fusedProgram(p.prog, ins, n, dtypes);
+    const hosts = ins.map((x, i) => b.toHost(x, avals[i]!.dtype, sizeOf(avals[i]!.shape) === 1 ? 1 : n));
+    if (n === 1) {
+      const outs = new Float64Array(dtypes.length);
+      scalarKernel(p.prog)(
+        hosts.map((h) => h[0]!),
+        outs,
+      );
+      return dtypes.map((d, j) => {
+        if (b.scalar !== undefined) return b.scalar(outs[j]!, d);
+        const a = allocArray(d, 1);
+        a[0] = outs[j]!;
+        return b.fromHost(a);
+      });
+    }
+    const outs = dtypes.map((d) => allocArray(d, n));
+    arrayKernel(
+      p.prog,
+      hosts.map((h) => h.length === 1),
+    )(hosts, outs, n);
+    return outs.map((o) => b.fromHost(o));
+  },
+  jvp: notTransformable,
+  vjp: notTransformable,
+  jet: notTransformable,
+  batch: notTransformable,
+  showParams: (p) => showProgram(p.prog),
 });

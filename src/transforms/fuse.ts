@@ -1,16 +1,27 @@
 /**
- * @file Elementwise fusion for `jit`: every maximal tree of elementwise equations whose inner
- * values have a single use becomes one `fused` equation evaluated in one pass over the output,
- * with no intermediate arrays. Each node keeps its dtype, so the fused kernel rounds exactly as
- * the separate kernels would: fused and unfused results are identical.
+ * @file Elementwise fusion for `jit`, in two passes over the simplified program.
+ *
+ * 1. Scalar programs: every run of elementwise equations on one-element values (a scalar chain,
+ *    a loss, a learning-rate schedule, and their backward passes) becomes ONE `fused_program`
+ *    equation: a DAG with several results, compiled to a straight-line JS function. Equations
+ *    that do not read the run's values may move ahead of it (programs are pure), so a run is
+ *    only cut by an equation that needs one of its values.
+ * 2. Chains: every maximal tree of elementwise equations whose inner values have a single use
+ *    becomes one `fused` equation evaluated in one pass over the output, with no intermediate
+ *    arrays.
+ *
+ * Each node keeps its dtype, so the fused kernels round exactly as the separate kernels would:
+ * fused and unfused results are identical. Only literals made while tracing become constants of
+ * a kernel; captured tensors (which may change in place) stay inputs, read at every call.
  */
 
 import type { BinaryKernel, UnaryKernel } from "../backend/backend.js";
-import type { FusedExpr } from "../backend/kernel.js";
+import type { FusedExpr, FusedNode, FusedProgram } from "../backend/kernel.js";
 import { exprSize } from "../backend/kernel.js";
+import type { Aval } from "../core/primitive.js";
 import { type Atom, type Eqn, Lit, Program, Var } from "../core/program.js";
 import type { DType } from "../dtype.js";
-import { fusedP } from "../primitives/fused.js";
+import { fusedP, fusedProgramP } from "../primitives/fused.js";
 import { sizeOf } from "../shape.js";
 
 const UNARY = new Set<string>([
@@ -76,6 +87,149 @@ function fusable(e: Eqn): boolean {
   );
 }
 
+/** Whether a literal may be baked into a kernel (by default: any concrete one-element literal). */
+export type ConstantLit = (l: Lit) => boolean;
+
+function constantOf(a: Atom, isConstant: ConstantLit): number | null {
+  if (!(a instanceof Lit)) return null;
+  const t = a.value;
+  if (t._trace !== null || t.size !== 1 || !isConstant(a)) return null;
+  return t._hostData()[0]!;
+}
+
+/** Fuse elementwise work (returns a new program; the input is unchanged). */
+export function fuse(program: Program, isConstant: ConstantLit = () => true): Program {
+  return fuseChains(fuseScalars(program, isConstant), isConstant);
+}
+
+// ---- pass 1: scalar programs ---------------------------------------------------------------
+
+/** A fusable equation whose result has one element (its operands then have one too). */
+function scalarFusable(e: Eqn): boolean {
+  return fusable(e) && sizeOf(e.outs[0]!.aval.shape) === 1;
+}
+
+/** The FusedNode of a fusable equation over operand ids, or the id it aliases (moves, stop_gradient). */
+function programNode(e: Eqn, ids: number[]): FusedNode | number {
+  const n = e.prim.name;
+  const dtype: DType = e.outs[0]!.aval.dtype;
+  if (UNARY.has(n)) return { kind: "unary", op: n as UnaryKernel, arg: ids[0]!, dtype };
+  if (BINARY.has(n)) return { kind: "binary", op: n as BinaryKernel, a: ids[0]!, b: ids[1]!, dtype };
+  if (n === "select") return { kind: "select", c: ids[0]!, a: ids[1]!, b: ids[2]!, dtype };
+  if (n === "convert_element_type") return { kind: "cast", arg: ids[0]!, dtype };
+  return ids[0]!;
+}
+
+function fuseScalars(program: Program, isConstant: ConstantLit): Program {
+  const eqns = program.eqns;
+  // Who reads each variable (equation indices), and which are program outputs.
+  const readers = new Map<Var, number[]>();
+  eqns.forEach((e, i) => {
+    for (const a of e.inputs)
+      if (a instanceof Var) {
+        const r = readers.get(a);
+        if (r === undefined) readers.set(a, [i]);
+        else r.push(i);
+      }
+  });
+  const isOutput = new Set<Var>();
+  for (const a of program.outputs) if (a instanceof Var) isOutput.add(a);
+
+  const out: Eqn[] = [];
+  let region: number[] = [];
+  let inRegion = new Set<Var>();
+  const flush = () => {
+    if (region.length === 1) out.push(eqns[region[0]!]!);
+    else if (region.length > 1) out.push(buildProgram(eqns, region, readers, isOutput, isConstant));
+    region = [];
+    inRegion = new Set();
+  };
+  for (let i = 0; i < eqns.length; i++) {
+    const e = eqns[i]!;
+    if (scalarFusable(e)) {
+      region.push(i);
+      inRegion.add(e.outs[0]!);
+      continue;
+    }
+    // An equation that reads the run's values ends it; any other one may go ahead of it.
+    if (region.length > 0 && e.inputs.some((a) => a instanceof Var && inRegion.has(a))) flush();
+    out.push(e);
+  }
+  flush();
+  return out.length === eqns.length && out.every((e, i) => e === eqns[i])
+    ? program
+    : new Program(program.inputs, out, program.outputs);
+}
+
+/** One `fused_program` equation for the equations `region` (indices into `eqns`, in order). */
+function buildProgram(
+  eqns: readonly Eqn[],
+  region: readonly number[],
+  readers: Map<Var, number[]>,
+  isOutput: Set<Var>,
+  isConstant: ConstantLit,
+): Eqn {
+  const members = new Set(region);
+  const inputs: Atom[] = [];
+  const inputDtypes: DType[] = [];
+  const inputId = new Map<Atom, number>();
+  const nodes: FusedNode[] = [];
+  const idOfVar = new Map<Var, number>();
+  const constId = new Map<Atom, number>();
+  const made = new Set<Var>();
+  for (const i of region) made.add(eqns[i]!.outs[0]!);
+  // Inputs come first in a program's numbering, so collect them before numbering any node.
+  for (const i of region)
+    for (const a of eqns[i]!.inputs) {
+      if (a instanceof Var && made.has(a)) continue;
+      if (constantOf(a, isConstant) !== null || inputId.has(a)) continue;
+      inputId.set(a, inputs.length);
+      inputs.push(a);
+      inputDtypes.push(a.aval.dtype);
+    }
+  const base = inputs.length;
+  const idOf = (a: Atom): number => {
+    if (a instanceof Var) {
+      const v = idOfVar.get(a);
+      if (v !== undefined) return v;
+    }
+    const k = inputId.get(a);
+    if (k !== undefined) return k;
+    let c = constId.get(a);
+    if (c === undefined) {
+      nodes.push({ kind: "const", value: constantOf(a, isConstant)!, dtype: a.aval.dtype });
+      c = base + nodes.length - 1;
+      constId.set(a, c);
+    }
+    return c;
+  };
+  for (const i of region) {
+    const e = eqns[i]!;
+    const n = programNode(e, e.inputs.map(idOf));
+    if (typeof n === "number") idOfVar.set(e.outs[0]!, n);
+    else {
+      nodes.push(n);
+      idOfVar.set(e.outs[0]!, base + nodes.length - 1);
+    }
+  }
+  // Results: values read outside the run, or returned by the program.
+  const outs: Var[] = [];
+  for (const i of region) {
+    const v = eqns[i]!.outs[0]!;
+    if (isOutput.has(v) || (readers.get(v) ?? []).some((r) => !members.has(r))) outs.push(v);
+  }
+  const prog: FusedProgram = { inputs: inputDtypes, nodes, outputs: outs.map((v) => idOfVar.get(v)!) };
+  const avals: Aval[] = outs.map((v) => v.aval);
+  return {
+    prim: fusedProgramP as never,
+    params: { prog, outs: avals, size: 1 },
+    inputs,
+    outs,
+  };
+}
+
+// ---- pass 2: chains ------------------------------------------------------------------------
+
 /** The expression node of one fusable equation over its operands' expressions. */
 function node(e: Eqn, args: FusedExpr[]): FusedExpr {
   const n = e.prim.name;
@@ -87,8 +241,7 @@ function node(e: Eqn, args: FusedExpr[]): FusedExpr {
   return args[0]!; // stop_gradient, and moves of a single value, are the identity when running
 }
 
-/** Fuse elementwise chains (returns a new program; the input is unchanged). */
-export function fuse(program: Program): Program {
+function fuseChains(program: Program, isConstant: ConstantLit): Program {
   const producer = new Map<Var, number>();
   const uses = new Map<Var, number>();
   program.eqns.forEach((e, i) => {
@@ -104,30 +257,47 @@ export function fuse(program: Program): Program {
     if (absorbed.has(i) || !fusable(root)) continue;
     const leaves: Atom[] = [];
     const taken: number[] = [];
-    const build = (a: Atom): FusedExpr => {
-      if (a instanceof Lit && a.value.size === 1 && a.value._trace === null)
-        return { kind: "const", value: a.value._hostData()[0]!, dtype: a.value.dtype };
-      if (a instanceof Var) {
-        const p = producer.get(a);
-        if (p !== undefined && uses.get(a) === 1 && !absorbed.has(p) && fusable(program.eqns[p]!)) {
-          absorbed.add(p);
-          taken.push(p);
-          const e = program.eqns[p]!;
-          return node(e, e.inputs.map(build));
-        }
-      }
+    // The tree below `root`, built without recursion (chains may be thousands deep): each
+    // frame is an equation whose operands are expanded first, then combined by `node`.
+    const leaf = (a: Atom): FusedExpr => {
+      const c = constantOf(a, isConstant);
+      if (c !== null) return { kind: "const", value: c, dtype: a.aval.dtype };
       let k = leaves.indexOf(a);
       if (k < 0) k = leaves.push(a) - 1;
       return { kind: "input", index: k, dtype: a.aval.dtype };
     };
-    const expr = node(root, root.inputs.map(build));
-    if (exprSize(expr) < 2) {
+    const absorbable = (a: Atom): number | null => {
+      if (!(a instanceof Var)) return null;
+      const p = producer.get(a);
+      return p !== undefined && uses.get(a) === 1 && !absorbed.has(p) && fusable(program.eqns[p]!) ? p : null;
+    };
+    const frames: { e: Eqn; next: number; args: FusedExpr[] }[] = [{ e: root, next: 0, args: [] }];
+    let expr: FusedExpr | null = null;
+    while (frames.length > 0) {
+      const f = frames[frames.length - 1]!;
+      if (f.next < f.e.inputs.length) {
+        const a = f.e.inputs[f.next++]!;
+        const p = absorbable(a);
+        if (p === null) f.args.push(leaf(a));
+        else {
+          absorbed.add(p);
+          taken.push(p);
+          frames.push({ e: program.eqns[p]!, next: 0, args: [] });
+        }
+        continue;
+      }
+      frames.pop();
+      const x = node(f.e, f.args);
+      if (frames.length === 0) expr = x;
+      else frames[frames.length - 1]!.args.push(x);
+    }
+    if (exprSize(expr!) < 2) {
       for (const p of taken) absorbed.delete(p);
       continue;
     }
     replaced.set(i, {
       prim: fusedP as never,
-      params: { expr, out: root.outs[0]!.aval },
+      params: { expr: expr!, out: root.outs[0]!.aval },
       inputs: leaves,
       outs: root.outs,
     });

@@ -6,11 +6,13 @@
  * evaluates the same program through `bind`, so that transform sees every primitive.
  */
 
-import { getBackend } from "../backend/backend.js";
+import { type DeviceBuffer, getBackend } from "../backend/backend.js";
 import { isAnomalyEnabled } from "../core/anomaly-mode.js";
-
+import type { Aval, Primitive } from "../core/primitive.js";
 import { type Atom, type Program, Var } from "../core/program.js";
 import { Tensor } from "../core/tensor.js";
+import { isHalf } from "../dtype.js";
+import { sizeOf } from "../shape.js";
 import { flatten, showTreeDef, unflatten } from "../tree.js";
 import { checkFunction } from "./args.js";
 import { fuse } from "./fuse.js";
@@ -22,6 +24,8 @@ interface Compiled extends Staged {
   readonly optimized: Program;
   /** The same with elementwise chains fused: what runs on concrete inputs. */
   readonly fused: Program;
+  /** `fused`, prepared for direct execution. */
+  readonly plan: Plan;
   readonly stats: SimplifyStats;
 }
 
@@ -44,35 +48,91 @@ function leafKey(l: unknown): string {
   return `${typeof l}:${String(l)}`;
 }
 
-/** Run an optimized program on concrete tensors by calling kernels directly. */
-function runDirect(p: Program, args: readonly Tensor[]): Tensor[] {
-  const env = new Map<Var, Tensor>();
-  p.inputs.forEach((v, i) => env.set(v, args[i]!));
-  const read = (a: Atom): Tensor => (a instanceof Var ? env.get(a)! : a.value);
+/** One step of a compiled program: where its operands are, where its results go. */
+interface Step {
+  readonly prim: Primitive<unknown>;
+  readonly params: unknown;
+  /** Per operand: an environment slot, or the literal tensor (read at run time: it may be rebound in place). */
+  readonly ins: readonly (number | Tensor)[];
+  readonly outs: readonly number[];
+  readonly outAvals: readonly Aval[];
+  /** Slots whose last reader is this step (released after it, so peak memory stays low). */
+  readonly frees: readonly number[];
+  /** 16-bit float results to round after the kernel (as the eval interpreter does). */
+  readonly roundHalf: boolean;
+}
+
+/** A program prepared for direct execution: variables become slots of a flat environment. */
+interface Plan {
+  readonly slots: number;
+  readonly inputs: readonly number[];
+  readonly steps: readonly Step[];
+  readonly outputs: readonly (number | Tensor)[];
+}
+
+/** Kernels that round their 16-bit float results themselves. */
+const SELF_ROUNDING = new Set(["convert_element_type", "fused", "fused_program"]);
+
+function planOf(p: Program): Plan {
+  const slot = new Map<Var, number>();
+  const slotOf = (v: Var): number => {
+    let k = slot.get(v);
+    if (k === undefined) slot.set(v, (k = slot.size));
+    return k;
+  };
+  const ref = (a: Atom): number | Tensor => (a instanceof Var ? slotOf(a) : a.value);
+  const inputs = p.inputs.map(slotOf);
+  const steps = p.eqns.map((e) => ({
+    prim: e.prim,
+    params: e.params,
+    ins: e.inputs.map(ref),
+    outs: e.outs.map(slotOf),
+    outAvals: e.outs.map((v) => v.aval),
+    frees: [] as number[],
+    roundHalf: !SELF_ROUNDING.has(e.prim.name) && e.outs.some((v) => isHalf(v.aval.dtype)),
+  }));
+  const outputs = p.outputs.map(ref);
+  // Release each slot after its last reader (never the program's outputs).
+  const kept = new Set(outputs.filter((o): o is number => typeof o === "number"));
+  const seen = new Set<number>();
+  for (let i = steps.length - 1; i >= 0; i--)
+    for (const x of steps[i]!.ins)
+      if (typeof x === "number" && !seen.has(x)) {
+        seen.add(x);
+        if (!kept.has(x)) steps[i]!.frees.push(x);
+      }
+  return { slots: slot.size, inputs, steps, outputs };
+}
+
+/** Run a planned program on concrete tensors by calling kernels directly. */
+function runDirect(plan: Plan, args: readonly Tensor[]): Tensor[] {
+  const env: (Tensor | null)[] = new Array(plan.slots).fill(null);
+  for (let i = 0; i < plan.inputs.length; i++) env[plan.inputs[i]!] = args[i]!;
   const backend = args[0]?._backend ?? getBackend();
-  for (const e of p.eqns) {
-    const ins = e.inputs.map(read);
-    if (e.prim.evaluate !== undefined) {
-      const outs = e.prim.evaluate(ins, e.params);
-      e.outs.forEach((v, i) => env.set(v, outs[i]!));
-      continue;
+  for (const st of plan.steps) {
+    const n = st.ins.length;
+    const ins: Tensor[] = new Array(n);
+    for (let k = 0; k < n; k++) {
+      const x = st.ins[k]!;
+      ins[k] = typeof x === "number" ? env[x]! : x;
     }
-    const outAvals = e.outs.map((v) => v.aval);
-    const bufs = e.prim.impl(
-      backend,
-      ins.map((t) => t._buf!),
-      ins,
-      e.params,
-      outAvals,
-    );
-    e.outs.forEach((v, i) => {
-      env.set(
-        v,
-        new Tensor(v.aval.shape as number[], v.aval.dtype, v.aval.weakType, bufs[i]!, backend, null),
-      );
-    });
+    if (st.prim.evaluate !== undefined) {
+      const outs = st.prim.evaluate(ins, st.params);
+      for (let j = 0; j < st.outs.length; j++) env[st.outs[j]!] = outs[j]!;
+    } else {
+      const bufs: DeviceBuffer[] = new Array(n);
+      for (let k = 0; k < n; k++) bufs[k] = ins[k]!._buf!;
+      const res = st.prim.impl(backend, bufs, ins, st.params, st.outAvals);
+      for (let j = 0; j < st.outs.length; j++) {
+        const av = st.outAvals[j]!;
+        let b = res[j]!;
+        if (st.roundHalf && isHalf(av.dtype)) b = backend.cast(b, sizeOf(av.shape), "float32", av.dtype);
+        env[st.outs[j]!] = new Tensor(av.shape as number[], av.dtype, av.weakType, b, backend, null);
+      }
+    }
+    for (const k of st.frees) env[k] = null;
   }
-  return p.outputs.map(read);
+  return plan.outputs.map((o) => (typeof o === "number" ? env[o]! : o));
 }
 
 export interface Jitted<A extends unknown[], R> {
@@ -95,8 +155,7 @@ export function jit<A extends unknown[], R>(f: (...args: A) => R): Jitted<A, R> 
   checkFunction(f, "jit");
   const cache = new Map<string, Compiled>();
   let traces = 0;
-  const compile = (args: A): Compiled => {
-    const [leaves, def] = flatten(args);
+  const compile = (args: A, [leaves, def] = flatten(args)): Compiled => {
     const key = `${showTreeDef(def)}|${leaves.map(leafKey).join(";")}`;
     const hit = cache.get(key);
     if (hit !== undefined) return hit;
@@ -105,13 +164,16 @@ export function jit<A extends unknown[], R>(f: (...args: A) => R): Jitted<A, R> 
     const stats: SimplifyStats = { folded: 0, merged: 0, removed: 0 };
     // Only constants made while tracing are folded: captured tensors may change in place later.
     const optimized = simplify(staged.program, stats, (l) => l.value._id >= staged.firstId);
-    const c: Compiled = { ...staged, optimized, fused: fuse(optimized), stats };
+    // Only literals made while tracing become kernel constants (captured ones may change in place).
+    const fused = fuse(optimized, (l) => l.value._id >= staged.firstId);
+    const c: Compiled = { ...staged, optimized, fused, plan: planOf(fused), stats };
     if (staged.reusable) cache.set(key, c);
     return c;
   };
   const call = (...args: A): R => {
-    const c = compile(args);
-    const [leaves] = flatten(args);
+    const flat = flatten(args);
+    const c = compile(args, flat);
+    const leaves = flat[0];
     const ins: Tensor[] = [];
     leaves.forEach((l, i) => {
       if (c.dynamic[i]) ins.push(toInputTensor(l)!);
@@ -124,7 +186,7 @@ export function jit<A extends unknown[], R>(f: (...args: A) => R): Jitted<A, R> 
       ins.every((t) => t._trace === null && !t._requiresGrad) &&
       !c.captured.some((t) => t._requiresGrad) &&
       !isAnomalyEnabled();
-    const outs = direct ? runDirect(c.fused, ins) : c.optimized.evaluate(ins);
+    const outs = direct ? runDirect(c.plan, ins) : c.optimized.evaluate(ins);
     return unflatten<R>(
       c.outDef,
       outs.map((t, i) => (c.outNumbers[i] && t._trace === null ? t.item() : t)),

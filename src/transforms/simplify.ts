@@ -28,6 +28,15 @@ function byIdentity(_key: string, v: unknown): unknown {
 }
 
 function paramKey(p: unknown): string | null {
+  // Most equations (elementwise arithmetic) have empty params: no serialisation for them.
+  if (typeof p === "object" && p !== null && Object.getPrototypeOf(p) === Object.prototype) {
+    let empty = true;
+    for (const _ in p) {
+      empty = false;
+      break;
+    }
+    if (empty) return "";
+  }
   try {
     return JSON.stringify(p, byIdentity) ?? "";
   } catch {
@@ -56,11 +65,13 @@ export function simplify(
     const inputs = e0.inputs.map(get);
     // Constant folding: every input is a concrete literal (but an expanding operation such as a
     // broadcast stays lazy, so a scalar is not turned into a large constant array).
-    const inSize = inputs.reduce((n, a) => n + sizeOf(a.aval.shape), 0);
-    const outSize = e0.outs.reduce((n, v) => n + sizeOf(v.aval.shape), 0);
     if (
       inputs.every((a) => a instanceof Lit && a.value._trace === null && foldable(a)) &&
-      outSize <= Math.max(inSize, 16)
+      e0.outs.reduce((n, v) => n + sizeOf(v.aval.shape), 0) <=
+        Math.max(
+          inputs.reduce((n, a) => n + sizeOf(a.aval.shape), 0),
+          16,
+        )
     ) {
       const vals = withInterpreter(evalInterpreter, () =>
         bind(

@@ -1,0 +1,207 @@
+/**
+ * @file jit's compiled kernels: whole scalar programs (forward and backward) become one
+ * `fused_program` compiled to JS; chains over arrays become `fused` kernels. Checked bit for bit
+ * against the unfused eager operations for every elementwise kernel and dtype (special values
+ * included), with code generation on and off (the interpreter a strict CSP falls back to), for
+ * chains deep enough to be split into several generated functions.
+ */
+
+import assert from "node:assert/strict";
+import { afterEach, describe, test } from "node:test";
+import * as ad from "adjoint";
+import { setFusedCodegen } from "../dist/backend/kernel.js";
+
+const f64 = (x: number | number[]) => ad.tensor(x, { dtype: "float64" });
+const chain = (steps: number) => (v: ad.Tensor) => {
+  let y = v;
+  for (let i = 0; i < steps; i++) y = ad.add(ad.mul(ad.sin(y), 1.0001), 0.1);
+  return y;
+};
+const names = (p: ad.Program) => p.eqns.map((e) => e.prim.name);
+/** Bitwise equality of two tensors' values (NaN equal to NaN, -0 distinct from 0). */
+function sameBits(a: ad.Tensor, b: ad.Tensor): void {
+  assert.equal(a.dtype, b.dtype);
+  assert.deepEqual(a.shape, b.shape);
+  const x = a.data();
+  const y = b.data();
+  for (let i = 0; i < x.length; i++)
+    assert.ok(Object.is(x[i], y[i]), `element ${i}: ${x[i]} vs ${y[i]} (${a.dtype})`);
+}
+
+afterEach(() => setFusedCodegen(null));
+
+describe("jit: scalar programs compile to one kernel", () => {
+  for (const codegen of [true, false]) {
+    test(`a 600-op chain and its gradient: one fused_program each, bit-identical (codegen ${codegen})`, () => {
+      setFusedCodegen(codegen);
+      const f = chain(200);
+      const x = f64(0.5);
+      const jf = ad.jit(f);
+      const jg = ad.jit(ad.grad(f));
+      assert.deepEqual(names(jf.lower(x)), ["fused_program"]);
+      assert.deepEqual(names(jg.lower(x)), ["fused_program"]);
+      sameBits(jf(x), f(x));
+      sameBits(jg(x), ad.grad(f)(x) as ad.Tensor);
+      // float32 rounds at every node, as the eager kernels do
+      const x32 = ad.scalar(0.5);
+      sameBits(jf(x32), f(x32));
+      sameBits(jg(x32), ad.grad(f)(x32) as ad.Tensor);
+    });
+  }
+
+  test("several results from shared values; programs of thousands of operations print compactly", () => {
+    const g = ad.jit((a: ad.Tensor, b: ad.Tensor) => {
+      const s = ad.sin(ad.mul(a, b));
+      return [ad.add(s, 1), ad.mul(s, s), ad.exp(ad.neg(s))];
+    });
+    const a = f64(0.3);
+    const b = f64(-2.5);
+    const eager = [
+      ad.add(ad.sin(ad.mul(a, b)), 1),
+      ad.square(ad.sin(ad.mul(a, b))),
+      ad.exp(ad.neg(ad.sin(ad.mul(a, b)))),
+    ];
+    g(a, b).forEach((t, i) => {
+      sameBits(t, eager[i]!);
+    });
+    const p = g.lower(a, b);
+    assert.deepEqual(names(p), ["fused_program"]);
+    assert.equal(p.eqns[0]!.outs.length, 3);
+    const big = ad
+      .jit(ad.grad(chain(1000)))
+      .lower(f64(0.5))
+      .toString();
+    assert.ok(big.length < 2000, `printed length ${big.length}`);
+  });
+
+  test("a captured scalar changed in place is read at every call, never baked in", () => {
+    const lr = ad.scalar(0.5, { dtype: "float64" });
+    const step = ad.jit((w: ad.Tensor) => ad.sub(w, ad.mul(lr, ad.sin(w))));
+    const w = f64(1);
+    sameBits(step(w), f64(1 - 0.5 * Math.sin(1)));
+    lr.fill_(0.25);
+    sameBits(step(w), f64(1 - 0.25 * Math.sin(1)));
+  });
+
+  test("an operation that needs a run's value cuts it; independent ones move ahead", () => {
+    const h = ad.jit((x: ad.Tensor, v: ad.Tensor) => {
+      const a = ad.mul(ad.sin(x), 2);
+      const s = ad.sum(ad.mul(v, a)); // reads a: the scalar run ends before it
+      return ad.add(ad.cos(s), ad.mul(a, a));
+    });
+    const x = f64(0.7);
+    const v = f64([1, 2, 3]);
+    const plain = (x: ad.Tensor, v: ad.Tensor) => {
+      const a = ad.mul(ad.sin(x), 2);
+      return ad.add(ad.cos(ad.sum(ad.mul(v, a))), ad.mul(a, a));
+    };
+    sameBits(h(x, v), plain(x, v));
+    const p = h.lower(x, v);
+    p.typecheck();
+    assert.ok(names(p).includes("fused_program"));
+  });
+});
+
+describe("jit: every elementwise kernel, fused, rounds as the unfused one", () => {
+  const special = [0, -0, 1, -1, 0.5, -2.5, 3.75, 1e-8, 123456.789, Number.NaN, Infinity, -Infinity];
+  const ints = [0, 1, -1, 7, -13, 2147483647, -2147483648, 46341];
+  const unary: [string, (x: ad.Tensor) => ad.Tensor, boolean][] = [
+    ["neg", ad.neg, true],
+    ["exp", ad.exp, false],
+    ["log", ad.log, false],
+    ["log1p", ad.log1p, false],
+    ["expm1", ad.expm1, false],
+    ["sqrt", ad.sqrt, false],
+    ["sin", ad.sin, false],
+    ["cos", ad.cos, false],
+    ["tan", ad.tan, false],
+    ["asin", ad.asin, false],
+    ["acos", ad.acos, false],
+    ["atan", ad.atan, false],
+    ["sinh", ad.sinh, false],
+    ["cosh", ad.cosh, false],
+    ["tanh", ad.tanh, false],
+    ["sigmoid", ad.sigmoid, false],
+    ["erf", ad.erf, false],
+    ["abs", ad.abs, true],
+    ["sign", ad.sign, true],
+    ["floor", ad.floor, true],
+    ["ceil", ad.ceil, true],
+    ["round", ad.round, true],
+  ];
+  const binary: [string, (x: ad.Tensor, y: ad.Tensor) => ad.Tensor, boolean][] = [
+    ["add", ad.add, true],
+    ["sub", ad.sub, true],
+    ["mul", ad.mul, true],
+    ["div", ad.div, false],
+    ["pow", ad.pow, false],
+    ["maximum", ad.maximum, true],
+    ["minimum", ad.minimum, true],
+    ["atan2", ad.atan2, false],
+    ["less", ad.less, true],
+    ["equal", ad.equal, true],
+    ["greaterEqual", ad.greaterEqual, true],
+  ];
+  const floatTypes = ["float64", "float32", "float16", "bfloat16"] as const;
+
+  for (const codegen of [true, false]) {
+    test(`unary kernels, arrays and scalars, every float dtype and int32 (codegen ${codegen})`, () => {
+      setFusedCodegen(codegen);
+      for (const [name, op, intOk] of unary)
+        for (const dtype of [...floatTypes, ...(intOk ? (["int32"] as const) : [])]) {
+          const vals = dtype === "int32" ? ints : special;
+          // Two ops per element so the pair fuses: op(x) then a multiply by 1 of the same dtype.
+          const f = (x: ad.Tensor) => ad.mul(op(ad.mul(x, ad.ones([], { dtype }))), ad.ones([], { dtype }));
+          const x = ad.tensor(vals, { dtype });
+          sameBits(ad.jit(f)(x), f(x));
+          for (const v of vals.slice(0, 6)) {
+            const s = ad.scalar(v, { dtype });
+            sameBits(ad.jit(f)(s), f(s));
+          }
+          assert.ok(names(ad.jit(f).lower(x)).includes("fused"), name);
+        }
+    });
+
+    test(`binary kernels and select over pairs of special values (codegen ${codegen})`, () => {
+      setFusedCodegen(codegen);
+      for (const [name, op, intOk] of binary)
+        for (const dtype of [...floatTypes, ...(intOk ? (["int32"] as const) : [])]) {
+          const vals = dtype === "int32" ? ints : special;
+          const xs = vals.flatMap((a) => vals.map(() => a));
+          const ys = vals.flatMap(() => vals);
+          const f = (x: ad.Tensor, y: ad.Tensor) => {
+            const r = op(ad.neg(x), y);
+            return r.dtype === "bool" ? ad.where(r, x, y) : ad.neg(r);
+          };
+          const x = ad.tensor(xs, { dtype });
+          const y = ad.tensor(ys, { dtype });
+          sameBits(ad.jit(f)(x, y), f(x, y));
+          const s = ad.scalar(vals[3]!, { dtype });
+          const t = ad.scalar(vals[5]!, { dtype });
+          sameBits(ad.jit(f)(s, t), f(s, t));
+          assert.ok(names(ad.jit(f).lower(x, y)).includes("fused"), name);
+        }
+    });
+  }
+
+  test("casts between every pair of dtypes inside a fused chain", () => {
+    const types = ["float64", "float32", "float16", "bfloat16", "int32", "bool"] as const;
+    for (const from of types)
+      for (const to of types) {
+        const f = (x: ad.Tensor) => ad.astype(ad.mul(x, ad.ones([], { dtype: from })), to);
+        const vals = from === "bool" ? [true, false, true] : from === "int32" ? ints : special;
+        const x = ad.tensor(vals, { dtype: from });
+        sameBits(ad.jit(f)(x), f(x));
+      }
+  });
+
+  test("a chain over arrays long enough to be split into several generated functions", () => {
+    const f = chain(300); // 900 operations in one fused kernel
+    const x = ad.tensor([0.1, -0.7, 2, 5]);
+    const p = ad.jit(f).lower(x);
+    assert.deepEqual(names(p), ["fused"]);
+    sameBits(ad.jit(f)(x), f(x));
+    setFusedCodegen(false);
+    sameBits(ad.jit(f)(x), f(x));
+  });
+});
