@@ -7,7 +7,7 @@
 
 import type { AnyTypedArray, DType } from "../dtype.js";
 import type { Shape } from "../shape.js";
-import type { FusedExpr } from "./kernel.js";
+import type { FusedExpr, FusedProgram } from "./kernel.js";
 
 /** An opaque handle to device memory holding `size` elements of one dtype. */
 export interface DeviceBuffer {
@@ -201,6 +201,17 @@ export interface Backend {
    * holds `size` elements or one (a scalar); results round per node as the unfused kernels would.
    */
   fused(expr: FusedExpr, inputs: readonly DeviceBuffer[], size: number, dtype: DType): DeviceBuffer;
+  /**
+   * Optional: a fused elementwise DAG with several results (see `FusedProgram`), evaluated at
+   * every index of `size` elements, inputs as for `fused`; result j has dtype `outDtypes[j]`.
+   * Without it, the frontend runs the program's compiled kernel on host copies.
+   */
+  fusedProgram?(
+    prog: FusedProgram,
+    inputs: readonly DeviceBuffer[],
+    size: number,
+    outDtypes: readonly DType[],
+  ): DeviceBuffer[];
   /** Uniform [0, 1) numbers from a threefry key (int32[2] bit pattern). */
   randomUniform(key: DeviceBuffer, shape: Shape, dtype: DType): DeviceBuffer;
   /** `n` new keys (int32[n, 2]) from one key. */
