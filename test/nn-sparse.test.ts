@@ -134,6 +134,34 @@ describe("nn.Embedding({sparse: true})", () => {
     assert.equal(emb.weight.grad, null);
   });
 
+  test("several lookups in one graph keep the gradient sparse; a dense use of the table makes it dense", () => {
+    const emb = new ad.nn.Embedding(6, 2, { sparse: true });
+    const a = emb.forward(i32([1, 2]));
+    const b = emb.forward(i32([2, 4]));
+    ad.sum(ad.mul(a, 2)).add(ad.sum(b)).backward();
+    const g = emb.weight.grad as ad.SparseTensor;
+    assert.ok(g instanceof ad.SparseTensor);
+    assert.deepEqual(g.coalesce().indices.toArray(), [1, 2, 4]);
+    assert.deepEqual(g.toDense().toArray(), [
+      [0, 0],
+      [2, 2],
+      [3, 3],
+      [0, 0],
+      [1, 1],
+      [0, 0],
+    ]);
+    // tied weights: the lookup's sparse part plus the dense matmul's gradient
+    emb.zeroGrad();
+    const h = emb.forward(i32([0]));
+    ad.sum(ad.matmul(h, ad.transpose(emb.weight))).backward();
+    assert.ok(!(emb.weight.grad instanceof ad.SparseTensor));
+    // d/dW_i Σ_k h·W_k = h = W_0 for every row i (dense), plus Σ_k W_k at the looked-up row 0 (sparse)
+    const w = emb.weight.toArray() as number[][];
+    const colSum = [0, 1].map((j) => w.reduce((acc, r) => acc + r[j]!, 0));
+    const want = w.map((_, i) => [0, 1].map((j) => w[0]![j]! + (i === 0 ? colSum[j]! : 0)));
+    assertClose(emb.weight.grad!, want, { rtol: 1e-6, atol: 1e-6 });
+  });
+
   test("autograd.grad returns the sparse gradient without touching .grad", () => {
     const emb = new ad.nn.Embedding(6, 2, { sparse: true });
     const [g] = ad.autograd.grad([emb.forward(i32([5, 5])).sum()], [emb.weight]);

@@ -145,6 +145,19 @@ export type Adjoints = Map<Node, (Tensor | undefined)[]>;
 
 let lastPass = 0;
 
+/**
+ * `a + b` for a leaf. Two sparse gradients (`ad.SparseTensor`, recognised by its `addSparse`, from
+ * sparse embedding lookups) add up sparsely, so a table looked up twice in one graph still gets a
+ * sparse gradient; anything else is the dense sum.
+ */
+function addLeafCotangents(a: Tensor, b: Tensor): Tensor {
+  type MaybeSparse = Tensor & { addSparse?: (other: Tensor) => Tensor };
+  const sa = a as MaybeSparse;
+  if (typeof sa.addSparse === "function" && typeof (b as MaybeSparse).addSparse === "function")
+    return sa.addSparse(b);
+  return add(a, b);
+}
+
 /** Add `g` to the cotangent of `ref` in pass `pass`: on the node itself, or in `leaves` for a leaf. */
 function accumulate(leaves: Adjoints, pass: number, ref: Ref, g: Tensor): void {
   const node = ref.node;
@@ -155,7 +168,7 @@ function accumulate(leaves: Adjoints, pass: number, ref: Ref, g: Tensor): void {
       leaves.set(node, slot);
     }
     const prev = slot[ref.index];
-    slot[ref.index] = prev === undefined ? g : add(prev, g);
+    slot[ref.index] = prev === undefined ? g : addLeafCotangents(prev, g);
     return;
   }
   if (node._pass !== pass) {

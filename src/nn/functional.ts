@@ -4,7 +4,8 @@
  *
  * Sparse embedding gradients: in eager mode, `embedding(w, idx, {sparse: true})` with a weight
  * that requires grad is one `customVjp` call whose backward returns an `ad.SparseTensor` (the
- * looked-up rows only) as the weight's cotangent. The eager tape stores that as `w.grad`; a
+ * looked-up rows only) as the weight's cotangent. The tape adds two sparse cotangents of a leaf
+ * sparsely (several lookups in one graph), the eager engine stores the sum as `w.grad`, and a
  * gradient hook on the weight makes a second backward add sparse to sparse (indices and values
  * concatenated) instead of densifying. Anything else (a dense use of the same weight, `+` with a
  * dense gradient) sees the SparseTensor's dense value. Under functional transforms (tracers) the
