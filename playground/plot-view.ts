@@ -113,8 +113,11 @@ export function renderPlot(host: HTMLElement, s: Samples, mark: PlotMark): void 
   const curves = svg("g", { "clip-path": `url(#${clipId})` });
   // The tangent line of f at the point: slope f′ from reverse mode.
   const tl = (x: number) => mark.value + mark.slope * (x - mark.at);
+  if (Number.isFinite(mark.value) && Number.isFinite(mark.slope))
+    curves.append(
+      svg("line", { class: "tangent-line", x1: sx(x0), y1: sy(tl(x0)), x2: sx(x1), y2: sy(tl(x1)) }),
+    );
   curves.append(
-    svg("line", { class: "tangent-line", x1: sx(x0), y1: sy(tl(x0)), x2: sx(x1), y2: sy(tl(x1)) }),
     svg("line", { class: "marker-line", x1: sx(mark.at), x2: sx(mark.at), y1: M.top, y2: H - M.bottom }),
   );
   for (const [cls, ys] of [

@@ -169,6 +169,30 @@ describe("the playground in headless Chromium", { skip: missing ?? false }, () =
     assert.equal(await page.locator("#graph .node").count(), 5);
   });
 
+  test("odd input never breaks the page", async () => {
+    const cases: [string, "ready" | "error"][] = [
+      ["log(x - 2)", "ready"], // NaN at x = 1: shown as NaN
+      ["1 / (x - 1)", "ready"], // Infinity at x = 1
+      ["2 + pi", "ready"], // a constant: no variables, no graph
+      ["", "error"],
+      ["x @ y", "error"],
+      ["π * x", "error"],
+      ["sin(x,)", "error"],
+      ["constructor(x)", "error"],
+      ["__proto__ + x", "ready"], // just a variable name
+      [`${"(".repeat(300)}x${")".repeat(300)}`, "error"], // nested too deep
+      [Array.from({ length: 40 }, (_, i) => `sin(x * ${i + 1})`).join(" + "), "ready"],
+    ];
+    for (const [expr, want] of cases) {
+      await settle(page, () => page.fill("#expr", expr));
+      assert.equal(await page.getAttribute("body", "data-state"), want, `state after ${expr.slice(0, 40)}`);
+      if (want === "error") assert.ok(await page.isVisible("#expr-error"), `an error is shown for ${expr}`);
+    }
+    assert.match((await page.textContent("#graph"))!, /constant has no computational graph|v\d/);
+    await settle(page, () => page.fill("#expr", EXAMPLE));
+    assert.equal(await page.getAttribute("body", "data-state"), "ready");
+  });
+
   test("nothing went wrong in the page; a screenshot", async (t) => {
     await page.click('button[data-mode="reverse"]');
     await page.waitForSelector('#graph svg[data-animation="done"]');
