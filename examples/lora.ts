@@ -22,7 +22,11 @@ const BYTES: Record<ad.DType, number> = {
   bfloat16: 2,
 };
 
-/** A small MLP standing in for a pretrained model (its weights come from `seed`). */
+/**
+ * A small MLP standing in for a pretrained model (its weights come from `seed`).
+ * @example
+ * pretrainedModel(0).forward(ad.ones([2, 16])).shape; // [2, 4]
+ */
 export function pretrainedModel(seed = 0, dims: readonly number[] = [16, 64, 64, 4]): ad.nn.Sequential {
   const keys = ad.random.split(ad.random.key(seed), dims.length - 1);
   const seq = new ad.nn.Sequential();
@@ -49,12 +53,20 @@ export function addLora(model: ad.nn.Sequential, rank: number, alpha = rank, see
   return model;
 }
 
-/** Bytes of the gradients currently stored on `params`. */
+/**
+ * Bytes of the gradients currently stored on `params`.
+ * @example
+ * gradientBytes(model.parameters()); // 0 before any backward
+ */
 export function gradientBytes(params: readonly ad.Tensor[]): number {
   return params.reduce((s, p) => s + (p.grad === null ? 0 : p.grad.size * BYTES[p.grad.dtype]), 0);
 }
 
-/** Bytes the gradients of `params` would take if every one of them were trained. */
+/**
+ * Bytes the gradients of `params` would take if every one of them were trained.
+ * @example
+ * fullGradientBytes(pretrainedModel().parameters()); // 4 · 5508
+ */
 export function fullGradientBytes(params: readonly ad.Tensor[]): number {
   return params.reduce((s, p) => s + p.size * BYTES[p.dtype], 0);
 }
@@ -94,6 +106,9 @@ export interface FineTuneResult {
  * Fine-tune a LoRA-adapted copy of the pretrained model towards a "new task": the outputs of
  * the pretrained model with each weight shifted by a random rank-`rank` update (so the adapter
  * can represent the change exactly).
+ * @example
+ * const r = fineTune({ steps: 50 });
+ * r.gradBytes < r.fullGradBytes; // true: only the factors have gradients
  */
 export function fineTune(
   opts: { steps?: number; rank?: number; lr?: number; batch?: number } = {},
