@@ -14,7 +14,8 @@ import { astype, concat, reshape, scatterAdd, tensor, zeros } from "./ops/index.
 import { fmtShape, sizeOf } from "./shape.js";
 
 /**
- * A row-sparse tensor of shape `shape`: row `indices[k]` (along the first axis) holds `values[k]`;
+ * A row-sparse tensor of shape `shape`: row `indices[k]` (along the first axis) holds `values[k]`
+ * (`indices`: int32 `[nnz]`, `[1, nnz]` as PyTorch's COO layout, or a JS array);
  * every other row is zero. Duplicate indices add up (an uncoalesced tensor, as PyTorch's sparse
  * gradients); `coalesce()` sums them. Read it like any tensor; its dense value is computed on the
  * first dense use. It is immutable: in-place methods throw `InPlaceError`. Sparse gradients are
@@ -31,9 +32,14 @@ export class SparseTensor extends Tensor {
   readonly values: Tensor;
   private _dense: Tensor | null = null;
 
-  constructor(indices: Tensor, values: Tensor, shape: readonly number[]) {
+  constructor(rowIndices: Tensor | readonly number[], values: Tensor, shape: readonly number[]) {
+    // JS integers, and PyTorch's COO layout [1, nnz], are accepted for the row indices.
+    let indices = Array.isArray(rowIndices)
+      ? tensor(rowIndices as number[], { dtype: "int32" })
+      : (rowIndices as Tensor);
     if (!(indices instanceof Tensor) || !(values instanceof Tensor))
       throw new DTypeError("SparseTensor: indices and values must be Tensors");
+    if (indices.ndim === 2 && indices.shape[0] === 1) indices = reshape(indices, [indices.shape[1]!]);
     if (indices.dtype !== "int32")
       throw new DTypeError(`SparseTensor: indices must be int32, got ${indices.dtype}`);
     if (!isFloat(values.dtype))

@@ -80,6 +80,28 @@ describe("SparseTensor", () => {
     );
   });
 
+  test("indices as a JS array or in PyTorch's [1, nnz] COO layout", () => {
+    const a = new ad.SparseTensor(
+      [2, 0],
+      ad.tensor([
+        [1, 1],
+        [5, 5],
+      ]),
+      [3, 2],
+    );
+    const b = new ad.SparseTensor(
+      i32([[2, 0]]),
+      ad.tensor([
+        [1, 1],
+        [5, 5],
+      ]),
+      [3, 2],
+    );
+    assert.deepEqual(a.indices.shape, [2]);
+    assert.deepEqual(b.indices.toArray(), [2, 0]);
+    assert.deepEqual(a.toDense().toArray(), b.toDense().toArray());
+  });
+
   test("validation and immutability", () => {
     assert.throws(() => new ad.SparseTensor(i32([4]), ad.ones([1, 2]), [4, 2]), ad.ShapeError);
     assert.throws(() => new ad.SparseTensor(i32([0]), ad.ones([1, 3]), [4, 2]), ad.ShapeError);
