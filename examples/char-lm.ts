@@ -5,11 +5,13 @@
  * residual connection), AdamW with warmup and cosine decay, gradient clipping, then sampling.
  *
  * The last sonnet (CXXX, 9% of the text) is held out. Losses are in nats per character; for
- * reference, a uniform guess over the 58 characters costs ln 58 = 4.06, the character
- * frequencies of the training text (unigram model) 3.05, and a count-based bigram model
- * (add-0.1 smoothing) on the held-out sonnet 2.50 (computed by `baselines`).
+ * reference, on the held-out sonnet a uniform guess over the 58 characters costs ln 58 = 4.060,
+ * the character frequencies of the training text (unigram model) 3.086, and a count-based bigram
+ * model (add-0.1 smoothing) 2.406 (computed by `baselines`).
  *
- * RESULTS: filled in from a full run.
+ * Measured (defaults: width 48, 4 heads, 1 block, context 32, 300 steps of 16 windows, peak lr
+ * 1e-2): 2.112 nats/char on the training text and 2.333 on the held-out sonnet, below the bigram
+ * model's 2.406; 27 s of CPU time (81 s wall-clock on a shared 2-core machine).
  *
  * Run: npx tsx examples/char-lm.ts
  */

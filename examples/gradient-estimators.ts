@@ -15,9 +15,10 @@
  * Per-sample gradients come from `ad.vmap` of `ad.grad`, which gives the standard error of each
  * estimate, so agreement is a statistical statement: every component within 4 standard errors.
  *
- * Measured (N = 4000 samples each, seed 0): both estimates within 4 standard errors of the exact
- * gradient in all 8 components, and of each other; REINFORCE's variance is 10–200× that of
- * the reparameterisation estimator (see `main`, which prints the table).
+ * Measured (N = 4000 samples each): the reparameterisation estimate is within 1.57 standard
+ * errors of the exact gradient in all 8 components, REINFORCE within 0.75, and the two within
+ * 0.77 (combined standard errors) of each other; REINFORCE's variance is 5 to 460 times that of
+ * the reparameterisation estimator, component by component. 1.3 s of CPU time.
  *
  * Run: npx tsx examples/gradient-estimators.ts
  */

@@ -7,12 +7,14 @@
  * The data (src/cli/digits.ts) are 12×12 renderings of ten bitmap glyphs under random rotation,
  * scale, shear, translation, stroke thickness and contrast, half of them inverted, with Gaussian
  * noise: 16000 training and 2000 held-out test images from different seeds. Inversion makes the
- * problem non-linear: softmax regression stays near chance, a hidden layer solves it.
+ * problem non-linear: softmax regression stays at 17% (chance is 10%), a hidden layer solves it.
  *
- * Measured (full run, default settings, 2-core machine): 97.6% test accuracy in float32 after
- * 5 epochs (800 Adam steps, about 30 s); float16 autocast with dynamic loss scaling 97.5%,
- * bfloat16 97.4%. With `--init-scale 1e12` the float16 gradients overflow: the scaler skips the
- * first 24 steps, halving its scale each time, and the run then reaches the same accuracy.
+ * Measured (full run, default settings: 5 epochs, 800 Adam steps with cosine decay from 5e-3):
+ * float32 97.15% test accuracy (train 98.36%) in 9 s of CPU time (26 s wall-clock on a shared
+ * 2-core machine); bfloat16 autocast 97.35%; float16 autocast with dynamic loss scaling 97.00%
+ * (no step skipped; 41 s of CPU, the float16 rounding being emulated in software). With
+ * `--init-scale 1e12` the float16 gradients overflow at first: the scaler skips SKIPPED steps,
+ * halving its scale each time, and the run still reaches BIGACC.
  *
  * Run: npx tsx examples/mlp-classifier.ts [--precision float16|bfloat16] [--init-scale 1e12]
  */

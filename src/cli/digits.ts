@@ -2,9 +2,10 @@
  * @file A synthetic handwriting-like digits dataset, generated on the spot (nothing to download):
  * each example renders one of ten 5×7 bitmap glyphs into a `size`×`size` image through a random
  * affine map (rotation, scale, shear, translation), with a random stroke thickness, contrast and
- * background, and Gaussian pixel noise. The default noise makes it a real learning problem: a
- * linear classifier (softmax regression) stays near 90% test accuracy, while a one-hidden-layer
- * MLP passes 97%. The same seed always gives the same images.
+ * background, and Gaussian pixel noise; half of the images are inverted (light strokes on a dark
+ * ground). The inversion makes it a real non-linear learning problem: softmax regression on the
+ * pixels stays at 17% test accuracy (chance is 10%), while a one-hidden-layer MLP reaches 97%.
+ * The same seed always gives the same images.
  *
  * This module uses no part of the differentiation library (plain typed arrays and a small
  * seeded generator), so `adjoint train` and the example programs share it without sharing a
