@@ -1,7 +1,8 @@
 /**
  * @file Core-engine benchmark: the cost of `grad` relative to the forward pass on (a) an
- * elementwise function of 100k elements and (b) a 1000-op scalar chain, plus per-op overhead.
- * Medians after warm-up. Run with `npm run bench`. (Peer comparisons come with the fast-backend issue.)
+ * elementwise function of 100k elements and (b) a 3000-op scalar chain, plus per-op overhead,
+ * eager and under `jit` (first call and steady state), on the default backend. Medians after
+ * warm-up. Run with `npm run bench` (the peer comparison is bench/peers.ts).
  */
 
 import * as ad from "adjoint";
@@ -98,6 +99,28 @@ report("scalar chain 3000 ops: ad.derivative (Dual)", dualB, ` (${((dualB * 1000
   );
 }
 
+// (e) jit: the chain and its gradient compiled (first call traces and compiles; a different
+// function is compiled first, so the figure is a first call with the jit machinery warm)
+function jitChain(): void {
+  ad.jit(ad.grad((v: ad.Tensor) => ad.mul(ad.sin(v), 3)))(s0);
+  for (const [name, f] of [
+    ["forward", chain],
+    ["grad", ad.grad(chain)],
+  ] as const) {
+    const j = ad.jit(f as (v: ad.Tensor) => ad.Tensor);
+    const t0 = performance.now();
+    j(s0);
+    const first = performance.now() - t0;
+    const steady = time(() => j(s0), 100, 20);
+    report(
+      `scalar chain 3000 ops: jit ${name}`,
+      steady,
+      ` (${((steady * 1000) / ops).toFixed(3)} us/op; first call ${first.toFixed(0)} ms)`,
+    );
+  }
+}
+jitChain();
+
 const w = Math.max(...rows.map((r) => r[0].length));
-console.log(`adjoint ${process.version} — medians after warm-up`);
+console.log(`adjoint ${process.version}, ${ad.getBackendName()} backend — medians after warm-up`);
 for (const [k, v] of rows) console.log(`${k.padEnd(w)}  ${v}`);
