@@ -118,7 +118,9 @@ async function threadCheck(): Promise<SuiteState["threadCheck"]> {
   const b = ad.random.normal(k2!, [n, n]);
   let tries = 0;
   let product = ad.matmul(a, b);
-  while (ad.wasmStats().parallelKernels === 0 && tries < 100) {
+  // A deadline rather than a count: on a loaded machine the workers can take seconds to start.
+  const deadline = performance.now() + 30_000;
+  while (ad.wasmStats().parallelKernels === 0 && performance.now() < deadline) {
     tries++;
     await new Promise((r) => setTimeout(r, 20));
     product = ad.matmul(a, b);
