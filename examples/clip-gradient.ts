@@ -4,7 +4,7 @@
  * (`ad.customVjp`). Put it where a gradient may explode — here, the state of a recurrence —
  * and everything upstream sees a clipped gradient.
  *
- * Run: node --import tsx examples/clip-gradient.ts
+ * Run: npx tsx examples/clip-gradient.ts
  */
 
 import { pathToFileURL } from "node:url";

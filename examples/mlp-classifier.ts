@@ -13,8 +13,8 @@
  * float32 97.15% test accuracy (train 98.36%) in 9 s of CPU time (26 s wall-clock on a shared
  * 2-core machine); bfloat16 autocast 97.35%; float16 autocast with dynamic loss scaling 97.00%
  * (no step skipped; 41 s of CPU, the float16 rounding being emulated in software). With
- * `--init-scale 1e12` the float16 gradients overflow at first: the scaler skips SKIPPED steps,
- * halving its scale each time, and the run still reaches BIGACC.
+ * `--init-scale 1e12` the float16 gradients overflow: the scaler skips 23 steps, halving its
+ * scale each time (to 1.2e5), and the run still reaches 96.85%.
  *
  * Run: npx tsx examples/mlp-classifier.ts [--precision float16|bfloat16] [--init-scale 1e12]
  */

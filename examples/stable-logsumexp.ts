@@ -5,7 +5,7 @@
  * ȳ · softmax(x). Both stay exact at x = [1000, 1000] and at all -Inf (value -Inf, gradient
  * uniform: the limit of softmax of equal inputs), where a naive formula gives Inf or NaN.
  *
- * Run: node --import tsx examples/stable-logsumexp.ts
+ * Run: npx tsx examples/stable-logsumexp.ts
  */
 
 import { pathToFileURL } from "node:url";
