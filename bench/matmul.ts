@@ -14,6 +14,8 @@ import { cpus } from "node:os";
 import { fileURLToPath } from "node:url";
 
 interface Row {
+  /** GFLOP per second of this process's CPU time (all threads). */
+  cpuGflops: number | null;
   lib: string;
   /** Threads asked for / threads the library reports using. */
   requested: number;
@@ -48,18 +50,26 @@ function randomData(dtype: "float32" | "float64", n: number, seed: number): Floa
   return a;
 }
 
-/** Time `run` (returns when the product is complete): median of the timed runs, in ms. */
-async function timeIt(run: () => Promise<void> | void, n: number): Promise<number> {
+/**
+ * Time `run` (returns when the product is complete): the median wall time of the timed runs, and
+ * the median CPU time of this process (all its threads) per run, in ms. On a machine shared with
+ * other work the CPU time of a single-threaded run is the steadier figure.
+ */
+async function timeIt(run: () => Promise<void> | void, n: number): Promise<{ wall: number; cpu: number }> {
   const flops = 2 * n ** 3;
-  const reps = quick ? 3 : Math.max(5, Math.min(40, Math.round(2e9 / flops)));
+  const reps = quick ? 3 : Math.max(7, Math.min(40, Math.round(4e9 / flops)));
   for (let i = 0; i < Math.max(2, reps >> 2); i++) await run();
-  const ts: number[] = [];
+  const wall: number[] = [];
+  const cpu: number[] = [];
   for (let i = 0; i < reps; i++) {
+    const c0 = process.cpuUsage();
     const t0 = performance.now();
     await run();
-    ts.push(performance.now() - t0);
+    wall.push(performance.now() - t0);
+    const c = process.cpuUsage(c0);
+    cpu.push((c.user + c.system) / 1000);
   }
-  return median(ts);
+  return { wall: median(wall), cpu: median(cpu) };
 }
 
 const gflops = (n: number, ms: number) => (2 * n ** 3) / ms / 1e6;
@@ -90,7 +100,8 @@ async function childAdjoint(threads: number): Promise<Row[]> {
       threads: ad.getNumThreads(),
       dtype,
       n,
-      gflops: gflops(n, ms),
+      gflops: gflops(n, ms.wall),
+      cpuGflops: gflops(n, ms.cpu),
     });
   }
   const s = ad.wasmStats();
@@ -114,6 +125,7 @@ async function childTfjs(threads: number): Promise<Row[]> {
         dtype,
         n,
         gflops: null,
+        cpuGflops: null,
         note: "no float64",
       });
       continue;
@@ -129,7 +141,8 @@ async function childTfjs(threads: number): Promise<Row[]> {
       threads: wasm.getThreadsCount(),
       dtype,
       n,
-      gflops: gflops(n, ms),
+      gflops: gflops(n, ms.wall),
+      cpuGflops: gflops(n, ms.cpu),
     });
   }
   return rows;
@@ -152,7 +165,15 @@ async function childJax(): Promise<Row[]> {
       c.dispose();
     }, n);
     // jax-js picks its own threads (Web Workers, absent in Node 20): reported as 1.
-    rows.push({ lib: "jax-js (wasm)", requested: 1, threads: 1, dtype, n, gflops: gflops(n, ms) });
+    rows.push({
+      lib: "jax-js (wasm)",
+      requested: 1,
+      threads: 1,
+      dtype,
+      n,
+      gflops: gflops(n, ms.wall),
+      cpuGflops: gflops(n, ms.cpu),
+    });
   }
   return rows;
 }
@@ -202,29 +223,35 @@ async function main(): Promise<void> {
   rows.push(...runChild("jax", 1));
   const fmt = (x: number | null | undefined) =>
     x === null || x === undefined ? "  —  " : x.toFixed(1).padStart(5);
-  console.log("\n threads | dtype   |    n | adjoint | tfjs-wasm | jax-js | adjoint / best peer");
-  console.log("---------|---------|------|---------|-----------|--------|--------------------");
-  for (const t of [1, 2])
-    for (const [dtype, n] of SIZES) {
-      const pick = (lib: string, th?: number) =>
-        rows.find(
-          (r) =>
-            r.lib.startsWith(lib) &&
-            r.dtype === dtype &&
-            r.n === n &&
-            (th === undefined || r.requested === th),
-        )?.gflops;
-      const mine = pick("adjoint", t);
-      const tf = pick("tfjs", t);
-      const jx = pick("jax");
-      const peers = [tf, jx].filter((x): x is number => typeof x === "number");
-      const best = peers.length ? Math.max(...peers) : null;
-      const ratio =
-        mine !== undefined && mine !== null && best !== null ? `${(mine / best).toFixed(2)}x` : "—";
-      console.log(
-        `       ${t} | ${dtype} | ${String(n).padStart(4)} |   ${fmt(mine)} |     ${fmt(tf)} |  ${fmt(jx)} | ${ratio}`,
-      );
-    }
+  const table = (metric: "gflops" | "cpuGflops", threads: number[]) => {
+    console.log(" threads | dtype   |    n | adjoint | tfjs-wasm | jax-js | adjoint / best peer");
+    console.log("---------|---------|------|---------|-----------|--------|--------------------");
+    for (const t of threads)
+      for (const [dtype, n] of SIZES) {
+        const pick = (lib: string, th?: number) =>
+          rows.find(
+            (r) =>
+              r.lib.startsWith(lib) &&
+              r.dtype === dtype &&
+              r.n === n &&
+              (th === undefined || r.requested === th),
+          )?.[metric];
+        const mine = pick("adjoint", t);
+        const tf = pick("tfjs", t);
+        const jx = pick("jax");
+        const peers = [tf, jx].filter((x): x is number => typeof x === "number");
+        const best = peers.length ? Math.max(...peers) : null;
+        const ratio =
+          mine !== undefined && mine !== null && best !== null ? `${(mine / best).toFixed(2)}x` : "—";
+        console.log(
+          `       ${t} | ${dtype} | ${String(n).padStart(4)} |   ${fmt(mine)} |     ${fmt(tf)} |  ${fmt(jx)} | ${ratio}`,
+        );
+      }
+  };
+  console.log("\nGFLOP/s (wall clock, median):");
+  table("gflops", [1, 2]);
+  console.log("\nGFLOP/s per second of CPU time, single-threaded (steadier when the machine is shared):");
+  table("cpuGflops", [1]);
   const used = (lib: string) =>
     [...new Set(rows.filter((r) => r.lib.startsWith(lib) && r.requested === 2).map((r) => r.threads))].join(
       "/",

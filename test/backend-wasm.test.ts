@@ -415,28 +415,33 @@ describe("threads", () => {
     assert.ok(Date.now() - t0 < 15000);
   });
 
-  test("with relaxed SIMD enabled, matmul uses FMA and still matches the reference", () => {
-    const r = spawnSync(
-      process.execPath,
-      [
-        "--experimental-wasm-relaxed-simd",
-        "--input-type=module",
-        "-e",
-        `import * as ad from "adjoint";
-         ad.setBackend("wasm");
-         const a = ad.random.normal(ad.random.key(1), [70, 90]), b = ad.random.normal(ad.random.key(2), [90, 50]);
-         const w = ad.matmul(a, b).data();
-         ad.setBackend("reference");
-         const r = ad.matmul(ad.tensor(a.data(), { shape: [70, 90] }), ad.tensor(b.data(), { shape: [90, 50] })).data();
-         let e = 0; for (let i = 0; i < r.length; i++) e = Math.max(e, Math.abs(w[i] - r[i]));
-         console.log(JSON.stringify({ fma: ad.wasmStats().relaxedSimd, e }));`,
-      ],
-      { encoding: "utf8", timeout: 20000 },
-    );
-    assert.equal(r.status, 0, r.stderr);
-    const out = JSON.parse(r.stdout.trim()) as { fma: boolean; e: number };
-    // Runtimes without the flag (or with relaxed SIMD on by default) still must agree.
-    assert.ok(out.e < 1e-4, `error ${out.e}`);
+  test("relaxed-SIMD FMA is used where available, can be turned off, and matches the reference either way", () => {
+    const run = (env: Record<string, string>) => {
+      const r = spawnSync(
+        process.execPath,
+        [
+          "--input-type=module",
+          "-e",
+          `import * as ad from "adjoint";
+           ad.setBackend("wasm");
+           const a = ad.random.normal(ad.random.key(1), [70, 90]), b = ad.random.normal(ad.random.key(2), [90, 50]);
+           const w = ad.matmul(a, b).data();
+           ad.setBackend("reference");
+           const r = ad.matmul(ad.tensor(a.data(), { shape: [70, 90] }), ad.tensor(b.data(), { shape: [90, 50] })).data();
+           let e = 0; for (let i = 0; i < r.length; i++) e = Math.max(e, Math.abs(w[i] - r[i]));
+           console.log(JSON.stringify({ fma: ad.wasmStats().relaxedSimd, e }));`,
+        ],
+        { encoding: "utf8", timeout: 20000, env: { ...process.env, ...env } },
+      );
+      assert.equal(r.status, 0, r.stderr);
+      return JSON.parse(r.stdout.trim()) as { fma: boolean; e: number };
+    };
+    const on = run({});
+    const off = run({ ADJOINT_WASM_RELAXED_SIMD: "0" });
+    assert.equal(off.fma, false);
+    // Node >= 20.16 can switch relaxed SIMD on (V8 flag) or has it by default.
+    assert.equal(on.fma, true);
+    assert.ok(on.e < 1e-4 && off.e < 1e-4, `errors ${on.e}, ${off.e}`);
   });
 });
 
