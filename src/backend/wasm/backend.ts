@@ -139,7 +139,7 @@ function collapse(shapes: readonly Shape[], outShape: Shape): Pattern2D {
     if (size === 1) continue;
     const present = shapes.map((sh) => (sh[d - (R - sh.length)] ?? 1) !== 1);
     const last = groups[groups.length - 1];
-    if (last !== undefined && last.present.every((p, i) => p === present[i])) last.size *= size;
+    if (last?.present.every((p, i) => p === present[i])) last.size *= size;
     else groups.push({ size, present });
   }
   // Element strides of each group for each operand (0 where broadcast).

@@ -69,7 +69,9 @@ export function detectFeatures(): Features {
   const wanted = proc?.env?.ADJOINT_WASM_RELAXED_SIMD !== "0";
   let relaxedSimd = wanted && simd && ok(relaxedProbe);
   if (wanted && simd && !relaxedSimd) {
-    const v8 = proc?.getBuiltinModule?.("node:v8") as { setFlagsFromString?: (f: string) => void } | undefined;
+    const v8 = proc?.getBuiltinModule?.("node:v8") as
+      | { setFlagsFromString?: (f: string) => void }
+      | undefined;
     try {
       v8?.setFlagsFromString?.("--experimental-wasm-relaxed-simd");
       relaxedSimd = ok(relaxedProbe);
