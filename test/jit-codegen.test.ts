@@ -49,6 +49,16 @@ describe("jit: scalar programs compile to one kernel", () => {
     });
   }
 
+  test("by default a kernel is interpreted for its first calls, then generated: the same bits throughout", () => {
+    const f = chain(100);
+    const jg = ad.jit(ad.grad(f));
+    const want = ad.grad(f)(f64(0.25)) as ad.Tensor;
+    for (let i = 0; i < 6; i++) sameBits(jg(f64(0.25)), want);
+    const jh = ad.jit(f);
+    const x = ad.tensor([0.5, 1.5, -2]);
+    for (let i = 0; i < 6; i++) sameBits(jh(x), f(x));
+  });
+
   test("several results from shared values; programs of thousands of operations print compactly", () => {
     const g = ad.jit((a: ad.Tensor, b: ad.Tensor) => {
       const s = ad.sin(ad.mul(a, b));

@@ -523,12 +523,17 @@ function codegenAvailable(): boolean {
   return codegen;
 }
 
+/** Whether kernels start interpreted and are generated after a few calls (the default). */
+let tiered = true;
+
 /**
- * @internal Turn code generation off (the interpreter then runs every fused kernel) or back on
- * (null: detect). Tests use it to check the interpreter against the generated code.
+ * @internal Force code generation for every kernel from its first call (true), turn it off (false:
+ * the interpreter runs every fused kernel) or restore the default (null: detect, tiered). Tests
+ * use it to check the interpreter and the generated code against the unfused kernels.
  */
 export function setFusedCodegen(on: boolean | null): void {
   codegen = on;
+  tiered = on === null;
   scalarKernels = new WeakMap();
   arrayKernels = new WeakMap();
 }
@@ -609,24 +614,63 @@ function build<F>(src: string): F {
 let scalarKernels = new WeakMap<FusedProgram, ScalarKernel>();
 let arrayKernels = new WeakMap<FusedProgram, Map<string, ArrayKernel>>();
 
-/** The compiled one-element kernel of `p` (generated once per program, then cached). */
+/**
+ * Calls a kernel is interpreted before its code is generated. Generating and compiling JS for a
+ * program of thousands of operations costs about as much as a hundred interpreted runs of it,
+ * so a kernel called once (a first call, a one-off) never pays for it.
+ */
+const TIER_UP_CALLS = 2;
+/** Interpreted array kernels are only worth it for short loops. */
+const TIER_UP_MAX_SIZE = 16;
+
+/** The one-element kernel of `p`: interpreted at first, then generated code (cached per program). */
 export function scalarKernel(p: FusedProgram): ScalarKernel {
   let k = scalarKernels.get(p);
   if (k === undefined) {
-    k = codegenAvailable() ? generateScalar(p) : interpreter(p).runScalar;
+    if (!codegenAvailable()) k = interpreter(p).runScalar;
+    else {
+      const slow = interpreter(p).runScalar;
+      let calls = 0;
+      let fast: ScalarKernel | null = null;
+      k = (ins, outs) => {
+        if (fast !== null) return fast(ins, outs);
+        if (!tiered || ++calls > TIER_UP_CALLS) {
+          fast = generateScalar(p);
+          scalarKernels.set(p, fast);
+          return fast(ins, outs);
+        }
+        return slow(ins, outs);
+      };
+    }
     scalarKernels.set(p, k);
   }
   return k;
 }
 
-/** The compiled array kernel of `p` for inputs that are one element where `scalar[k]`. */
+/** The array kernel of `p` for inputs that are one element where `scalar[k]` (tiered as above). */
 export function arrayKernel(p: FusedProgram, scalar: readonly boolean[]): ArrayKernel {
   let perMask = arrayKernels.get(p);
   if (perMask === undefined) arrayKernels.set(p, (perMask = new Map()));
   const mask = scalar.map((x) => (x ? "1" : "0")).join("");
   let k = perMask.get(mask);
   if (k === undefined) {
-    k = codegenAvailable() ? generateArray(p, scalar) : interpreter(p).run;
+    if (!codegenAvailable()) k = interpreter(p).run;
+    else {
+      let slow: ArrayKernel | null = null;
+      let calls = 0;
+      let fast: ArrayKernel | null = null;
+      const table = perMask;
+      k = (ins, outs, n) => {
+        if (fast !== null) return fast(ins, outs, n);
+        if (!tiered || n > TIER_UP_MAX_SIZE || ++calls > TIER_UP_CALLS) {
+          fast = generateArray(p, scalar);
+          table.set(mask, fast);
+          return fast(ins, outs, n);
+        }
+        slow ??= interpreter(p).run;
+        return slow(ins, outs, n);
+      };
+    }
     perMask.set(mask, k);
   }
   return k;
@@ -682,36 +726,99 @@ function generateArray(p: FusedProgram, scalar: readonly boolean[]): ArrayKernel
   return build<ArrayKernel>(src);
 }
 
-/** The interpreter: the same semantics as the generated code, one node at a time. */
+// ---- the interpreter ------------------------------------------------------------------------
+
+/** Opcodes of the interpreter: one per kernel, in the order of these lists. */
+const UNARY_OPS = Object.keys(UNARY_FN) as UnaryKernel[];
+const BINARY_OPS = Object.keys(BINARY_FN) as BinaryKernel[];
+const OP_SELECT = 100;
+const OP_CAST = 101;
+const OP_IMUL = 102;
+/** Rounding codes (see `roundResult` and `castValue`). */
+const ROUND_CODES: readonly DType[] = ["float64", "float32", "float16", "bfloat16", "int32", "bool"];
+
+/**
+ * The interpreter: the same semantics as the generated code, over a flat encoding of the program
+ * (five integers per node: opcode, operands, rounding; constants are stored once). It runs every kernel where code
+ * generation is unavailable, and the first calls of large programs elsewhere, because compiling
+ * generated code costs more than a few interpreted runs (tiered, as JS engines do).
+ */
 function interpreter(p: FusedProgram): { run: ArrayKernel; runScalar: ScalarKernel } {
   const base = p.inputs.length;
-  const vals = new Float64Array(base + p.nodes.length);
+  const total = base + p.nodes.length;
+  // Per executed node: opcode, up to three operand ids, rounding code; and where the result goes.
+  const code = new Int32Array(5 * p.nodes.length);
+  const dest = new Int32Array(p.nodes.length);
+  const vals = new Float64Array(total);
+  let m = 0;
+  p.nodes.forEach((n, k) => {
+    const at = 5 * m;
+    switch (n.kind) {
+      case "const":
+        vals[base + k] = castValue(n.dtype, n.value);
+        return; // constants are stored once, not executed
+      case "unary":
+        code[at] = UNARY_OPS.indexOf(n.op);
+        code[at + 1] = n.arg;
+        // results that are already 0/1 need no rounding to bool
+        code[at + 4] = BOOLEAN_OPS.has(n.op) && n.dtype === "bool" ? 0 : ROUND_CODES.indexOf(n.dtype);
+        break;
+      case "binary":
+        code[at] = n.dtype === "int32" && n.op === "mul" ? OP_IMUL : 32 + BINARY_OPS.indexOf(n.op);
+        code[at + 1] = n.a;
+        code[at + 2] = n.b;
+        code[at + 4] = BOOLEAN_OPS.has(n.op) && n.dtype === "bool" ? 0 : ROUND_CODES.indexOf(n.dtype);
+        break;
+      case "select":
+        code[at] = OP_SELECT;
+        code[at + 1] = n.c;
+        code[at + 2] = n.a;
+        code[at + 3] = n.b;
+        code[at + 4] = 0;
+        break;
+      case "cast":
+        code[at] = OP_CAST;
+        code[at + 1] = n.arg;
+        code[at + 4] = ROUND_CODES.indexOf(n.dtype);
+        break;
+    }
+    dest[m] = base + k;
+    m++;
+  });
+  const unary = UNARY_OPS.map((op) => UNARY_FN[op]);
+  const binary = BINARY_OPS.map((op) => BINARY_FN[op]);
   const evalNodes = () => {
-    for (let k = 0; k < p.nodes.length; k++) {
-      const n = p.nodes[k]!;
+    for (let j = 0; j < m; j++) {
+      const at = 5 * j;
+      const op = code[at]!;
       let v: number;
-      switch (n.kind) {
-        case "const":
-          v = castValue(n.dtype, n.value);
-          break;
-        case "unary":
-          v = UNARY_FN[n.op](vals[n.arg]!);
-          v = BOOLEAN_OPS.has(n.op) && n.dtype === "bool" ? v : roundResult(n.dtype, v);
-          break;
-        case "binary":
-          v = binaryFn(n.op, n.dtype)(vals[n.a]!, vals[n.b]!);
-          v = BOOLEAN_OPS.has(n.op) && n.dtype === "bool" ? v : roundResult(n.dtype, v);
-          break;
-        case "select":
-          v = vals[n.c]! ? vals[n.a]! : vals[n.b]!;
-          break;
-        case "cast":
-          v = castValue(n.dtype, vals[n.arg]!);
-          break;
-      }
-      vals[base + k] = v;
+      if (op < 32) v = unary[op]!(vals[code[at + 1]!]!);
+      else if (op < OP_SELECT) v = binary[op - 32]!(vals[code[at + 1]!]!, vals[code[at + 2]!]!);
+      else if (op === OP_SELECT) v = vals[code[at + 1]!]! ? vals[code[at + 2]!]! : vals[code[at + 3]!]!;
+      else if (op === OP_IMUL) v = Math.imul(vals[code[at + 1]!]!, vals[code[at + 2]!]!);
+      else v = castValue(ROUND_CODES[code[at + 4]!]!, vals[code[at + 1]!]!);
+      if (op !== OP_CAST)
+        switch (code[at + 4]) {
+          case 1:
+            v = Math.fround(v);
+            break;
+          case 2:
+            v = roundFloat16(Math.fround(v));
+            break;
+          case 3:
+            v = roundBfloat16(Math.fround(v));
+            break;
+          case 4:
+            v = v | 0;
+            break;
+          case 5:
+            v = v & 255;
+            break;
+        }
+      vals[dest[j]!] = v;
     }
   };
+  const outputs = Int32Array.from(p.outputs);
   return {
     run(inputs, outs, size) {
       for (let i = 0; i < size; i++) {
@@ -720,17 +827,13 @@ function interpreter(p: FusedProgram): { run: ArrayKernel; runScalar: ScalarKern
           vals[k] = a.length === 1 ? a[0]! : a[i]!;
         }
         evalNodes();
-        p.outputs.forEach((id, j) => {
-          outs[j]![i] = vals[id]!;
-        });
+        for (let j = 0; j < outputs.length; j++) outs[j]![i] = vals[outputs[j]!]!;
       }
     },
     runScalar(inputs, outs) {
       for (let k = 0; k < base; k++) vals[k] = inputs[k]!;
       evalNodes();
-      p.outputs.forEach((id, j) => {
-        outs[j] = vals[id]!;
-      });
+      for (let j = 0; j < outputs.length; j++) outs[j] = vals[outputs[j]!]!;
     },
   };
 }

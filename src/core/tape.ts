@@ -46,14 +46,16 @@ function needsOf(parents: readonly (Ref | null)[]): boolean[] {
 export class Node {
   /** Per input: does it want a cotangent (is it traced)? Computed once, read by every backward pass. */
   readonly needs: boolean[];
+  // The four fields below default to values on the prototype (set after the class): only eager
+  // autograd and anomaly detection assign them, so a node of a functional tape does not store them.
   /** Eager mode: versions of the saved inputs/outputs when recorded (-1 = not saved). */
-  savedVersions: number[] | null = null;
+  declare savedVersions: number[] | null;
   /** Eager mode: set once a backward pass has released this node's saved values. */
-  freed = false;
+  declare freed: boolean;
   /** Eager mode: gradient hooks per output. */
-  hooks: GradHook[][] | null = null;
+  declare hooks: GradHook[][] | null;
   /** With anomaly detection on: the user's source line of the forward operation. */
-  site: string | null = isAnomalyEnabled() ? userSite() : null;
+  declare site: string | null;
   /**
    * @internal Scratch of the backward pass running over this node: the pass that owns it and the
    * cotangents accumulated so far for output 0 and for the others. Kept on the node rather than
@@ -75,6 +77,7 @@ export class Node {
     readonly parents: readonly (Ref | null)[],
   ) {
     this.needs = needsOf(parents);
+    if (isAnomalyEnabled()) this.site = userSite();
   }
 
   /** A leaf node for a differentiated input. */
@@ -101,6 +104,8 @@ export class Node {
     this.outs = [];
   }
 }
+
+Object.assign(Node.prototype, { savedVersions: null, freed: false, hooks: null, site: null });
 
 /** Run the hooks registered on a value's gradient, in order; each may replace it. */
 export function runHooks(hooks: readonly GradHook[] | undefined, g: Tensor): Tensor {

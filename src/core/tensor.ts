@@ -52,16 +52,18 @@ export class Tensor {
   _backend: Backend | null;
   /** @internal Set on traced tensors only. */
   _trace: TraceState | null;
+  // The eager-autograd fields below default to values kept on the prototype (see the end of this
+  // file): most tensors never set them, so a tensor does not store them until one is assigned.
   /**
    * The gradient accumulated by `backward()` (eager autograd), or null.
    */
-  grad: Tensor | null = null;
+  declare grad: Tensor | null;
   /** @internal Eager autograd: operations on this tensor are recorded. */
-  _requiresGrad = false;
+  declare _requiresGrad: boolean;
   /** @internal Eager autograd: the recorded node output that produced this tensor (or its leaf node). */
-  _ref: Ref | null = null;
+  declare _ref: Ref | null;
   /** @internal Bumped by every in-place modification (saved values are checked against it). */
-  _version = 0;
+  declare _version: number;
   /** @internal Creation order (jit tells tensors captured from outside from those made while tracing). */
   readonly _id = nextId++;
 
@@ -491,6 +493,10 @@ export class Tensor {
     return ops.at(this, ...index);
   }
 }
+
+// Defaults of the eager-autograd fields, shared by every tensor until it assigns its own (a
+// tensor on a long tape then costs 32 bytes less: eager state is rare, tensors are not).
+Object.assign(Tensor.prototype, { grad: null, _requiresGrad: false, _ref: null, _version: 0 });
 
 function canRead(t: Tensor): boolean {
   try {

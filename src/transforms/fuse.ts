@@ -122,54 +122,69 @@ function programNode(e: Eqn, ids: number[]): FusedNode | number {
 
 function fuseScalars(program: Program, isConstant: ConstantLit): Program {
   const eqns = program.eqns;
-  // Who reads each variable (equation indices), and which are program outputs.
-  const readers = new Map<Var, number[]>();
-  eqns.forEach((e, i) => {
-    for (const a of e.inputs)
-      if (a instanceof Var) {
-        const r = readers.get(a);
-        if (r === undefined) readers.set(a, [i]);
-        else r.push(i);
-      }
-  });
-  const isOutput = new Set<Var>();
-  for (const a of program.outputs) if (a instanceof Var) isOutput.add(a);
-
-  const out: Eqn[] = [];
-  let region: number[] = [];
-  let inRegion = new Set<Var>();
-  const flush = () => {
-    if (region.length === 1) out.push(eqns[region[0]!]!);
-    else if (region.length > 1) out.push(buildProgram(eqns, region, readers, isOutput, isConstant));
-    region = [];
-    inRegion = new Set();
-  };
+  // Variables are numbered densely by tracing: flat arrays indexed by id instead of maps (this
+  // pass sees every equation of programs thousands long, on their first call).
+  let maxId = 0;
+  for (const v of program.inputs) maxId = Math.max(maxId, v.id);
+  for (const e of eqns) for (const v of e.outs) maxId = Math.max(maxId, v.id);
+  /** The run (region) that computes each variable, or -1. */
+  const regionOfVar = new Int32Array(maxId + 1).fill(-1);
+  const regionOfEqn = new Int32Array(eqns.length).fill(-1);
+  const regions: number[][] = [];
+  // Partition: a run grows until an equation that reads one of its values needs it.
+  let open = -1;
   for (let i = 0; i < eqns.length; i++) {
     const e = eqns[i]!;
     if (scalarFusable(e)) {
-      region.push(i);
-      inRegion.add(e.outs[0]!);
+      if (open < 0) open = regions.push([]) - 1;
+      regions[open]!.push(i);
+      regionOfEqn[i] = open;
+      regionOfVar[e.outs[0]!.id] = open;
       continue;
     }
-    // An equation that reads the run's values ends it; any other one may go ahead of it.
-    if (region.length > 0 && e.inputs.some((a) => a instanceof Var && inRegion.has(a))) flush();
+    if (open >= 0 && e.inputs.some((a) => a instanceof Var && regionOfVar[a.id] === open)) open = -1;
+  }
+  if (!regions.some((r) => r.length > 1)) return program;
+  // A run's results: its values read outside it, or returned.
+  const escapes = new Uint8Array(maxId + 1);
+  eqns.forEach((e, i) => {
+    for (const a of e.inputs)
+      if (a instanceof Var && regionOfVar[a.id]! >= 0 && regionOfVar[a.id] !== regionOfEqn[i])
+        escapes[a.id] = 1;
+  });
+  for (const a of program.outputs) if (a instanceof Var) escapes[a.id] = 1;
+  // Each run is emitted where it was cut, just before the first equation that reads it (the
+  // equations between that do not read it went ahead of it), or at the end.
+  const out: Eqn[] = [];
+  const emit = (r: number) => {
+    const reg = regions[r]!;
+    out.push(reg.length === 1 ? eqns[reg[0]!]! : buildProgram(eqns, reg, escapes, isConstant));
+  };
+  let current = -1;
+  for (let i = 0; i < eqns.length; i++) {
+    const r = regionOfEqn[i]!;
+    if (r >= 0) {
+      current = r; // a run only changes after it was cut, below
+      continue;
+    }
+    const e = eqns[i]!;
+    if (current >= 0 && e.inputs.some((a) => a instanceof Var && regionOfVar[a.id] === current)) {
+      emit(current);
+      current = -1;
+    }
     out.push(e);
   }
-  flush();
-  return out.length === eqns.length && out.every((e, i) => e === eqns[i])
-    ? program
-    : new Program(program.inputs, out, program.outputs);
+  if (current >= 0) emit(current);
+  return new Program(program.inputs, out, program.outputs);
 }
 
 /** One `fused_program` equation for the equations `region` (indices into `eqns`, in order). */
 function buildProgram(
   eqns: readonly Eqn[],
   region: readonly number[],
-  readers: Map<Var, number[]>,
-  isOutput: Set<Var>,
+  escapes: Uint8Array,
   isConstant: ConstantLit,
 ): Eqn {
-  const members = new Set(region);
   const inputs: Atom[] = [];
   const inputDtypes: DType[] = [];
   const inputId = new Map<Atom, number>();
@@ -178,11 +193,17 @@ function buildProgram(
   const constId = new Map<Atom, number>();
   const made = new Set<Var>();
   for (const i of region) made.add(eqns[i]!.outs[0]!);
+  const constants = new Map<Atom, number>();
   // Inputs come first in a program's numbering, so collect them before numbering any node.
   for (const i of region)
     for (const a of eqns[i]!.inputs) {
-      if (a instanceof Var && made.has(a)) continue;
-      if (constantOf(a, isConstant) !== null || inputId.has(a)) continue;
+      if (a instanceof Var ? made.has(a) : constants.has(a)) continue;
+      if (inputId.has(a)) continue;
+      const c = constantOf(a, isConstant);
+      if (c !== null) {
+        constants.set(a, c);
+        continue;
+      }
       inputId.set(a, inputs.length);
       inputs.push(a);
       inputDtypes.push(a.aval.dtype);
@@ -197,26 +218,23 @@ function buildProgram(
     if (k !== undefined) return k;
     let c = constId.get(a);
     if (c === undefined) {
-      nodes.push({ kind: "const", value: constantOf(a, isConstant)!, dtype: a.aval.dtype });
+      nodes.push({ kind: "const", value: constants.get(a)!, dtype: a.aval.dtype });
       c = base + nodes.length - 1;
       constId.set(a, c);
     }
     return c;
   };
+  const outs: Var[] = [];
   for (const i of region) {
     const e = eqns[i]!;
     const n = programNode(e, e.inputs.map(idOf));
-    if (typeof n === "number") idOfVar.set(e.outs[0]!, n);
+    const v = e.outs[0]!;
+    if (typeof n === "number") idOfVar.set(v, n);
     else {
       nodes.push(n);
-      idOfVar.set(e.outs[0]!, base + nodes.length - 1);
+      idOfVar.set(v, base + nodes.length - 1);
     }
-  }
-  // Results: values read outside the run, or returned by the program.
-  const outs: Var[] = [];
-  for (const i of region) {
-    const v = eqns[i]!.outs[0]!;
-    if (isOutput.has(v) || (readers.get(v) ?? []).some((r) => !members.has(r))) outs.push(v);
+    if (escapes[v.id]) outs.push(v);
   }
   const prog: FusedProgram = { inputs: inputDtypes, nodes, outputs: outs.map((v) => idOfVar.get(v)!) };
   const avals: Aval[] = outs.map((v) => v.aval);

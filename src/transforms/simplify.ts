@@ -52,14 +52,23 @@ export function simplify(
 ): Program {
   const subst = new Map<Var, Atom>();
   const get = (a: Atom): Atom => (a instanceof Var ? (subst.get(a) ?? a) : a);
+  // CSE keys are integers (hashes of the primitive, params and operand identities) checked
+  // exactly on a hit: no strings are built per equation.
   const litIds = new Map<Lit, number>();
-  const atomKey = (a: Atom): string => {
-    if (a instanceof Var) return `v${a.id}`;
+  const atomId = (a: Atom): number => {
+    if (a instanceof Var) return a.id;
     let id = litIds.get(a);
-    if (id === undefined) litIds.set(a, (id = litIds.size));
-    return `c${id}`;
+    if (id === undefined) litIds.set(a, (id = -1 - litIds.size));
+    return id;
   };
-  const seen = new Map<string, readonly Var[]>();
+  const primIds = new Map<unknown, number>();
+  interface Seen {
+    readonly prim: unknown;
+    readonly pk: string;
+    readonly inputs: readonly Atom[];
+    readonly outs: readonly Var[];
+  }
+  const seen = new Map<number, Seen[]>();
   const kept: Eqn[] = [];
   for (const e0 of program.eqns) {
     const inputs = e0.inputs.map(get);
@@ -87,14 +96,27 @@ export function simplify(
     // CSE: same primitive, params and inputs as an earlier equation.
     const pk = paramKey(e0.params);
     if (pk !== null) {
-      const key = `${e0.prim.name}|${pk}|${inputs.map(atomKey).join(",")}`;
-      const prev = seen.get(key);
-      if (prev !== undefined && prev.length === e0.outs.length) {
-        e0.outs.forEach((v, i) => subst.set(v, prev[i]!));
+      let pid = primIds.get(e0.prim);
+      if (pid === undefined) primIds.set(e0.prim, (pid = primIds.size + 1));
+      let h = Math.imul(pid, 0x9e3779b1) ^ pk.length;
+      for (const a of inputs) h = Math.imul(h ^ atomId(a), 0x85ebca6b) >>> 0;
+      const bucket = seen.get(h);
+      const prev = bucket?.find(
+        (c) =>
+          c.prim === e0.prim &&
+          c.pk === pk &&
+          c.inputs.length === inputs.length &&
+          c.inputs.every((a, i) => a === inputs[i]) &&
+          c.outs.length === e0.outs.length,
+      );
+      if (prev !== undefined) {
+        e0.outs.forEach((v, i) => subst.set(v, prev.outs[i]!));
         if (stats) stats.merged++;
         continue;
       }
-      seen.set(key, e0.outs);
+      const entry: Seen = { prim: e0.prim, pk, inputs, outs: e0.outs };
+      if (bucket === undefined) seen.set(h, [entry]);
+      else bucket.push(entry);
     }
     kept.push({ prim: e0.prim, params: e0.params, inputs, outs: e0.outs });
   }
