@@ -246,6 +246,40 @@ describe("elementwise kernels are bit-identical to the reference backend", () =>
       }
     });
 
+  test("float32 exp, log, tanh and sigmoid round exactly as float32(Math.f(x)) over many magnitudes", () => {
+    const r = rng(50);
+    const n = 20000;
+    // Magnitudes from 1e-40 (subnormal) to 3e38, both signs, plus the edges of exp's range.
+    const X = Array.from({ length: n }, (_, i) => {
+      const mag = Math.exp((r() - 0.5) * 180);
+      return i % 3 === 0 ? (r() - 0.5) * 200 : r() < 0.5 ? -mag : mag;
+    });
+    X.splice(
+      0,
+      14,
+      0,
+      -0,
+      Infinity,
+      -Infinity,
+      Number.NaN,
+      1,
+      88.72,
+      88.73,
+      -87.33,
+      -103.97,
+      -104,
+      9.02,
+      1e-8,
+      -1e-30,
+    );
+    const fns = { exp: ad.exp, log: ad.log, tanh: ad.tanh, sigmoid: ad.sigmoid };
+    for (const [name, fn] of Object.entries(fns))
+      for (const dtype of ["float32", "float16"] as const) {
+        const { wasm, ref } = both(() => fn(ad.astype(make(X, [n], "float32"), dtype)));
+        assertIdentical(wasm, ref, `${name} ${dtype}`);
+      }
+  });
+
   test("a chain mixing wasm and JS kernels (exp, tanh, where, comparisons) stays identical", () => {
     const X = data(4096, 8);
     const f = () => {

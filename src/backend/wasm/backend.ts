@@ -38,6 +38,7 @@ import { buildKernels, detectFeatures, type Features } from "./kernels.js";
 import type { ElemSize } from "./movement.js";
 import { type CopyPlan, gatherPlan, scatterPlan, transposeTail } from "./strided.js";
 import { hardwareThreads, type Task, threadsSupported, WorkerPool } from "./threads.js";
+import { WASM_TRANSCENDENTAL, type WasmTranscendental } from "./transcendental.js";
 import { type WasmModule, wasmApi } from "./wasm-api.js";
 
 type Arr = AnyTypedArray;
@@ -360,10 +361,13 @@ export class WasmBackend implements Backend {
   // ---- elementwise ----
 
   unary(op: UnaryKernel, x: DeviceBuffer, size: number, dtype: DType): DeviceBuffer {
-    if (size < this.thresholds.elementwise || !isFloatStorage(dtype) || !WASM_UNARY.includes(op as WasmUnary))
-      return this.ref.unary(op, this.host(x), size, dtype);
     const st = storageOf(dtype);
-    const fn = this.fns[`un_${op}_${st}`]!;
+    const exact = WASM_UNARY.includes(op as WasmUnary);
+    // Transcendentals: float32 storage only (float64 keeps JS Math, which is within an ulp).
+    const approx = st === "f32" && WASM_TRANSCENDENTAL.includes(op as WasmTranscendental);
+    if (size < this.thresholds.elementwise || !isFloatStorage(dtype) || !(exact || approx))
+      return this.ref.unary(op, this.host(x), size, dtype);
+    const fn = this.fns[exact ? `un_${op}_${st}` : `tr_${op}_f32`]!;
     return this.runKernel([{ buf: x, dtype, length: size }], st, size, ([px], out) => fn(px!, out, size));
   }
 

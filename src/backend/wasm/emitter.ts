@@ -83,6 +83,7 @@ const SIMD = {
   "v128.const": -1, // has a 16-byte immediate: use Code.v128const
   "i8x16.shuffle": -1, // has 16 lane immediates: not used
   "i32x4.splat": 17,
+  "i64x2.splat": 18,
   "f32x4.splat": 19,
   "f64x2.splat": 20,
   "f32x4.eq": 65,
@@ -113,6 +114,11 @@ const SIMD = {
   "f64x2.floor": 117,
   "f64x2.nearest": 148,
   "i32x4.add": 174,
+  "i64x2.extend_low_i32x4_s": 199,
+  "i64x2.shl": 203,
+  "i64x2.shr_u": 205,
+  "i64x2.add": 206,
+  "i64x2.sub": 209,
   "f32x4.abs": 224,
   "f32x4.neg": 225,
   "f32x4.sqrt": 227,
@@ -131,6 +137,9 @@ const SIMD = {
   "f64x2.div": 243,
   "f64x2.min": 244,
   "f64x2.max": 245,
+  "f64x2.pmin": 246,
+  "f64x2.pmax": 247,
+  "i32x4.trunc_sat_f64x2_s_zero": 252,
   // Relaxed SIMD (detected at start-up before use).
   "f32x4.relaxed_madd": 0x105,
   "f64x2.relaxed_madd": 0x107,
@@ -287,6 +296,32 @@ export class Code {
     uleb(this.bytes, 12);
     for (let i = 0; i < 16; i++) this.bytes.push(bytes[i]! & 0xff);
     return this;
+  }
+
+  /** `v128.store64_lane`: store lane `lane` (0 or 1) of the i64x2 view of a vector. */
+  storeLane64(lane: number, offset = 0): this {
+    this.bytes.push(0xfd);
+    uleb(this.bytes, 91);
+    uleb(this.bytes, 3);
+    uleb(this.bytes, offset);
+    this.bytes.push(lane);
+    return this;
+  }
+
+  /** An i64 constant (exact for |v| < 2^53). */
+  i64(v: bigint): this {
+    this.bytes.push(0x42);
+    // Signed LEB128 of a 64-bit value.
+    let x = BigInt.asIntN(64, v);
+    for (;;) {
+      const b = Number(x & 0x7fn);
+      x >>= 7n;
+      if ((x === 0n && (b & 0x40) === 0) || (x === -1n && (b & 0x40) !== 0)) {
+        this.bytes.push(b);
+        return this;
+      }
+      this.bytes.push(b | 0x80);
+    }
   }
 
   /** `memory.copy` (bulk memory): dst, src, byte count on the stack. */

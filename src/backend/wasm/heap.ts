@@ -111,7 +111,7 @@ export class Heap {
   constructor(opts: HeapOptions) {
     this.shared = opts.shared;
     this.maxPages = Math.floor((opts.maxBytes ?? 2 ** 32 - PAGE) / PAGE);
-    this.budget = opts.budget ?? 128 * 2 ** 20;
+    this.budget = opts.budget ?? 64 * 2 ** 20;
     const initial = 64; // 4 MiB
     this.memory = new (wasmApi()!.Memory)(
       this.shared ? { initial, maximum: this.maxPages, shared: true } : { initial, maximum: this.maxPages },

@@ -19,6 +19,7 @@ import { type Code, ModuleBuilder } from "./emitter.js";
 import { emitGemm, gemmShape } from "./gemm.js";
 import { ELEM_SIZES, emitStridedCopy, emitTranspose2d } from "./movement.js";
 import { emitSum } from "./reduce.js";
+import { emitTranscendental, WASM_TRANSCENDENTAL } from "./transcendental.js";
 import { wasmApi } from "./wasm-api.js";
 
 /** What the runtime can do, detected once by validating tiny modules. */
@@ -103,6 +104,7 @@ export function buildKernels(shared: boolean, maxPages: number, fma: boolean): K
     for (const op of WASM_COMPARE) emitCompare(m, t, op);
     emitSum(m, t);
   }
+  for (const op of WASM_TRANSCENDENTAL) emitTranscendental(m, op);
   for (const es of ELEM_SIZES) {
     emitStridedCopy(m, es);
     emitTranspose2d(m, es);
