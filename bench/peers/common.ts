@@ -43,19 +43,23 @@ function median(xs: number[]): number {
 }
 
 /**
- * Median wall time of `fn` in ms: warm-up runs, then timed runs until `budgetMs` is spent (at
- * least `minReps`, at most `maxReps`). `fn` must finish its work (read back or block) before it
- * returns or resolves.
+ * Median wall time of `fn` in ms: warm-up runs (at least `warm`, and until `warmMs` have passed,
+ * at most 5000: JS engines optimize a function after it has run for a while, so a figure taken
+ * after three calls would measure the unoptimized code), then timed runs until `budgetMs` is
+ * spent (at least `minReps`, at most `maxReps`). `fn` must finish its work (read back or block)
+ * before it returns or resolves.
  */
 export async function time(
   fn: () => unknown,
-  opts: { warm?: number; minReps?: number; maxReps?: number; budgetMs?: number } = {},
+  opts: { warm?: number; warmMs?: number; minReps?: number; maxReps?: number; budgetMs?: number } = {},
 ): Promise<number> {
   const warm = opts.warm ?? (QUICK ? 1 : 3);
+  const warmMs = opts.warmMs ?? (QUICK ? 100 : 500);
   const minReps = opts.minReps ?? (QUICK ? 3 : 5);
   const maxReps = opts.maxReps ?? (QUICK ? 10 : 60);
   const budget = opts.budgetMs ?? (QUICK ? 300 : 1500);
-  for (let i = 0; i < warm; i++) await fn();
+  const w0 = performance.now();
+  for (let i = 0; i < 5000 && (i < warm || performance.now() - w0 < warmMs); i++) await fn();
   const ts: number[] = [];
   const start = performance.now();
   while (ts.length < minReps || (ts.length < maxReps && performance.now() - start < budget)) {

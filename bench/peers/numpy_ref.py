@@ -26,9 +26,12 @@ def report(row, ms, check=None, note=None):
 
 
 def timeit(fn):
-    warm, min_reps, max_reps, budget = (1, 3, 10, 0.3) if QUICK else (3, 5, 60, 1.5)
-    for _ in range(warm):
+    warm, warm_s, min_reps, max_reps, budget = (1, 0.1, 3, 10, 0.3) if QUICK else (3, 0.5, 5, 60, 1.5)
+    w0 = time.perf_counter()
+    i = 0
+    while i < 5000 and (i < warm or time.perf_counter() - w0 < warm_s):
         fn()
+        i += 1
     ts = []
     start = time.perf_counter()
     while len(ts) < min_reps or (len(ts) < max_reps and time.perf_counter() - start < budget):
