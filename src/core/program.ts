@@ -22,8 +22,12 @@ export class Var {
   }
 }
 
+let nextLitId = 1;
+
 /** A literal constant (a concrete tensor captured while tracing). */
 export class Lit {
+  /** Creation order: a key for passes that hash atoms (variables are keyed by their `id`). */
+  readonly id = nextLitId++;
   constructor(readonly value: Tensor) {}
   get aval(): Aval {
     return this.value;

@@ -23,6 +23,7 @@ import { type Atom, type Eqn, Lit, Program, Var } from "../core/program.js";
 import type { DType } from "../dtype.js";
 import { fusedP, fusedProgramP } from "../primitives/fused.js";
 import { sizeOf } from "../shape.js";
+import { maxVarId } from "./simplify.js";
 
 const UNARY = new Set<string>([
   "neg",
@@ -124,9 +125,8 @@ function fuseScalars(program: Program, isConstant: ConstantLit): Program {
   const eqns = program.eqns;
   // Variables are numbered densely by tracing: flat arrays indexed by id instead of maps (this
   // pass sees every equation of programs thousands long, on their first call).
-  let maxId = 0;
-  for (const v of program.inputs) maxId = Math.max(maxId, v.id);
-  for (const e of eqns) for (const v of e.outs) maxId = Math.max(maxId, v.id);
+  const maxId = maxVarId(program);
+  if (maxId < 0) return program;
   /** The run (region) that computes each variable, or -1. */
   const regionOfVar = new Int32Array(maxId + 1).fill(-1);
   const regionOfEqn = new Int32Array(eqns.length).fill(-1);
@@ -147,18 +147,22 @@ function fuseScalars(program: Program, isConstant: ConstantLit): Program {
   if (!regions.some((r) => r.length > 1)) return program;
   // A run's results: its values read outside it, or returned.
   const escapes = new Uint8Array(maxId + 1);
-  eqns.forEach((e, i) => {
-    for (const a of e.inputs)
+  for (let i = 0; i < eqns.length; i++) {
+    const ins = eqns[i]!.inputs;
+    for (let k = 0; k < ins.length; k++) {
+      const a = ins[k]!;
       if (a instanceof Var && regionOfVar[a.id]! >= 0 && regionOfVar[a.id] !== regionOfEqn[i])
         escapes[a.id] = 1;
-  });
+    }
+  }
   for (const a of program.outputs) if (a instanceof Var) escapes[a.id] = 1;
   // Each run is emitted where it was cut, just before the first equation that reads it (the
   // equations between that do not read it went ahead of it), or at the end.
   const out: Eqn[] = [];
+  const slot = new Int32Array(maxId + 1).fill(-1);
   const emit = (r: number) => {
     const reg = regions[r]!;
-    out.push(reg.length === 1 ? eqns[reg[0]!]! : buildProgram(eqns, reg, escapes, isConstant));
+    out.push(reg.length === 1 ? eqns[reg[0]!]! : buildProgram(eqns, reg, escapes, slot, isConstant));
   };
   let current = -1;
   for (let i = 0; i < eqns.length; i++) {
@@ -178,65 +182,80 @@ function fuseScalars(program: Program, isConstant: ConstantLit): Program {
   return new Program(program.inputs, out, program.outputs);
 }
 
-/** One `fused_program` equation for the equations `region` (indices into `eqns`, in order). */
+/**
+ * One `fused_program` equation for the equations `region` (indices into `eqns`, in order).
+ * Variables are looked up in a flat array by id (`slot`, shared by every run of the program and
+ * reset after each), literals in a small map.
+ */
 function buildProgram(
   eqns: readonly Eqn[],
   region: readonly number[],
   escapes: Uint8Array,
+  slot: Int32Array,
   isConstant: ConstantLit,
 ): Eqn {
+  // slot[v.id]: -2 = made by this run (numbered below), >= 0 = the value's id in the program.
+  for (let r = 0; r < region.length; r++) slot[eqns[region[r]!]!.outs[0]!.id] = -2;
   const inputs: Atom[] = [];
   const inputDtypes: DType[] = [];
-  const inputId = new Map<Atom, number>();
-  const nodes: FusedNode[] = [];
-  const idOfVar = new Map<Var, number>();
-  const constId = new Map<Atom, number>();
-  const made = new Set<Var>();
-  for (const i of region) made.add(eqns[i]!.outs[0]!);
-  const constants = new Map<Atom, number>();
+  const litIds = new Map<Lit, number>();
+  const constants: { lit: Lit; value: number }[] = [];
   // Inputs come first in a program's numbering, so collect them before numbering any node.
-  for (const i of region)
-    for (const a of eqns[i]!.inputs) {
-      if (a instanceof Var ? made.has(a) : constants.has(a)) continue;
-      if (inputId.has(a)) continue;
-      const c = constantOf(a, isConstant);
-      if (c !== null) {
-        constants.set(a, c);
-        continue;
+  for (let r = 0; r < region.length; r++) {
+    const ins = eqns[region[r]!]!.inputs;
+    for (let k = 0; k < ins.length; k++) {
+      const a = ins[k]!;
+      if (a instanceof Var) {
+        if (slot[a.id] !== -1) continue;
+        slot[a.id] = inputs.length;
+      } else {
+        if (litIds.has(a)) continue;
+        const c = constantOf(a, isConstant);
+        if (c !== null) {
+          litIds.set(a, -1); // numbered once the inputs are known
+          constants.push({ lit: a, value: c });
+          continue;
+        }
+        litIds.set(a, inputs.length);
       }
-      inputId.set(a, inputs.length);
       inputs.push(a);
       inputDtypes.push(a.aval.dtype);
     }
+  }
   const base = inputs.length;
-  const idOf = (a: Atom): number => {
-    if (a instanceof Var) {
-      const v = idOfVar.get(a);
-      if (v !== undefined) return v;
-    }
-    const k = inputId.get(a);
-    if (k !== undefined) return k;
-    let c = constId.get(a);
-    if (c === undefined) {
-      nodes.push({ kind: "const", value: constants.get(a)!, dtype: a.aval.dtype });
-      c = base + nodes.length - 1;
-      constId.set(a, c);
-    }
-    return c;
-  };
+  const nodes: FusedNode[] = [];
+  for (let c = 0; c < constants.length; c++) {
+    const { lit, value } = constants[c]!;
+    nodes.push({ kind: "const", value, dtype: lit.aval.dtype });
+    litIds.set(lit, base + c);
+  }
+  const idOf = (a: Atom): number => (a instanceof Var ? slot[a.id]! : litIds.get(a)!);
   const outs: Var[] = [];
-  for (const i of region) {
-    const e = eqns[i]!;
+  const outIds: number[] = [];
+  for (let r = 0; r < region.length; r++) {
+    const e = eqns[region[r]!]!;
     const n = programNode(e, e.inputs.map(idOf));
     const v = e.outs[0]!;
-    if (typeof n === "number") idOfVar.set(v, n);
+    if (typeof n === "number") slot[v.id] = n;
     else {
       nodes.push(n);
-      idOfVar.set(v, base + nodes.length - 1);
+      slot[v.id] = base + nodes.length - 1;
     }
-    if (escapes[v.id]) outs.push(v);
+    if (escapes[v.id]) {
+      outs.push(v);
+      outIds.push(slot[v.id]!);
+    }
   }
-  const prog: FusedProgram = { inputs: inputDtypes, nodes, outputs: outs.map((v) => idOfVar.get(v)!) };
+  // Reset the slots this run used.
+  for (let r = 0; r < region.length; r++) {
+    const e = eqns[region[r]!]!;
+    slot[e.outs[0]!.id] = -1;
+    for (let k = 0; k < e.inputs.length; k++) {
+      const a = e.inputs[k]!;
+      if (a instanceof Var) slot[a.id] = -1;
+    }
+  }
+  const prog: FusedProgram = { inputs: inputDtypes, nodes, outputs: outIds };
   const avals: Aval[] = outs.map((v) => v.aval);
   return {
     prim: fusedProgramP as never,

@@ -44,95 +44,148 @@ function paramKey(p: unknown): string | null {
   }
 }
 
-/** Fold, merge and prune a program (returns a new one; the input is unchanged). */
+/** Entries of the CSE table: equations already kept, by hash of primitive, params and operands. */
+interface Seen {
+  readonly prim: unknown;
+  readonly pk: string;
+  readonly inputs: readonly Atom[];
+  readonly outs: readonly Var[];
+  next: Seen | null;
+}
+
+const primIds = new WeakMap<object, number>();
+let nextPrimId = 1;
+
+/**
+ * Fold, merge and prune a program (returns a new one; the input is unchanged). One pass forward
+ * (folding and CSE) and one backward (DCE), over flat arrays indexed by variable id: jit runs this
+ * on programs thousands of equations long on their first call, mostly before the engine has
+ * optimized this code, so every allocation and iterator counts.
+ */
 export function simplify(
   program: Program,
   stats?: SimplifyStats,
   foldable: (l: Lit) => boolean = () => true,
 ): Program {
-  const subst = new Map<Var, Atom>();
-  const get = (a: Atom): Atom => (a instanceof Var ? (subst.get(a) ?? a) : a);
-  // CSE keys are integers (hashes of the primitive, params and operand identities) checked
-  // exactly on a hit: no strings are built per equation.
-  const litIds = new Map<Lit, number>();
-  const atomId = (a: Atom): number => {
-    if (a instanceof Var) return a.id;
-    let id = litIds.get(a);
-    if (id === undefined) litIds.set(a, (id = -1 - litIds.size));
-    return id;
-  };
-  const primIds = new Map<unknown, number>();
-  interface Seen {
-    readonly prim: unknown;
-    readonly pk: string;
-    readonly inputs: readonly Atom[];
-    readonly outs: readonly Var[];
-  }
-  const seen = new Map<number, Seen[]>();
+  const eqns = program.eqns;
+  const maxId = maxVarId(program);
+  if (maxId < 0) return program; // variables not numbered uniquely: leave it as it is
+  /** What each variable was replaced by (a folded literal or an earlier equal variable). */
+  const subst: (Atom | undefined)[] = new Array(maxId + 1);
+  const seen = new Map<number, Seen>();
   const kept: Eqn[] = [];
-  for (const e0 of program.eqns) {
-    const inputs = e0.inputs.map(get);
+  for (let i = 0; i < eqns.length; i++) {
+    const e0 = eqns[i]!;
+    const ins0 = e0.inputs;
+    let inputs = ins0;
+    let allLit = true;
+    for (let k = 0; k < ins0.length; k++) {
+      const a = ins0[k]!;
+      const r = a instanceof Var ? subst[a.id] : undefined;
+      if (r !== undefined) {
+        if (inputs === ins0) inputs = ins0.slice();
+        (inputs as Atom[])[k] = r;
+      }
+      const b = r ?? a;
+      if (!(b instanceof Lit) || b.value._trace !== null || !foldable(b)) allLit = false;
+    }
     // Constant folding: every input is a concrete literal (but an expanding operation such as a
     // broadcast stays lazy, so a scalar is not turned into a large constant array).
-    if (
-      inputs.every((a) => a instanceof Lit && a.value._trace === null && foldable(a)) &&
-      e0.outs.reduce((n, v) => n + sizeOf(v.aval.shape), 0) <=
-        Math.max(
-          inputs.reduce((n, a) => n + sizeOf(a.aval.shape), 0),
-          16,
-        )
-    ) {
-      const vals = withInterpreter(evalInterpreter, () =>
-        bind(
-          e0.prim,
-          inputs.map((a) => (a as Lit).value),
-          e0.params,
-        ),
-      );
-      e0.outs.forEach((v, i) => subst.set(v, new Lit(vals[i]!)));
-      if (stats) stats.folded++;
-      continue;
+    if (allLit) {
+      let inSize = 0;
+      for (let k = 0; k < inputs.length; k++) inSize += sizeOf(inputs[k]!.aval.shape);
+      let outSize = 0;
+      for (let k = 0; k < e0.outs.length; k++) outSize += sizeOf(e0.outs[k]!.aval.shape);
+      if (outSize <= Math.max(inSize, 16)) {
+        const vals = withInterpreter(evalInterpreter, () =>
+          bind(
+            e0.prim,
+            inputs.map((a) => (a as Lit).value),
+            e0.params,
+          ),
+        );
+        for (let k = 0; k < e0.outs.length; k++) subst[e0.outs[k]!.id] = new Lit(vals[k]!);
+        if (stats) stats.folded++;
+        continue;
+      }
     }
     // CSE: same primitive, params and inputs as an earlier equation.
     const pk = paramKey(e0.params);
     if (pk !== null) {
       let pid = primIds.get(e0.prim);
-      if (pid === undefined) primIds.set(e0.prim, (pid = primIds.size + 1));
+      if (pid === undefined) primIds.set(e0.prim, (pid = nextPrimId++));
       let h = Math.imul(pid, 0x9e3779b1) ^ pk.length;
-      for (const a of inputs) h = Math.imul(h ^ atomId(a), 0x85ebca6b) >>> 0;
-      const bucket = seen.get(h);
-      const prev = bucket?.find(
-        (c) =>
-          c.prim === e0.prim &&
-          c.pk === pk &&
-          c.inputs.length === inputs.length &&
-          c.inputs.every((a, i) => a === inputs[i]) &&
-          c.outs.length === e0.outs.length,
-      );
-      if (prev !== undefined) {
-        e0.outs.forEach((v, i) => subst.set(v, prev.outs[i]!));
+      for (let k = 0; k < inputs.length; k++) {
+        const a = inputs[k]!;
+        h = Math.imul(h ^ (a instanceof Var ? a.id : -a.id), 0x85ebca6b) >>> 0;
+      }
+      const head = seen.get(h);
+      let prev: Seen | null = head ?? null;
+      while (prev !== null && !sameEqn(prev, e0.prim, pk, inputs, e0.outs.length)) prev = prev.next;
+      if (prev !== null) {
+        for (let k = 0; k < e0.outs.length; k++) subst[e0.outs[k]!.id] = prev.outs[k]!;
         if (stats) stats.merged++;
         continue;
       }
-      const entry: Seen = { prim: e0.prim, pk, inputs, outs: e0.outs };
-      if (bucket === undefined) seen.set(h, [entry]);
-      else bucket.push(entry);
+      seen.set(h, { prim: e0.prim, pk, inputs, outs: e0.outs, next: head ?? null });
     }
-    kept.push({ prim: e0.prim, params: e0.params, inputs, outs: e0.outs });
+    kept.push(inputs === ins0 ? e0 : { prim: e0.prim, params: e0.params, inputs, outs: e0.outs });
   }
-  const outputs = program.outputs.map(get);
+  const outputs = program.outputs.map((a) => (a instanceof Var ? (subst[a.id] ?? a) : a));
   // DCE: keep what the outputs need, walking backward.
-  const live = new Set<Var>(outputs.filter((a): a is Var => a instanceof Var));
+  const live = new Uint8Array(maxId + 1);
+  for (let k = 0; k < outputs.length; k++) {
+    const a = outputs[k]!;
+    if (a instanceof Var) live[a.id] = 1;
+  }
   const out: Eqn[] = [];
   for (let i = kept.length - 1; i >= 0; i--) {
     const e = kept[i]!;
-    if (!e.outs.some((v) => live.has(v))) {
+    let used = false;
+    for (let k = 0; k < e.outs.length; k++) if (live[e.outs[k]!.id]) used = true;
+    if (!used) {
       if (stats) stats.removed++;
       continue;
     }
-    for (const a of e.inputs) if (a instanceof Var) live.add(a);
+    for (let k = 0; k < e.inputs.length; k++) {
+      const a = e.inputs[k]!;
+      if (a instanceof Var) live[a.id] = 1;
+    }
     out.push(e);
   }
   out.reverse();
   return new Program(program.inputs, out, outputs);
+}
+
+/**
+ * The largest variable id of a program, or -1 if two variables share an id (tracing numbers them
+ * uniquely; the flat arrays of the passes rely on it).
+ */
+export function maxVarId(program: Program): number {
+  let maxId = 0;
+  const eqns = program.eqns;
+  for (let i = 0; i < program.inputs.length; i++) maxId = Math.max(maxId, program.inputs[i]!.id);
+  for (let i = 0; i < eqns.length; i++) {
+    const outs = eqns[i]!.outs;
+    for (let j = 0; j < outs.length; j++) maxId = Math.max(maxId, outs[j]!.id);
+  }
+  const bound = new Uint8Array(maxId + 1);
+  const bind1 = (v: Var): boolean => {
+    if (bound[v.id]) return false;
+    bound[v.id] = 1;
+    return true;
+  };
+  for (let i = 0; i < program.inputs.length; i++) if (!bind1(program.inputs[i]!)) return -1;
+  for (let i = 0; i < eqns.length; i++) {
+    const outs = eqns[i]!.outs;
+    for (let j = 0; j < outs.length; j++) if (!bind1(outs[j]!)) return -1;
+  }
+  return maxId;
+}
+
+function sameEqn(c: Seen, prim: unknown, pk: string, inputs: readonly Atom[], nOuts: number): boolean {
+  if (c.prim !== prim || c.pk !== pk || c.inputs.length !== inputs.length || c.outs.length !== nOuts)
+    return false;
+  for (let k = 0; k < inputs.length; k++) if (c.inputs[k] !== inputs[k]) return false;
+  return true;
 }

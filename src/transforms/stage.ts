@@ -106,12 +106,19 @@ export function stage(f: (...args: never[]) => unknown, args: readonly unknown[]
     return interp.atom(t);
   });
   const program = new Program(inputs, interp.eqns, outputs);
-  const reusable = interp.eqns.every((e) =>
-    e.inputs.every((a) => !(a instanceof Lit) || a.value._trace === null),
-  );
+  // (indexed loops: this runs once per traced equation, usually before the engine optimizes it)
+  let reusable = true;
   const captured = new Set<Tensor>();
-  for (const e of interp.eqns)
-    for (const a of e.inputs) if (a instanceof Lit && a.value._id < firstId) captured.add(a.value);
+  const eqns = interp.eqns;
+  for (let i = 0; i < eqns.length; i++) {
+    const ins = eqns[i]!.inputs;
+    for (let k = 0; k < ins.length; k++) {
+      const a = ins[k]!;
+      if (!(a instanceof Lit)) continue;
+      if (a.value._trace !== null) reusable = false;
+      if (a.value._id < firstId) captured.add(a.value);
+    }
+  }
   for (const a of outputs) if (a instanceof Lit && a.value._id < firstId) captured.add(a.value);
   return { program, inDef, dynamic, outDef, outNumbers, reusable, firstId, captured: [...captured] };
 }
