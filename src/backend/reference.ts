@@ -69,6 +69,44 @@ function storeAs(d: DType, x: number): number {
   }
 }
 
+/** A unary kernel on one value: the common ones inline (no call through the table). */
+function unary1(op: UnaryKernel, x: number): number {
+  switch (op) {
+    case "neg":
+      return -x;
+    case "sin":
+      return Math.sin(x);
+    case "cos":
+      return Math.cos(x);
+    case "exp":
+      return Math.exp(x);
+    case "log":
+      return Math.log(x);
+    case "tanh":
+      return Math.tanh(x);
+    case "sqrt":
+      return Math.sqrt(x);
+    default:
+      return UNARY_FN[op](x);
+  }
+}
+
+/** A binary kernel on one pair of values: the arithmetic inline (no call through the table). */
+function binary1(op: BinaryKernel, inDtype: DType, a: number, b: number): number {
+  switch (op) {
+    case "add":
+      return a + b;
+    case "sub":
+      return a - b;
+    case "mul":
+      return inDtype === "int32" ? Math.imul(a, b) : a * b;
+    case "div":
+      return a / b;
+    default:
+      return binaryFn(op, inDtype)(a, b);
+  }
+}
+
 /** The single value of a one-element buffer. */
 function only(b: DeviceBuffer): number {
   return b instanceof Scalar ? b.v : (b as unknown as Arr)[0]!;
@@ -166,7 +204,7 @@ export class ReferenceBackend implements Backend {
   }
 
   unary(op: UnaryKernel, x: DeviceBuffer, size: number, dtype: DType): DeviceBuffer {
-    if (size === 1) return scalarBuf(storeAs(dtype, UNARY_FN[op](only(x))));
+    if (size === 1) return scalarBuf(storeAs(dtype, unary1(op, only(x))));
     const xs = arr(x);
     const out = allocArray(dtype, size);
     switch (op) {
@@ -210,8 +248,8 @@ export class ReferenceBackend implements Backend {
     outDtype: DType,
   ): DeviceBuffer {
     const n = sizeOf(outShape);
+    if (n === 1) return scalarBuf(storeAs(outDtype, binary1(op, inDtype, only(a), only(b))));
     const f = binaryFn(op, inDtype);
-    if (n === 1) return scalarBuf(storeAs(outDtype, f(only(a), only(b))));
     const as = arr(a);
     const bs = arr(b);
     const out = allocArray(outDtype, n);
