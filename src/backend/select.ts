@@ -84,13 +84,21 @@ function initialBackend(): Backend {
   }
 }
 
-/** @internal The backend new tensors are created on. */
+/**
+ * @internal The backend new tensors are created on.
+ * @example
+ * getBackend().name; // "wasm" in Node
+ */
 export function getBackend(): Backend {
   current ??= initialBackend();
   return current;
 }
 
-/** @internal Make `b` the backend for new tensors (tests of custom backends). */
+/**
+ * @internal Make `b` the backend for new tensors (tests of custom backends).
+ * @example
+ * useBackend(new InteropReferenceBackend());
+ */
 export function useBackend(b: Backend): void {
   current = b;
   chosen = true;

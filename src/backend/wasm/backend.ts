@@ -56,6 +56,7 @@ export interface Thresholds {
   resident: number;
 }
 
+/** The thresholds a new wasm backend starts with (`backend.thresholds` can be tuned per instance). */
 export const DEFAULT_THRESHOLDS: Thresholds = {
   elementwise: 2048,
   matmul: 4096,
@@ -97,7 +98,12 @@ function kernelPlan(): { shared: boolean; fma: boolean; features: Features } {
   return { shared: threadsSupported(), fma: features.relaxedSimd, features };
 }
 
-/** Compile the kernel module synchronously (Node, workers; browsers' main threads refuse > 4 KB). */
+/**
+ * Compile the kernel module synchronously (Node, workers, current browsers; old Chrome refused
+ * modules over 4 KB on the main thread).
+ * @example
+ * const backend = new WasmBackend({ compiled: compileWasmKernelsSync() });
+ */
 export function compileWasmKernelsSync(): CompiledKernels {
   const api = wasmApi();
   if (api === null) throw new Error("wasm backend: this runtime has no WebAssembly");
@@ -106,7 +112,11 @@ export function compileWasmKernelsSync(): CompiledKernels {
   return { module: new api.Module(k.bytes), names: k.names, shared, fma, maxPages: k.maxPages };
 }
 
-/** Compile the kernel module asynchronously (what a browser's main thread must do). */
+/**
+ * Compile the kernel module asynchronously (what a browser's main thread may have to do).
+ * @example
+ * const backend = new WasmBackend({ compiled: await compileWasmKernels() });
+ */
 export async function compileWasmKernels(): Promise<CompiledKernels> {
   const api = wasmApi();
   if (api === null) throw new Error("wasm backend: this runtime has no WebAssembly");
@@ -204,6 +214,13 @@ function isFloatStorage(d: DType): boolean {
   return d !== "int32" && d !== "bool";
 }
 
+/**
+ * The wasm backend (see the file comment). One instance owns one heap and one worker pool; the
+ * library creates a single one on first use (`ad.setBackend("wasm")` or the default).
+ * @example
+ * const wasm = new WasmBackend({ threads: 2 });
+ * wasm.threads; // 2 where shared memory exists
+ */
 export class WasmBackend implements Backend {
   readonly name = "wasm";
   readonly heap: Heap;

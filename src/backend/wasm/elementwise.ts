@@ -2,7 +2,7 @@
  * @file Elementwise kernels emitted as WebAssembly SIMD, for float32 and float64: binary
  * arithmetic over a 2-D broadcast pattern (each operand walks rows with any stride and columns
  * contiguously or not at all, which covers same-shape, scalar, row-vector and column-vector
- * operands after dimension collapsing) and the unary operations that have exact wasm
+ * operands after dimension collapsing), comparisons, select, and the unary operations that have exact wasm
  * instructions. Results are bit-identical to the reference backend's JS loops: +, -, *, /, sqrt
  * are correctly rounded in both, and max/min follow its NaN and signed-zero rules exactly.
  */
@@ -13,10 +13,12 @@ type Elem = "f32" | "f64";
 
 /** Binary kernels with a wasm implementation. */
 export const WASM_BINARY = ["add", "sub", "mul", "div", "max", "min"] as const;
+/** One of `WASM_BINARY`. */
 export type WasmBinary = (typeof WASM_BINARY)[number];
 
 /** Unary kernels with an exact wasm instruction. */
 export const WASM_UNARY = ["neg", "abs", "sqrt", "floor", "ceil", "round"] as const;
+/** One of `WASM_UNARY`. */
 export type WasmUnary = (typeof WASM_UNARY)[number];
 
 const VEC: Record<
@@ -91,6 +93,8 @@ function scalarBinary(c: Code, t: Elem, op: WasmBinary, x: number, y: number): v
  * `bin_<op>_<t>(a, b, out, rows, cols, aRow, aCol, bRow, bCol)`: for each row r and column j,
  * out[r*cols + j] = a[r*aRow + j*aCol] op b[r*bRow + j*bCol] (strides in elements). Column
  * strides (1, 1), (1, 0) and (0, 1) run vectorised; any other pattern runs scalar.
+ * @example
+ * emitBinary(m, "f32", "add"); // exports bin_add_f32
  */
 export function emitBinary(m: ModuleBuilder, t: Elem, op: WasmBinary): void {
   const es = t === "f32" ? 4 : 8;
@@ -195,7 +199,11 @@ const SCALAR_F64: Record<WasmUnary, PlainOp> = {
   round: "f64.nearest",
 };
 
-/** `un_<op>_<t>(x, out, n)`. */
+/**
+ * `un_<op>_<t>(x, out, n)`: out[i] = op(x[i]) for the exactly-rounded unary instructions.
+ * @example
+ * emitUnary(m, "f64", "sqrt"); // exports un_sqrt_f64
+ */
 export function emitUnary(m: ModuleBuilder, t: Elem, op: WasmUnary): void {
   const es = t === "f32" ? 4 : 8;
   const L = 16 / es;
@@ -251,12 +259,15 @@ export function emitUnary(m: ModuleBuilder, t: Elem, op: WasmUnary): void {
 
 /** Comparison kernels (bool output, one byte per element). */
 export const WASM_COMPARE = ["eq", "ne", "lt", "le", "gt", "ge"] as const;
+/** One of `WASM_COMPARE`. */
 export type WasmCompare = (typeof WASM_COMPARE)[number];
 
 /**
  * `cmp_<op>_<t>(a, b, out, rows, cols, aRow, aCol, bRow, bCol)`: out[r*cols + j] (a byte) =
  * a[r*aRow + j*aCol] op b[r*bRow + j*bCol], with IEEE semantics (NaN compares unequal), exactly
  * as the JS operators on the same values.
+ * @example
+ * emitCompare(m, "f32", "gt"); // exports cmp_gt_f32
  */
 export function emitCompare(m: ModuleBuilder, t: Elem, op: WasmCompare): void {
   const es = t === "f32" ? 4 : 8;
@@ -303,6 +314,8 @@ export function emitCompare(m: ModuleBuilder, t: Elem, op: WasmCompare): void {
  * `sel_<es>(cond, a, b, out, rows, cols, cRow, cCol, aRow, aCol, bRow, bCol)`: out = cond ? a : b
  * elementwise for elements of `es` bytes (moved as integers: bit patterns are kept), `cond` one
  * byte per element, all operands walked with 2-D strides as in `bin_*`.
+ * @example
+ * emitSelect(m, 4); // exports sel_4 (float32, int32)
  */
 export function emitSelect(m: ModuleBuilder, es: 1 | 4 | 8): void {
   const load = es === 1 ? "i32.load8_u" : es === 4 ? "i32.load" : "i64.load";

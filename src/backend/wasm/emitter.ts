@@ -167,9 +167,13 @@ const MEMORY = {
   "v128.load64_zero": [[0xfd, 93], 3],
 } as const;
 
+/** Names of instructions without immediates (type-checked, so a typo fails to compile). */
 export type PlainOp = keyof typeof PLAIN;
+/** Names of SIMD instructions without immediates. */
 export type SimdOp = Exclude<keyof typeof SIMD, "v128.const" | "i8x16.shuffle">;
+/** Names of lane-extraction instructions. */
 export type LaneOp = keyof typeof LANE;
+/** Names of memory instructions (they take an offset). */
 export type MemOp = keyof typeof MEMORY;
 
 function uleb(out: number[], v: number): void {

@@ -29,6 +29,8 @@ export interface GemmShape {
  * (6 x 8 measured 15% slower) and other shapes that fit (5 x 8, 3 x 12, 2 x 16) measured within
  * noise while 4 rows divide more common sizes. With FMA there is no temporary and 6 x 8 fits.
  * kc = 256 keeps a B strip and an A strip in L1, mc rows of A (≤ 240 KiB) in L2.
+ * @example
+ * gemmShape("f32", true); // { mr: 6, nr: 8, kc: 256, mc: 120, nc: 2048 }
  */
 export function gemmShape(t: "f32" | "f64", fma: boolean): GemmShape {
   if (t === "f32")
@@ -36,7 +38,11 @@ export function gemmShape(t: "f32" | "f64", fma: boolean): GemmShape {
   return fma ? { mr: 6, nr: 4, kc: 256, mc: 96, nc: 1024 } : { mr: 4, nr: 4, kc: 256, mc: 96, nc: 1024 };
 }
 
-/** Scratch bytes one thread needs for `gemm` of this shape: packed A, packed B and one tile. */
+/**
+ * Scratch bytes one thread needs for `gemm` of this shape: packed A, packed B and one tile.
+ * @example
+ * gemmScratchBytes(gemmShape("f64", false), 8).b; // 2097152
+ */
 export function gemmScratchBytes(s: GemmShape, elemBytes: number): { a: number; b: number; tile: number } {
   return { a: s.mc * s.kc * elemBytes, b: s.kc * s.nc * elemBytes, tile: s.mr * s.nr * elemBytes };
 }
@@ -347,6 +353,8 @@ function emitMerge(m: ModuleBuilder, t: Elem, s: GemmShape): number {
  * operands with element strides `lda`, `ldb`, `ldc` (so a thread can take a block of rows or
  * columns). `packA`, `packB`, `tile` are this thread's scratch (see `gemmScratchBytes`). Needs
  * k > 0 (C is overwritten, not accumulated, by the first depth panel).
+ * @example
+ * emitGemm(m, "f32", gemmShape("f32", false), false); // exports gemm_f32
  */
 export function emitGemm(m: ModuleBuilder, t: Elem, s: GemmShape, fma: boolean): void {
   const es = t === "f32" ? 4 : 8;

@@ -18,6 +18,11 @@ import { type WasmMemory, wasmApi } from "./wasm-api.js";
 /** How a dtype is stored: float16/bfloat16 live in float32 containers (see dtype.ts). */
 export type Storage = "f32" | "f64" | "i32" | "u8";
 
+/**
+ * The storage of a dtype.
+ * @example
+ * storageOf("bfloat16"); // "f32"
+ */
 export function storageOf(d: DType): Storage {
   switch (d) {
     case "float64":
@@ -31,6 +36,7 @@ export function storageOf(d: DType): Storage {
   }
 }
 
+/** Bytes per element of each storage. */
 export const BYTES: Record<Storage, number> = { f32: 4, f64: 8, i32: 4, u8: 1 };
 
 const PAGE = 65536;
@@ -53,6 +59,8 @@ function classOf(bytes: number): { index: number; size: number } {
 /**
  * A tensor buffer resident in wasm memory. Immutable once written; several tensors may share it
  * (a reshape shares storage), so disposal marks this object and every later use throws.
+ * @example
+ * const b = heap.allocResident("f32", 1024); // null when the budget is spent
  */
 export class WasmBuffer {
   /** False once the memory was given back by `dispose`. */
@@ -93,6 +101,13 @@ export interface HeapOptions {
   readonly maxBytes?: number;
 }
 
+/**
+ * The memory and its allocator (see the file comment).
+ * @example
+ * const heap = new Heap({ shared: false });
+ * const p = heap.scratch(4096); // a kernel's scratch block
+ * heap.release(p);
+ */
 export class Heap {
   readonly memory: WasmMemory;
   readonly shared: boolean;

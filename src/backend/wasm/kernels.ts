@@ -48,6 +48,8 @@ interface NodeGlobal {
  * from V8 11.4 (Chrome 114, Node 22); Node 20's V8 11.3 has it behind a flag, which is switched on
  * here (it only adds instructions) because FMA makes matmul about 1.5x faster. Set
  * ADJOINT_WASM_RELAXED_SIMD=0 to never use it (plain multiply-add, the same rounding everywhere).
+ * @example
+ * detectFeatures().simd; // true in Node 20 and current browsers
  */
 export function detectFeatures(): Features {
   if (features !== null) return features;
@@ -93,7 +95,11 @@ export interface KernelModule {
   readonly maxPages: number;
 }
 
-/** Build the kernel module for a memory of `maxPages` pages, shared or not. */
+/**
+ * Build the kernel module for a memory of `maxPages` pages, shared or not.
+ * @example
+ * buildKernels(true, 65535, false).names.includes("gemm_f32"); // true
+ */
 export function buildKernels(shared: boolean, maxPages: number, fma: boolean): KernelModule {
   const m = new ModuleBuilder({ shared, initial: 64, maximum: maxPages });
   emitGemm(m, "f32", gemmShape("f32", fma), fma);

@@ -10,6 +10,7 @@ import type { MemOp, ModuleBuilder } from "./emitter.js";
 
 /** Element sizes with a kernel, and the integer loads/stores that move them. */
 export const ELEM_SIZES = [1, 4, 8] as const;
+/** One of `ELEM_SIZES`. */
 export type ElemSize = (typeof ELEM_SIZES)[number];
 
 const MOVE: Record<ElemSize, { load: MemOp; store: MemOp; local: "i32" | "i64" }> = {
@@ -24,6 +25,8 @@ const MOVE: Record<ElemSize, { load: MemOp; store: MemOp; local: "i32" | "i64" }
  * source strides, destination strides, in elements; strides may be negative or zero) followed by
  * nd words of scratch for the odometer. The innermost dimension runs as `memory.copy` when both
  * of its strides are 1.
+ * @example
+ * emitStridedCopy(m, 8); // exports copy_8
  */
 export function emitStridedCopy(m: ModuleBuilder, es: ElemSize): void {
   const { load, store, local } = MOVE[es];
@@ -120,7 +123,11 @@ export function emitStridedCopy(m: ModuleBuilder, es: ElemSize): void {
   });
 }
 
-/** `transpose2d_<es>(src, dst, rows, cols)`: dst[j·rows + i] = src[i·cols + j], in 16 x 16 tiles. */
+/**
+ * `transpose2d_<es>(src, dst, rows, cols)`: dst[j·rows + i] = src[i·cols + j], in 16 x 16 tiles.
+ * @example
+ * emitTranspose2d(m, 4); // exports transpose2d_4
+ */
 export function emitTranspose2d(m: ModuleBuilder, es: ElemSize): void {
   const { load, store, local } = MOVE[es];
   const B = 16;

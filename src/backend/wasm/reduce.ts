@@ -9,7 +9,11 @@ import type { ModuleBuilder } from "./emitter.js";
 
 type Elem = "f32" | "f64";
 
-/** `rsum_<t>(x, out, outer, red, inner)`: out[o, j] = Σ_r x[o, r, j]. */
+/**
+ * `rsum_<t>(x, out, outer, red, inner)`: out[o, j] = Σ_r x[o, r, j].
+ * @example
+ * emitSum(m, "f32"); // exports rsum_f32
+ */
 export function emitSum(m: ModuleBuilder, t: Elem): void {
   const es = t === "f32" ? 4 : 8;
   const load = t === "f32" ? "f32.load" : "f64.load";

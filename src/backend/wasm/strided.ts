@@ -17,7 +17,11 @@ export interface CopyPlan {
   readonly dstOffset: number;
 }
 
-/** Drop unit dimensions and merge neighbours that are contiguous on both sides. */
+/**
+ * Drop unit dimensions and merge neighbours that are contiguous on both sides.
+ * @example
+ * collapsePlan({ region: [2, 3], src: [3, 1], dst: [3, 1], srcOffset: 0, dstOffset: 0 }).region; // [6]
+ */
 export function collapsePlan(p: CopyPlan): CopyPlan {
   const region: number[] = [];
   const src: number[] = [];
@@ -41,7 +45,11 @@ export function collapsePlan(p: CopyPlan): CopyPlan {
   return { region, src, dst, srcOffset: p.srcOffset, dstOffset: p.dstOffset };
 }
 
-/** A plan that writes `outShape` contiguously, reading source element strides `src` from `offset`. */
+/**
+ * A plan that writes `outShape` contiguously, reading source element strides `src` from `offset`.
+ * @example
+ * gatherPlan([3, 2], [1, 3], 0); // the transpose of a [2, 3] matrix
+ */
 export function gatherPlan(outShape: Shape, src: readonly number[], offset: number): CopyPlan {
   return collapsePlan({
     region: [...outShape],
@@ -52,7 +60,11 @@ export function gatherPlan(outShape: Shape, src: readonly number[], offset: numb
   });
 }
 
-/** A plan that copies a contiguous `shape` into the region of `outShape` starting at `begin`. */
+/**
+ * A plan that copies a contiguous `shape` into the region of `outShape` starting at `begin`.
+ * @example
+ * scatterPlan([2, 2], [4, 4], [1, 1]).dstOffset; // 5
+ */
 export function scatterPlan(shape: Shape, outShape: Shape, begin: readonly number[]): CopyPlan {
   const os = stridesOf(outShape);
   let off = 0;
@@ -63,6 +75,8 @@ export function scatterPlan(shape: Shape, outShape: Shape, begin: readonly numbe
 /**
  * When the innermost two dims of a collapsed plan transpose a row-major matrix into a row-major
  * matrix, its [rows, cols] as read from the source; else null.
+ * @example
+ * transposeTail(gatherPlan([3, 2], [1, 3], 0)); // [2, 3]
  */
 export function transposeTail(p: CopyPlan): [number, number] | null {
   const nd = p.region.length;

@@ -108,7 +108,11 @@ if (IS_NODE) {
   }
 }
 
-/** Whether this runtime can run kernels on several threads (shared memory plus workers). */
+/**
+ * Whether this runtime can run kernels on several threads (shared memory plus workers).
+ * @example
+ * threadsSupported(); // true in Node; in a page only when cross-origin isolated
+ */
 export function threadsSupported(): boolean {
   if (typeof G.SharedArrayBuffer !== "function") return false;
   if (IS_NODE) return true;
@@ -120,7 +124,11 @@ function canBlock(): boolean {
   return IS_NODE || G.document === undefined;
 }
 
-/** The number of hardware threads, as the runtime reports it. */
+/**
+ * The number of hardware threads, as the runtime reports it.
+ * @example
+ * hardwareThreads(); // e.g. 2
+ */
 export function hardwareThreads(): number {
   if (IS_NODE) {
     const os = G.process?.getBuiltinModule?.("node:os") as
@@ -139,6 +147,12 @@ export interface Task {
   readonly args: readonly number[];
 }
 
+/**
+ * The worker pool (see the file comment).
+ * @example
+ * const pool = new WorkerPool(module, memory, names, run1, 2);
+ * pool.run([{ fn: "gemm_f32", args: top }, { fn: "gemm_f32", args: bottom }]);
+ */
 export class WorkerPool {
   private readonly workers: AnyWorker[] = [];
   private readonly ctrl: Int32Array;

@@ -12,6 +12,7 @@ import { Code, type ModuleBuilder } from "./emitter.js";
 
 /** The float32 unary kernels with a wasm implementation. */
 export const WASM_TRANSCENDENTAL = ["exp", "log", "tanh", "logistic"] as const;
+/** One of `WASM_TRANSCENDENTAL`. */
 export type WasmTranscendental = (typeof WASM_TRANSCENDENTAL)[number];
 
 const LN2_HI = 6.9314718036912381649e-1; // 0x3fe62e42fee00000: k·LN2_HI is exact for |k| < 2^20
@@ -306,7 +307,11 @@ function emitLogistic(L: Lanes, x: readonly number[], dst: readonly number[]): v
 // scheme with fewer vectors was no better and spilled more).
 const K = 8;
 
-/** `tr_<op>_f32(x, out, n)`: out[i] = f32(op(f64(x[i]))). */
+/**
+ * `tr_<op>_f32(x, out, n)`: out[i] = f32(op(f64(x[i]))).
+ * @example
+ * emitTranscendental(m, "exp"); // exports tr_exp_f32
+ */
 export function emitTranscendental(m: ModuleBuilder, op: WasmTranscendental): void {
   m.func(`tr_${op}_f32`, ["i32", "i32", "i32"], [], (c) => {
     const [x, out, n] = [0, 1, 2];

@@ -15,6 +15,7 @@ export interface WasmModule {
   readonly __wasmModule?: never;
 }
 
+/** An instantiated module (only its exports are used). */
 export interface WasmInstance {
   readonly exports: Record<string, unknown>;
 }
@@ -27,7 +28,11 @@ interface WasmApi {
   compile(bytes: Uint8Array): Promise<WasmModule>;
 }
 
-/** The runtime's WebAssembly object, or null where there is none. */
+/**
+ * The runtime's WebAssembly object, or null where there is none.
+ * @example
+ * wasmApi()?.validate(bytes); // true for a valid module
+ */
 export function wasmApi(): WasmApi | null {
   const w = (globalThis as unknown as { WebAssembly?: WasmApi }).WebAssembly;
   return typeof w === "object" && w !== null ? w : null;
