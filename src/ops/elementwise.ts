@@ -12,11 +12,17 @@ import * as P from "../primitives/index.js";
 import type { NoParams } from "../primitives/rules.js";
 import { promoteArgs, toTensor } from "./convert.js";
 
+/**
+ * The params of every parameterless primitive call, shared: one allocation less per operation
+ * (rules never modify params).
+ */
+const NO_PARAMS: NoParams = Object.freeze({}) as NoParams;
+
 const floatUnary =
   (prim: Primitive<NoParams>, op: string) =>
   (x: TensorLike): Tensor => {
     try {
-      return bind1(prim, promoteArgs(op, [x], "float"), {});
+      return bind1(prim, promoteArgs(op, [x], "float"), NO_PARAMS);
     } catch (e) {
       throw relabel(e, op);
     }
@@ -25,7 +31,7 @@ const anyUnary =
   (prim: Primitive<NoParams>, op: string) =>
   (x: TensorLike): Tensor => {
     try {
-      return bind1(prim, promoteArgs(op, [x], "number"), {});
+      return bind1(prim, promoteArgs(op, [x], "number"), NO_PARAMS);
     } catch (e) {
       throw relabel(e, op);
     }
@@ -34,7 +40,7 @@ const arith =
   (prim: Primitive<NoParams>, op: string, kind: "any" | "number" | "float" = "number") =>
   (x: TensorLike, y: TensorLike): Tensor => {
     try {
-      return bind1(prim, promoteArgs(op, [x, y], kind), {});
+      return bind1(prim, promoteArgs(op, [x, y], kind), NO_PARAMS);
     } catch (e) {
       throw relabel(e, op);
     }
