@@ -411,6 +411,41 @@ describe("threads", () => {
         }
         assert.ok(ad.wasmStats().parallelKernels > before, "the workers never came up");
         assertIdentical(c, first, "threaded vs single");
+        // Elementwise kernels and sums split across threads give the reference's bits too.
+        const X = data(512 * 600, 18, true);
+        const Y = data(600, 19);
+        const cases: [string, () => ad.Tensor][] = [
+          ["tanh", () => ad.tanh(make(X, [512, 600], "float32"))],
+          ["add by rows", () => ad.add(make(X, [512, 600], "float32"), make(Y, [600], "float32"))],
+          ["mul by columns", () => ad.mul(make(X, [512 * 600], "float32"), 3)],
+          ["sqrt", () => ad.sqrt(make(X, [512 * 600], "float64"))],
+          ["greater", () => ad.greater(make(X, [512, 600], "float32"), 0.5)],
+        ];
+        const k = ad.wasmStats().parallelKernels;
+        for (const [name, f] of cases) assertIdentical(f(), on("reference", f), `threaded ${name}`);
+        const sum = ad.sum(
+          make(
+            X.map((v) => (Number.isFinite(v) ? v : 0)),
+            [600, 512],
+            "float64",
+          ),
+          { axis: 1 },
+        );
+        const refSum = on("reference", () =>
+          ad.sum(
+            make(
+              X.map((v) => (Number.isFinite(v) ? v : 0)),
+              [600, 512],
+              "float64",
+            ),
+            { axis: 1 },
+          ),
+        );
+        assert.ok(maxRelError(sum, refSum) < 1e-14, "threaded sum");
+        assert.ok(
+          ad.wasmStats().parallelKernels >= k + cases.length + 1,
+          "elementwise kernels ran on one thread",
+        );
       });
     } finally {
       ad.setNumThreads(prev);

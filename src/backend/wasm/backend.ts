@@ -52,6 +52,10 @@ export interface Thresholds {
   matmul: number;
   /** Matmuls with fewer multiply-adds per batch item run on one thread. */
   matmulThreads: number;
+  /** Transcendental kernels with fewer elements run on one thread. */
+  transcendentalThreads: number;
+  /** Other elementwise kernels (memory-bound) with fewer elements run on one thread. */
+  elementwiseThreads: number;
   /** Results with fewer elements are returned as ordinary typed arrays even from wasm kernels. */
   resident: number;
 }
@@ -61,6 +65,8 @@ export const DEFAULT_THRESHOLDS: Thresholds = {
   elementwise: 2048,
   matmul: 4096,
   matmulThreads: 1 << 20,
+  transcendentalThreads: 1 << 15,
+  elementwiseThreads: 1 << 18,
   resident: 1024,
 };
 
@@ -384,8 +390,38 @@ export class WasmBackend implements Backend {
     const approx = st === "f32" && WASM_TRANSCENDENTAL.includes(op as WasmTranscendental);
     if (size < this.thresholds.elementwise || !isFloatStorage(dtype) || !(exact || approx))
       return this.ref.unary(op, this.host(x), size, dtype);
-    const fn = this.fns[exact ? `un_${op}_${st}` : `tr_${op}_f32`]!;
-    return this.runKernel([{ buf: x, dtype, length: size }], st, size, ([px], out) => fn(px!, out, size));
+    const name = exact ? `un_${op}_${st}` : `tr_${op}_f32`;
+    const es = BYTES[st];
+    const min = exact ? this.thresholds.elementwiseThreads : this.thresholds.transcendentalThreads;
+    return this.runKernel([{ buf: x, dtype, length: size }], st, size, ([px], out) =>
+      // Contiguous chunks, one per thread (a multiple of 16 elements each).
+      this.parallel(size, min, 16, (s, e) => ({ fn: name, args: [px! + s * es, out + s * es, e - s] })),
+    );
+  }
+
+  /**
+   * Split `total` units of independent work into one chunk per available thread (chunks are
+   * multiples of `unit`; fewer threads when chunks would drop below `min / threads` units) and run
+   * `task(start, end)` for each, the first on this thread. Below `min` units: one call here.
+   */
+  private parallel(
+    total: number,
+    min: number,
+    unit: number,
+    task: (start: number, end: number) => Task,
+  ): void {
+    let parts = 1;
+    if (this.pool !== null && total >= min) parts = Math.min(this.pool.available(), this.nThreads);
+    if (parts <= 1) {
+      const t = task(0, total);
+      this.fns[t.fn]!(...t.args);
+      return;
+    }
+    const chunk = Math.ceil(Math.ceil(total / parts) / unit) * unit;
+    const tasks: Task[] = [];
+    for (let s = 0; s < total; s += chunk) tasks.push(task(s, Math.min(total, s + chunk)));
+    if (tasks.length === 1) this.fns[tasks[0]!.fn]!(...tasks[0]!.args);
+    else if (this.pool!.run(tasks) > 0) this.stats.parallelKernels++;
   }
 
   binary(
@@ -408,8 +444,10 @@ export class WasmBackend implements Backend {
       return this.ref.binary(op, this.host(a), aShape, this.host(b), bShape, outShape, inDtype, outDtype);
     const st = storageOf(inDtype);
     const es = BYTES[st];
-    const fn = this.fns[arith ? `bin_${op}_${st}` : `cmp_${op}_${st}`]!;
+    const name = arith ? `bin_${op}_${st}` : `cmp_${op}_${st}`;
+    const oes = arith ? es : 1;
     const { rows, cols, row, col } = pat;
+    const min = this.thresholds.elementwiseThreads;
     return this.runKernel(
       [
         { buf: a, dtype: inDtype, length: sizeOf(aShape) },
@@ -418,9 +456,30 @@ export class WasmBackend implements Backend {
       storageOf(outDtype),
       n,
       (ptrs, out) =>
-        eachBlock(pat, ptrs, [es, es], out, arith ? es : 1, ([pa, pb], o) =>
-          fn(pa!, pb!, o, rows, cols, row[0]!, col[0]!, row[1]!, col[1]!),
-        ),
+        eachBlock(pat, ptrs, [es, es], out, oes, ([pa, pb], o) => {
+          // Large blocks are split across threads by rows, or by columns when there is one row.
+          if (rows > 1)
+            this.parallel(rows, min / cols, 1, (r0, r1) => ({
+              fn: name,
+              args: [
+                pa! + r0 * row[0]! * es,
+                pb! + r0 * row[1]! * es,
+                o + r0 * cols * oes,
+                r1 - r0,
+                cols,
+              ].concat([row[0]!, col[0]!, row[1]!, col[1]!]),
+            }));
+          else
+            this.parallel(cols, min, 16, (c0, c1) => ({
+              fn: name,
+              args: [pa! + c0 * col[0]! * es, pb! + c0 * col[1]! * es, o + c0 * oes, 1, c1 - c0].concat([
+                row[0]!,
+                col[0]!,
+                row[1]!,
+                col[1]!,
+              ]),
+            }));
+        }),
     );
   }
 
@@ -501,9 +560,13 @@ export class WasmBackend implements Backend {
     const red = sizeOf(shape.slice(first, last + 1));
     const inner = sizeOf(shape.slice(last + 1));
     const st = storageOf(inDtype);
-    const fn = this.fns[`rsum_${st}`]!;
+    const es = BYTES[st];
     return this.runKernel([{ buf: x, dtype: inDtype, length: n }], st, outer * inner, ([px], out) =>
-      fn(px!, out, outer, red, inner),
+      // Independent outputs: the outer rows split across threads.
+      this.parallel(outer, this.thresholds.elementwiseThreads / (red * inner), 1, (o0, o1) => ({
+        fn: `rsum_${st}`,
+        args: [px! + o0 * red * inner * es, out + o0 * inner * es, o1 - o0, red, inner],
+      })),
     );
   }
 
