@@ -397,8 +397,11 @@ describe("threads", () => {
       return;
     }
     const prev = ad.getNumThreads();
+    const prevBackend = ad.getBackendName() as ad.BackendName;
+    // Not `on(...)`: this body awaits, and `on` restores the backend at the first await.
+    ad.setBackend("wasm");
     try {
-      await on("wasm", async () => {
+      {
         ad.setNumThreads(2);
         const a = make(data(256 * 256, 16), [256, 256], "float32");
         const b = make(data(256 * 256, 17), [256, 256], "float32");
@@ -446,9 +449,10 @@ describe("threads", () => {
           ad.wasmStats().parallelKernels >= k + cases.length + 1,
           "elementwise kernels ran on one thread",
         );
-      });
+      }
     } finally {
       ad.setNumThreads(prev);
+      ad.setBackend(prevBackend);
     }
   });
 });
