@@ -44,8 +44,8 @@ function median(xs: number[]): number {
 
 /**
  * Median wall time of `fn` in ms: warm-up runs (at least `warm`, and until `warmMs` have passed,
- * at most 5000: JS engines optimize a function after it has run for a while, so a figure taken
- * after three calls would measure the unoptimized code), then timed runs until `budgetMs` is
+ * at most 3000: JS engines optimize a function after it has run for a while, in a background
+ * thread, so a figure taken after three calls measures unoptimized code), then timed runs until `budgetMs` is
  * spent (at least `minReps`, at most `maxReps`). `fn` must finish its work (read back or block)
  * before it returns or resolves.
  */
@@ -54,12 +54,12 @@ export async function time(
   opts: { warm?: number; warmMs?: number; minReps?: number; maxReps?: number; budgetMs?: number } = {},
 ): Promise<number> {
   const warm = opts.warm ?? (QUICK ? 1 : 3);
-  const warmMs = opts.warmMs ?? (QUICK ? 100 : 500);
+  const warmMs = opts.warmMs ?? (QUICK ? 100 : 800);
   const minReps = opts.minReps ?? (QUICK ? 3 : 5);
   const maxReps = opts.maxReps ?? (QUICK ? 10 : 60);
   const budget = opts.budgetMs ?? (QUICK ? 300 : 1500);
   const w0 = performance.now();
-  for (let i = 0; i < 5000 && (i < warm || performance.now() - w0 < warmMs); i++) await fn();
+  for (let i = 0; i < 3000 && (i < warm || performance.now() - w0 < warmMs); i++) await fn();
   const ts: number[] = [];
   const start = performance.now();
   while (ts.length < minReps || (ts.length < maxReps && performance.now() - start < budget)) {

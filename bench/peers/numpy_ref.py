@@ -26,10 +26,10 @@ def report(row, ms, check=None, note=None):
 
 
 def timeit(fn):
-    warm, warm_s, min_reps, max_reps, budget = (1, 0.1, 3, 10, 0.3) if QUICK else (3, 0.5, 5, 60, 1.5)
+    warm, warm_s, min_reps, max_reps, budget = (1, 0.1, 3, 10, 0.3) if QUICK else (3, 0.8, 5, 60, 1.5)
     w0 = time.perf_counter()
     i = 0
-    while i < 5000 and (i < warm or time.perf_counter() - w0 < warm_s):
+    while i < 3000 and (i < warm or time.perf_counter() - w0 < warm_s):
         fn()
         i += 1
     ts = []
