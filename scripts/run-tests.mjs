@@ -2,7 +2,8 @@
 // Runs every test/**/*.test.ts with Node's built-in runner (TypeScript through tsx), once per
 // backend so `npm test` proves both: ADJOINT_BACKEND=wasm (the default in Node) and then
 // ADJOINT_BACKEND=reference (the oracle). Tests that drive a browser (test/browser*,
-// test/playground*) do not depend on Node's backend and run in the first pass only.
+// test/playground*) do not depend on Node's backend, nor does test/backend-process (its child
+// processes choose their own): they run in the first pass only.
 // Node 20's --test has no glob support, so the files are collected here.
 //
 //   node scripts/run-tests.mjs [--backend=wasm|reference] [filter ...]
@@ -25,12 +26,12 @@ const only = args.find((a) => a.startsWith("--backend="))?.slice("--backend=".le
 const filter = args.filter((a) => !a.startsWith("--backend="));
 let files = collect("test");
 if (filter.length) files = files.filter((f) => filter.some((s) => f.includes(s)));
-const inBrowser = (f) => /^(browser|playground)/.test(basename(f));
+const firstPassOnly = (f) => /^(browser|playground|backend-process)/.test(basename(f));
 
 const backends = only ? [only] : ["wasm", "reference"];
 let status = 0;
 backends.forEach((backend, i) => {
-  const these = i === 0 ? files : files.filter((f) => !inBrowser(f));
+  const these = i === 0 ? files : files.filter((f) => !firstPassOnly(f));
   if (these.length === 0) return;
   console.log(`\n# backend: ${backend} (${these.length} test files)`);
   const r = spawnSync(process.execPath, ["--import", "tsx", "--test", "--test-concurrency=2", ...these], {
