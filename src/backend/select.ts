@@ -1,9 +1,10 @@
 /**
  * @file Which backend new tensors go to: chosen by name (`ad.setBackend`), by the environment
  * variable `ADJOINT_BACKEND=wasm|reference` in Node (read once, at the first tensor), or by
- * default: the wasm backend wherever its kernel module compiles synchronously (Node, Deno, Bun,
- * web workers) and the reference backend on a browser's main thread, which refuses to compile
- * modules over 4 KB synchronously, until `await ad.ready()` compiles it asynchronously.
+ * default: the wasm backend wherever WebAssembly SIMD exists, else the reference backend. The wasm
+ * backend compiles its kernels on the first kernel that needs them; where that cannot be done
+ * synchronously (old browsers refused modules over 4 KB on the main thread) its kernels run the
+ * reference backend's JS until `await ad.ready()` has compiled them asynchronously.
  *
  * Tensors keep the backend that made them; both backends read each other's buffers, so tensors
  * made before a switch keep working after it.
@@ -12,8 +13,9 @@
 import { AdError } from "../errors.js";
 import type { Backend } from "./backend.js";
 import { InteropReferenceBackend } from "./interop.js";
-import { compileWasmKernels, WasmBackend, type WasmBackendOptions } from "./wasm/backend.js";
+import { WasmBackend, type WasmBackendOptions } from "./wasm/backend.js";
 import { WasmBuffer } from "./wasm/heap.js";
+import { detectFeatures } from "./wasm/kernels.js";
 
 /** The backends `setBackend` knows. */
 export type BackendName = "wasm" | "reference";
@@ -50,11 +52,15 @@ function wasmOptions(): WasmBackendOptions {
   };
 }
 
-/** The wasm backend, created (and its module compiled synchronously) on first use. */
+/**
+ * The wasm backend, created on first use (it compiles its kernels only when a kernel needs them).
+ * Throws where WebAssembly SIMD is missing.
+ */
 function wasmBackendSync(): WasmBackend {
   if (wasm !== null) return wasm;
   if (wasmFailure !== null) throw wasmFailure;
   try {
+    if (!detectFeatures().simd) throw new Error("this runtime has no WebAssembly SIMD128");
     wasm = new WasmBackend(wasmOptions());
   } catch (e) {
     wasmFailure = e;
@@ -107,7 +113,8 @@ export function useBackend(b: Backend): void {
 /**
  * Select the backend new tensors are created on: `"wasm"` (WebAssembly SIMD kernels, threads for
  * large work; the default in Node) or `"reference"` (plain TypeScript, the test oracle). Existing
- * tensors keep working. In a browser's main thread call `await ad.ready()` before selecting wasm.
+ * tensors keep working. In a browser, `await ad.ready()` once at start-up makes sure the kernels are
+ * compiled.
  * @example
  * ad.setBackend("reference");
  * ad.getBackendName(); // "reference"
@@ -120,8 +127,7 @@ export function setBackend(name: BackendName): void {
       current = wasmBackendSync();
     } catch (e) {
       throw new AdError(
-        `setBackend("wasm"): the wasm backend is unavailable here (${e instanceof Error ? e.message : String(e)}); ` +
-          'in a browser\'s main thread call `await ad.ready()` first, or use "reference"',
+        `setBackend("wasm"): the wasm backend is unavailable here (${e instanceof Error ? e.message : String(e)}); use "reference"`,
       );
     }
   } else
@@ -139,22 +145,21 @@ export function getBackendName(): string {
 }
 
 /**
- * Prepare the wasm backend, compiling its kernels asynchronously where synchronous compilation is
- * not allowed (a browser's main thread). Unless a backend was chosen explicitly, new tensors use
- * wasm afterwards. Resolves to the selected backend's name; never rejects (without WebAssembly
- * SIMD the reference backend stays). Calling it is harmless in Node, where wasm is ready at once.
+ * Prepare the wasm backend: compile its kernels now (asynchronously, which every browser allows on
+ * its main thread) instead of on the first large kernel. Unless a backend was chosen explicitly,
+ * new tensors use wasm afterwards. Resolves to the selected backend's name; never rejects (without
+ * WebAssembly SIMD the reference backend stays). Harmless in Node.
  * @example
  * await ad.ready(); // "wasm"
  */
 export async function ready(): Promise<string> {
-  if (wasm === null && wasmFailure === null) {
-    try {
-      wasm = new WasmBackend({ ...wasmOptions(), compiled: await compileWasmKernels() });
-    } catch (e) {
-      wasmFailure = e;
-    }
+  let ok = false;
+  try {
+    ok = await wasmBackendSync().prepare();
+  } catch {
+    ok = false;
   }
-  if (!chosen && wasm !== null) current = wasm;
+  if (!chosen && ok) current = wasm;
   return getBackend().name;
 }
 
@@ -261,14 +266,18 @@ export function wasmStats(): WasmStats {
       disposed: 0,
       hostFallbacks: 0,
     };
+  const threads = wasm.threads; // (this compiles the kernels if they are not yet)
   const h = wasm.heap;
   return {
-    threads: wasm.threads,
+    threads,
     parallelKernels: wasm.stats.parallelKernels,
     relaxedSimd: wasm.features.relaxedSimd,
     sharedMemory: wasm.features.sharedMemory,
-    memoryBytes: h.memoryBytes,
-    residentBytes: h.residentBytes,
-    ...h.stats,
+    memoryBytes: h?.memoryBytes ?? 0,
+    residentBytes: h?.residentBytes ?? 0,
+    residentAllocs: h?.stats.residentAllocs ?? 0,
+    finalized: h?.stats.finalized ?? 0,
+    disposed: h?.stats.disposed ?? 0,
+    hostFallbacks: h?.stats.hostFallbacks ?? 0,
   };
 }

@@ -221,57 +221,42 @@ function isFloatStorage(d: DType): boolean {
 }
 
 /**
- * The wasm backend (see the file comment). One instance owns one heap and one worker pool; the
- * library creates a single one on first use (`ad.setBackend("wasm")` or the default).
- * @example
- * const wasm = new WasmBackend({ threads: 2 });
- * wasm.threads; // 2 where shared memory exists
+ * What exists once wasm is in use: the compiled module, its instance over the heap's memory, the
+ * worker pool, and scratch kept for the backend's lifetime.
  */
-export class WasmBackend implements Backend {
-  readonly name = "wasm";
+class Core {
   readonly heap: Heap;
-  readonly features: { readonly relaxedSimd: boolean; readonly sharedMemory: boolean };
-  readonly thresholds: Thresholds = { ...DEFAULT_THRESHOLDS };
-  /** Kernels that ran on more than one thread. */
-  readonly stats = { parallelKernels: 0 };
-  private readonly fns: Record<string, Kernel> = {};
-  /** The oracle, typed as the interface: its algorithms serve every kernel without a wasm one. */
-  private readonly ref: Backend = new ReferenceBackend();
-  private readonly compiled: CompiledKernels;
-  private pool: WorkerPool | null = null;
-  private nThreads: number;
+  readonly fns: Record<string, Kernel> = {};
+  pool: WorkerPool | null = null;
+  threads = 1;
   /** Per-thread packing scratch for gemm, by element type: [packA, packB, tile] addresses. */
-  private readonly gemmScratch: Record<"f32" | "f64", [number, number, number][]> = { f32: [], f64: [] };
+  readonly gemmScratch: Record<"f32" | "f64", [number, number, number][]> = { f32: [], f64: [] };
+  /** A permanent block for copy descriptors (kernels run one at a time on this thread). */
+  descPtr = -1;
 
-  constructor(opts: WasmBackendOptions = {}) {
-    const api = wasmApi();
-    if (api === null) throw new Error("wasm backend: this runtime has no WebAssembly");
-    this.compiled = opts.compiled ?? compileWasmKernelsSync();
+  constructor(
+    readonly compiled: CompiledKernels,
+    budget: number | undefined,
+    threads: number,
+  ) {
+    const api = wasmApi()!;
     this.heap = new Heap({
-      shared: this.compiled.shared,
-      maxBytes: this.compiled.maxPages * 65536,
-      ...(opts.budget !== undefined ? { budget: opts.budget } : {}),
+      shared: compiled.shared,
+      maxBytes: compiled.maxPages * 65536,
+      ...(budget !== undefined ? { budget } : {}),
     });
-    const inst = new api.Instance(this.compiled.module, { env: { memory: this.heap.memory } });
-    for (const n of this.compiled.names) this.fns[n] = inst.exports[n] as Kernel;
-    this.features = { relaxedSimd: this.compiled.fma, sharedMemory: this.compiled.shared };
-    this.nThreads = 1;
-    this.setThreads(opts.threads ?? hardwareThreads());
+    const inst = new api.Instance(compiled.module, { env: { memory: this.heap.memory } });
+    for (const n of compiled.names) this.fns[n] = inst.exports[n] as Kernel;
+    this.setThreads(threads);
   }
 
-  /** Threads used by large kernels (1 where shared memory is unavailable). */
-  get threads(): number {
-    return this.nThreads;
-  }
-
-  /** Set the number of threads (the calling one included) for large kernels. */
   setThreads(n: number): void {
     const want = Math.max(1, Math.min(64, Math.floor(n)));
     const can = this.compiled.shared && threadsSupported() ? want : 1;
-    if (can === this.nThreads) return;
+    if (can === this.threads) return;
     this.pool?.terminate();
     this.pool = null;
-    this.nThreads = can;
+    this.threads = can;
     if (can > 1)
       this.pool = new WorkerPool(
         this.compiled.module,
@@ -281,17 +266,103 @@ export class WasmBackend implements Backend {
         can,
       );
   }
+}
+
+/**
+ * The wasm backend (see the file comment). The kernel module is emitted and compiled on the first
+ * kernel that needs it (about 30 KB, tens of milliseconds), so a program that only ever touches
+ * small tensors never pays for it; where it cannot be compiled synchronously every kernel runs the
+ * reference backend's JS until `prepare()` compiles it asynchronously. The library makes a single
+ * instance (`ad.setBackend("wasm")` or the default).
+ * @example
+ * const wasm = new WasmBackend({ threads: 2 });
+ * wasm.threads; // 2 where shared memory exists
+ */
+export class WasmBackend implements Backend {
+  readonly name = "wasm";
+  readonly thresholds: Thresholds = { ...DEFAULT_THRESHOLDS };
+  /** Kernels that ran on more than one thread. */
+  readonly stats = { parallelKernels: 0 };
+  /** The oracle, typed as the interface: its algorithms serve every kernel without a wasm one. */
+  private readonly ref: Backend = new ReferenceBackend();
+  private k: Core | null = null;
+  /** Why synchronous compilation failed, if it did (then only `prepare()` can bring wasm in). */
+  private failure: unknown = null;
+  private wantThreads: number;
+
+  constructor(private readonly opts: WasmBackendOptions = {}) {
+    if (wasmApi() === null) throw new Error("wasm backend: this runtime has no WebAssembly");
+    this.wantThreads = opts.threads ?? hardwareThreads();
+    if (opts.compiled !== undefined) this.k = new Core(opts.compiled, opts.budget, this.wantThreads);
+  }
+
+  /** The wasm machinery, made on first use; null where the module cannot be compiled here. */
+  private core(): Core | null {
+    if (this.k !== null || this.failure !== null) return this.k;
+    try {
+      this.k = new Core(compileWasmKernelsSync(), this.opts.budget, this.wantThreads);
+    } catch (e) {
+      this.failure = e;
+    }
+    return this.k;
+  }
+
+  /** The machinery, for helpers that only run once `core()` succeeded. */
+  private get c(): Core {
+    return this.k!;
+  }
+
+  /** Whether the kernels are compiled and instantiated. */
+  get ready(): boolean {
+    return this.k !== null;
+  }
+
+  /**
+   * Make sure wasm is usable, compiling the module asynchronously where synchronous compilation is
+   * refused; resolves to false where it cannot be (no WebAssembly SIMD).
+   */
+  async prepare(): Promise<boolean> {
+    if (this.k !== null) return true;
+    try {
+      this.k = new Core(await compileWasmKernels(), this.opts.budget, this.wantThreads);
+      this.failure = null;
+    } catch (e) {
+      this.failure = e;
+    }
+    return this.k !== null;
+  }
+
+  /** The heap, once wasm is in use. */
+  get heap(): Heap | null {
+    return this.k?.heap ?? null;
+  }
+
+  get features(): { readonly relaxedSimd: boolean; readonly sharedMemory: boolean } {
+    const k = this.core();
+    return { relaxedSimd: k?.compiled.fma ?? false, sharedMemory: k?.compiled.shared ?? false };
+  }
+
+  /** Threads used by large kernels (1 where shared memory is unavailable). */
+  get threads(): number {
+    return this.core()?.threads ?? 1;
+  }
+
+  /** Set the number of threads (the calling one included) for large kernels. */
+  setThreads(n: number): void {
+    this.wantThreads = n;
+    this.k?.setThreads(n);
+  }
 
   // ---- buffers ----
 
   fromHost(data: Arr): DeviceBuffer {
     // Large host data moves into wasm memory at once: it is about to feed kernels.
-    if (data.length >= this.thresholds.elementwise && !(data instanceof Uint8Array)) {
+    if (data.length >= this.thresholds.elementwise && !(data instanceof Uint8Array) && this.core() !== null) {
       const storage: Storage =
         data instanceof Float64Array ? "f64" : data instanceof Int32Array ? "i32" : "f32";
-      const r = this.heap.allocResident(storage, data.length);
+      const r = this.c.heap.allocResident(storage, data.length);
       if (r !== null) {
-        this.heap.view(storage, r.ptr, data.length).set(data);
+        this.c.heap.view(storage, r.ptr, data.length).set(data);
         return r as unknown as DeviceBuffer;
       }
     }
@@ -315,7 +386,7 @@ export class WasmBackend implements Backend {
   /** Give a resident buffer's memory back now (optional; the GC does it otherwise). */
   dispose(b: DeviceBuffer): void {
     const x = b as unknown as Arr | WasmBuffer;
-    if (x instanceof WasmBuffer && x.heap === this.heap) this.heap.dispose(x);
+    if (x instanceof WasmBuffer) x.heap.dispose(x);
   }
 
   /**
@@ -326,7 +397,7 @@ export class WasmBackend implements Backend {
     const x = b as unknown as WasmBuffer;
     if (x instanceof WasmBuffer) {
       x.check();
-      const v = x.heap === this.heap ? this.heap.view(x.storage, x.ptr, x.length) : x.toHostArray();
+      const v = x.heap === this.heap ? x.heap.view(x.storage, x.ptr, x.length) : x.toHostArray();
       return v as unknown as DeviceBuffer;
     }
     return b;
@@ -360,24 +431,24 @@ export class WasmBackend implements Backend {
           const src =
             x instanceof WasmBuffer ? x.toHostArray() : this.ref.toHost(inp.buf, inp.dtype, inp.length);
           const st = storageOf(inp.dtype);
-          const p = this.heap.scratch(inp.length * BYTES[st]);
+          const p = this.c.heap.scratch(inp.length * BYTES[st]);
           temps.push(p);
-          this.heap.view(st, p, inp.length).set(src);
+          this.c.heap.view(st, p, inp.length).set(src);
           ptrs.push(p);
         }
       }
       const resident =
-        outLength >= this.thresholds.resident ? this.heap.allocResident(outStorage, outLength) : null;
+        outLength >= this.thresholds.resident ? this.c.heap.allocResident(outStorage, outLength) : null;
       if (resident !== null) {
         body(ptrs, resident.ptr);
         return resident as unknown as DeviceBuffer;
       }
-      const p = this.heap.scratch(outLength * BYTES[outStorage]);
+      const p = this.c.heap.scratch(outLength * BYTES[outStorage]);
       temps.push(p);
       body(ptrs, p);
-      return this.heap.view(outStorage, p, outLength).slice() as unknown as DeviceBuffer;
+      return this.c.heap.view(outStorage, p, outLength).slice() as unknown as DeviceBuffer;
     } finally {
-      for (const p of temps) this.heap.release(p);
+      for (const p of temps) this.c.heap.release(p);
     }
   }
 
@@ -388,7 +459,7 @@ export class WasmBackend implements Backend {
     const exact = WASM_UNARY.includes(op as WasmUnary);
     // Transcendentals: float32 storage only (float64 keeps JS Math, which is within an ulp).
     const approx = st === "f32" && WASM_TRANSCENDENTAL.includes(op as WasmTranscendental);
-    if (size < this.thresholds.elementwise || !isFloatStorage(dtype) || !(exact || approx))
+    if (size < this.thresholds.elementwise || !isFloatStorage(dtype) || !(exact || approx) || !this.core())
       return this.ref.unary(op, this.host(x), size, dtype);
     const name = exact ? `un_${op}_${st}` : `tr_${op}_f32`;
     const es = BYTES[st];
@@ -411,17 +482,17 @@ export class WasmBackend implements Backend {
     task: (start: number, end: number) => Task,
   ): void {
     let parts = 1;
-    if (this.pool !== null && total >= min) parts = Math.min(this.pool.available(), this.nThreads);
+    if (this.c.pool !== null && total >= min) parts = Math.min(this.c.pool.available(), this.c.threads);
     if (parts <= 1) {
       const t = task(0, total);
-      this.fns[t.fn]!(...t.args);
+      this.c.fns[t.fn]!(...t.args);
       return;
     }
     const chunk = Math.ceil(Math.ceil(total / parts) / unit) * unit;
     const tasks: Task[] = [];
     for (let s = 0; s < total; s += chunk) tasks.push(task(s, Math.min(total, s + chunk)));
-    if (tasks.length === 1) this.fns[tasks[0]!.fn]!(...tasks[0]!.args);
-    else if (this.pool!.run(tasks) > 0) this.stats.parallelKernels++;
+    if (tasks.length === 1) this.c.fns[tasks[0]!.fn]!(...tasks[0]!.args);
+    else if (this.c.pool!.run(tasks) > 0) this.stats.parallelKernels++;
   }
 
   binary(
@@ -437,7 +508,7 @@ export class WasmBackend implements Backend {
     const n = sizeOf(outShape);
     const arith = WASM_BINARY.includes(op as WasmBinary) && inDtype === outDtype;
     const compare = WASM_COMPARE.includes(op as WasmCompare) && outDtype === "bool";
-    if (n < this.thresholds.elementwise || !isFloatStorage(inDtype) || !(arith || compare))
+    if (n < this.thresholds.elementwise || !isFloatStorage(inDtype) || !(arith || compare) || !this.core())
       return this.ref.binary(op, this.host(a), aShape, this.host(b), bShape, outShape, inDtype, outDtype);
     const pat = collapse([aShape, bShape], outShape);
     if (pat.rows * pat.cols < 256)
@@ -494,7 +565,7 @@ export class WasmBackend implements Backend {
     dtype: DType,
   ): DeviceBuffer {
     const n = sizeOf(outShape);
-    if (n < this.thresholds.elementwise)
+    if (n < this.thresholds.elementwise || !this.core())
       return this.ref.select(
         this.host(c),
         cShape,
@@ -508,7 +579,7 @@ export class WasmBackend implements Backend {
     const pat = collapse([cShape, aShape, bShape], outShape);
     const st = storageOf(dtype);
     const es = BYTES[st];
-    const fn = this.fns[`sel_${es}`]!;
+    const fn = this.c.fns[`sel_${es}`]!;
     const { rows, cols, row, col } = pat;
     return this.runKernel(
       [
@@ -551,7 +622,8 @@ export class WasmBackend implements Backend {
       inDtype !== outDtype ||
       !isFloatStorage(inDtype) ||
       axes.length === 0 ||
-      !contiguous
+      !contiguous ||
+      !this.core()
     )
       return this.ref.reduce(op, this.host(x), shape, axes, inDtype, outDtype);
     const first = axes[0]!;
@@ -573,11 +645,11 @@ export class WasmBackend implements Backend {
   // ---- matmul ----
 
   private scratchFor(t: "f32" | "f64", thread: number, s: GemmShape): [number, number, number] {
-    const list = this.gemmScratch[t];
+    const list = this.c.gemmScratch[t];
     while (list.length <= thread) {
       const sz = gemmScratchBytes(s, t === "f32" ? 4 : 8);
       // Kept for the backend's lifetime (never released): one set per thread and element type.
-      list.push([this.heap.scratch(sz.a), this.heap.scratch(sz.b), this.heap.scratch(sz.tile)]);
+      list.push([this.c.heap.scratch(sz.a), this.c.heap.scratch(sz.b), this.c.heap.scratch(sz.tile)]);
     }
     return list[thread]!;
   }
@@ -592,11 +664,11 @@ export class WasmBackend implements Backend {
     dtype: DType,
   ): DeviceBuffer {
     const work = batch * m * k * n;
-    if (!isFloatStorage(dtype) || work < this.thresholds.matmul || k === 0)
+    if (!isFloatStorage(dtype) || work < this.thresholds.matmul || k === 0 || !this.core())
       return this.ref.matmul(this.host(a), this.host(b), batch, m, k, n, dtype);
     const st = storageOf(dtype) as "f32" | "f64";
     const es = BYTES[st];
-    const shape = gemmShape(st, this.compiled.fma);
+    const shape = gemmShape(st, this.c.compiled.fma);
     const fnName = `gemm_${st}`;
     return this.runKernel(
       [
@@ -608,8 +680,8 @@ export class WasmBackend implements Backend {
       ([pa, pb], pc) => {
         const per = m * k * n;
         let parts = 1;
-        if (this.pool !== null && per >= this.thresholds.matmulThreads)
-          parts = Math.min(this.pool.available(), this.nThreads);
+        if (this.c.pool !== null && per >= this.thresholds.matmulThreads)
+          parts = Math.min(this.c.pool.available(), this.c.threads);
         for (let p = 0; p < batch; p++) {
           const A = pa! + p * m * k * es;
           const B = pb! + p * k * n * es;
@@ -630,8 +702,8 @@ export class WasmBackend implements Backend {
                 : [A, B + s0 * es, C + s0 * es, m, k, len, k, n, n, sa, sb, tile],
             });
           }
-          if (tasks.length === 1 || this.pool === null) for (const t of tasks) this.fns[t.fn]!(...t.args);
-          else if (this.pool.run(tasks) > 0) this.stats.parallelKernels++;
+          if (tasks.length === 1 || this.c.pool === null) for (const t of tasks) this.c.fns[t.fn]!(...t.args);
+          else if (this.c.pool.run(tasks) > 0) this.stats.parallelKernels++;
         }
       },
     );
@@ -665,9 +737,6 @@ export class WasmBackend implements Backend {
 
   // ---- data movement: strided copies in wasm (large outputs), the reference's loops otherwise ----
 
-  /** A permanent block for copy descriptors (kernels run one at a time on this thread). */
-  private descPtr = -1;
-
   /** Run one collapsed copy plan from the buffer at `src` into the buffer at `dst`. */
   private runCopy(p: CopyPlan, src: number, dst: number, es: ElemSize): void {
     const nd = p.region.length;
@@ -675,7 +744,7 @@ export class WasmBackend implements Backend {
     if (tail !== null) {
       // Matrices transposed in the innermost two dims: blocked 2-D transposes, one per matrix.
       const [rows, cols] = tail;
-      const t2 = this.fns[`transpose2d_${es}`]!;
+      const t2 = this.c.fns[`transpose2d_${es}`]!;
       const outer = p.region.slice(0, nd - 2);
       const idx = new Array<number>(outer.length).fill(0);
       let so = p.srcOffset;
@@ -696,14 +765,14 @@ export class WasmBackend implements Backend {
       }
     }
     if (nd > 64) throw new Error("wasm backend: too many dimensions for a strided copy");
-    if (this.descPtr < 0) this.descPtr = this.heap.scratch(4 * 4 * 64);
-    const w = new Int32Array(this.heap.memory.buffer, this.descPtr, 3 * nd);
+    if (this.c.descPtr < 0) this.c.descPtr = this.c.heap.scratch(4 * 4 * 64);
+    const w = new Int32Array(this.c.heap.memory.buffer, this.c.descPtr, 3 * nd);
     for (let d = 0; d < nd; d++) {
       w[d] = p.region[d]!;
       w[nd + d] = p.src[d]!;
       w[2 * nd + d] = p.dst[d]!;
     }
-    this.fns[`copy_${es}`]!(src + p.srcOffset * es, dst + p.dstOffset * es, nd, this.descPtr);
+    this.c.fns[`copy_${es}`]!(src + p.srcOffset * es, dst + p.dstOffset * es, nd, this.c.descPtr);
   }
 
   /** A gather-style movement: the output is `outShape`, read from x through `plan`. */
@@ -717,7 +786,8 @@ export class WasmBackend implements Backend {
 
   transpose(x: DeviceBuffer, shape: Shape, perm: readonly number[], dtype: DType): DeviceBuffer {
     const n = sizeOf(shape);
-    if (n < this.thresholds.elementwise) return this.ref.transpose(this.host(x), shape, perm, dtype);
+    if (n < this.thresholds.elementwise || !this.core())
+      return this.ref.transpose(this.host(x), shape, perm, dtype);
     const s = stridesOf(shape);
     const outShape = perm.map((p) => shape[p]!);
     return this.moveKernel(
@@ -735,7 +805,8 @@ export class WasmBackend implements Backend {
 
   broadcast(x: DeviceBuffer, shape: Shape, outShape: Shape, dtype: DType): DeviceBuffer {
     const n = sizeOf(outShape);
-    if (n < this.thresholds.elementwise) return this.ref.broadcast(this.host(x), shape, outShape, dtype);
+    if (n < this.thresholds.elementwise || !this.core())
+      return this.ref.broadcast(this.host(x), shape, outShape, dtype);
     const s = stridesOf(shape);
     const off = outShape.length - shape.length;
     const src = outShape.map((_, d) => (d < off || shape[d - off] === 1 ? 0 : s[d - off]!));
@@ -750,7 +821,8 @@ export class WasmBackend implements Backend {
     dtype: DType,
   ): DeviceBuffer {
     const n = sizeOf(size);
-    if (n < this.thresholds.elementwise) return this.ref.slice(this.host(x), shape, begin, size, dtype);
+    if (n < this.thresholds.elementwise || !this.core())
+      return this.ref.slice(this.host(x), shape, begin, size, dtype);
     const s = stridesOf(shape);
     let off = 0;
     for (let d = 0; d < shape.length; d++) off += begin[d]! * s[d]!;
@@ -759,7 +831,8 @@ export class WasmBackend implements Backend {
 
   flip(x: DeviceBuffer, shape: Shape, axes: readonly number[], dtype: DType): DeviceBuffer {
     const n = sizeOf(shape);
-    if (n < this.thresholds.elementwise) return this.ref.flip(this.host(x), shape, axes, dtype);
+    if (n < this.thresholds.elementwise || !this.core())
+      return this.ref.flip(this.host(x), shape, axes, dtype);
     const s = stridesOf(shape);
     let off = 0;
     const src = s.map((v, d) => {
@@ -779,7 +852,7 @@ export class WasmBackend implements Backend {
   ): DeviceBuffer {
     const outShape = shape.map((d, i) => d + widths[i]![0] + widths[i]![1]);
     const n = sizeOf(outShape);
-    if (n < this.thresholds.elementwise || widths.some(([a, b]) => a < 0 || b < 0))
+    if (n < this.thresholds.elementwise || widths.some(([a, b]) => a < 0 || b < 0) || !this.core())
       return this.ref.pad(this.host(x), shape, widths, value, dtype);
     const st = storageOf(dtype);
     const es = BYTES[st] as ElemSize;
@@ -789,7 +862,7 @@ export class WasmBackend implements Backend {
       widths.map((w) => w[0]),
     );
     return this.runKernel([{ buf: x, dtype, length: sizeOf(shape) }], st, n, ([px], out) => {
-      this.heap.view(st, out, n).fill(value);
+      this.c.heap.view(st, out, n).fill(value);
       if (sizeOf(shape) > 0) this.runCopy(plan, px!, out, es);
     });
   }
@@ -799,7 +872,8 @@ export class WasmBackend implements Backend {
     const total = shapes.reduce((t, s) => t + s[axis]!, 0);
     const outShape = first.map((d, i) => (i === axis ? total : d));
     const n = sizeOf(outShape);
-    if (n < this.thresholds.elementwise) return this.ref.concat(this.hosts(xs), shapes, axis, dtype);
+    if (n < this.thresholds.elementwise || !this.core())
+      return this.ref.concat(this.hosts(xs), shapes, axis, dtype);
     const st = storageOf(dtype);
     const es = BYTES[st] as ElemSize;
     return this.runKernel(
