@@ -15,9 +15,11 @@ export const WASM_TRANSCENDENTAL = ["exp", "log", "tanh", "logistic"] as const;
 /** One of `WASM_TRANSCENDENTAL`. */
 export type WasmTranscendental = (typeof WASM_TRANSCENDENTAL)[number];
 
-const LN2_HI = 6.9314718036912381649e-1; // 0x3fe62e42fee00000: k·LN2_HI is exact for |k| < 2^20
-const LN2_LO = 1.90821492927058770002e-10;
-const INV_LN2 = 1.442695040888963387;
+// ln 2 split fdlibm's way: LN2_HI = 0x3fe62e42fee00000 has 21 trailing zero bits, so k·LN2_HI is
+// exact for |k| < 2^20, and LN2_HI + LN2_LO carries ln 2 to about 2^-85.
+const LN2_HI = 0.6931471803691238;
+const LN2_LO = 1.9082149292705877e-10;
+const INV_LN2 = Math.LOG2E;
 
 /**
  * Splatted constants. Materialising a constant vector costs V8 several instructions each time, so
