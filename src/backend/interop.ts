@@ -16,7 +16,7 @@ import type {
   TriangularSolveOptions,
   UnaryKernel,
 } from "./backend.js";
-import type { FusedExpr } from "./kernel.js";
+import type { FusedExpr, FusedProgram } from "./kernel.js";
 import { ReferenceBackend } from "./reference.js";
 import { WasmBuffer } from "./wasm/heap.js";
 
@@ -34,10 +34,20 @@ export class InteropReferenceBackend implements Backend {
   readonly name = "reference";
   private readonly r: Backend = new ReferenceBackend();
   readonly scalar?: (value: number, dtype: DType) => DeviceBuffer;
+  readonly fusedProgram?: (
+    prog: FusedProgram,
+    inputs: readonly DeviceBuffer[],
+    size: number,
+    outDtypes: readonly DType[],
+  ) => DeviceBuffer[];
 
   constructor() {
+    // The reference backend's optional kernels, forwarded when it has them.
     const r = this.r;
     if (r.scalar !== undefined) this.scalar = (v, d) => r.scalar!(v, d);
+    if (r.fusedProgram !== undefined)
+      this.fusedProgram = (prog, inputs, size, outDtypes) =>
+        r.fusedProgram!(prog, inputs.map(h), size, outDtypes);
   }
 
   fromHost(data: AnyTypedArray): DeviceBuffer {

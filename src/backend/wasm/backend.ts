@@ -22,7 +22,7 @@ import type {
   TriangularSolveOptions,
   UnaryKernel,
 } from "../backend.js";
-import type { FusedExpr } from "../kernel.js";
+import type { FusedExpr, FusedProgram } from "../kernel.js";
 import { ReferenceBackend } from "../reference.js";
 import {
   WASM_BINARY,
@@ -289,9 +289,23 @@ export class WasmBackend implements Backend {
   /** Why synchronous compilation failed, if it did (then only `prepare()` can bring wasm in). */
   private failure: unknown = null;
   private wantThreads: number;
+  /**
+   * jit's multi-result fused kernels: the reference backend's compiled kernel run over views of
+   * the inputs (present when the reference backend has it; otherwise the frontend copies).
+   */
+  readonly fusedProgram?: (
+    prog: FusedProgram,
+    inputs: readonly DeviceBuffer[],
+    size: number,
+    outDtypes: readonly DType[],
+  ) => DeviceBuffer[];
 
   constructor(private readonly opts: WasmBackendOptions = {}) {
     if (wasmApi() === null) throw new Error("wasm backend: this runtime has no WebAssembly");
+    const ref = this.ref;
+    if (ref.fusedProgram !== undefined)
+      this.fusedProgram = (prog, inputs, size, outDtypes) =>
+        ref.fusedProgram!(prog, this.hosts(inputs), size, outDtypes);
     this.wantThreads = opts.threads ?? hardwareThreads();
     if (opts.compiled !== undefined) this.k = new Core(opts.compiled, opts.budget, this.wantThreads);
   }
