@@ -7,7 +7,7 @@
 // Node 20's --test has no glob support, so the files are collected here.
 //
 //   node scripts/run-tests.mjs [--backend=wasm|reference] [filter ...]
-import { spawnSync } from "node:child_process";
+import { spawn } from "node:child_process";
 import { readdirSync, statSync } from "node:fs";
 import { basename, join } from "node:path";
 
@@ -29,18 +29,46 @@ if (filter.length) files = files.filter((f) => filter.some((s) => f.includes(s))
 const firstPassOnly = (f) => /^(browser|playground|backend-process)/.test(basename(f));
 
 const backends = only ? [only] : ["wasm", "reference"];
-let status = 0;
-backends.forEach((backend, i) => {
-  const these = i === 0 ? files : files.filter((f) => !firstPassOnly(f));
-  if (these.length === 0) return;
-  console.log(`\n# backend: ${backend} (${these.length} test files)`);
-  const r = spawnSync(process.execPath, ["--import", "tsx", "--test", "--test-concurrency=2", ...these], {
-    stdio: "inherit",
-    env: { ...process.env, ADJOINT_BACKEND: backend },
+
+/** Runs one pass, streaming its output and collecting its summary counts. */
+function runPass(backend, these) {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, ["--import", "tsx", "--test", "--test-concurrency=2", ...these], {
+      stdio: ["ignore", "pipe", "inherit"],
+      env: { ...process.env, ADJOINT_BACKEND: backend },
+    });
+    const counts = {};
+    let rest = "";
+    child.stdout.on("data", (chunk) => {
+      process.stdout.write(chunk);
+      const lines = (rest + chunk.toString()).split("\n");
+      rest = lines.pop() ?? "";
+      for (const line of lines) {
+        const m = /^# (tests|suites|pass|fail|cancelled|skipped|todo) (\d+)$/.exec(line);
+        if (m) counts[m[1]] = (counts[m[1]] ?? 0) + Number(m[2]);
+      }
+    });
+    child.on("close", (code) => resolve({ code: code ?? 1, counts }));
   });
-  if ((r.status ?? 1) !== 0) {
+}
+
+let status = 0;
+const total = {};
+for (const [i, backend] of backends.entries()) {
+  const these = i === 0 ? files : files.filter((f) => !firstPassOnly(f));
+  if (these.length === 0) continue;
+  console.log(`\n# backend: ${backend} (${these.length} test files)`);
+  const { code, counts } = await runPass(backend, these);
+  for (const [k, v] of Object.entries(counts)) total[k] = (total[k] ?? 0) + v;
+  if (code !== 0) {
     console.log(`# backend ${backend}: FAILED`);
-    status = r.status ?? 1;
+    status = code;
   }
-});
-process.exit(status);
+}
+// One summary over every pass, last, so a failure in any pass shows in the final lines CI reads.
+if (backends.length > 1) {
+  console.log(`\n# all passes (${backends.join(", ")})`);
+  for (const k of ["tests", "suites", "pass", "fail", "cancelled", "skipped", "todo"])
+    console.log(`# ${k} ${total[k] ?? 0}`);
+}
+process.exit(status === 0 && (total.fail ?? 0) > 0 ? 1 : status);
