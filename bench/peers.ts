@@ -185,15 +185,18 @@ function main(): void {
   if (notes.length) console.log(`\n${notes.map((n, i) => `[${i + 1}] ${n}`).join("; ")}`);
   const gf = MATMUL.map(({ dtype, n }) => {
     const row = matmulRow(dtype, n);
+    // Each library at its best: jax-js eager or jitted, whichever is faster.
     const cell = (lib: string) => {
-      const ms = get(row, lib)?.ms;
-      return ms ? ((2 * n ** 3) / ms / 1e6).toFixed(1) : "—";
+      const times = (lib === "jax-js" ? ["jax-js eager", "jax-js jit"] : [lib])
+        .map((l) => get(row, l)?.ms)
+        .filter((ms): ms is number => typeof ms === "number");
+      return times.length ? ((2 * n ** 3) / Math.min(...times) / 1e6).toFixed(1) : "—";
     };
-    return `| ${row} | ${["adjoint wasm eager", "adjoint reference eager", "tfjs-cpu", "tfjs-wasm", "jax-js eager", "numpy (native)"].map(cell).join(" | ")} |`;
+    return `| ${row} | ${["adjoint wasm eager", "adjoint reference eager", "tfjs-cpu", "tfjs-wasm", "jax-js", "numpy (native)"].map(cell).join(" | ")} |`;
   });
   if (rows.some((r) => r.startsWith("W1"))) {
     console.log("\n## W1 as GFLOP/s\n");
-    console.log("| workload | adj wasm | adj ref | tfjs-cpu | tfjs-wasm | jax-js | numpy |");
+    console.log("| workload | adj wasm | adj ref | tfjs-cpu | tfjs-wasm | jax-js (eager or jit) | numpy |");
     console.log("|---|---:|---:|---:|---:|---:|---:|");
     for (const l of gf) console.log(l);
   }

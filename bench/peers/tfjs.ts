@@ -4,6 +4,12 @@
  * are reported as not available. Its Node build of tfjs-core ships no gradient registrations,
  * so they are bundled here from its own sources (esbuild) and registered into the shared
  * registry. Run by bench/peers.ts in a child process.
+ *
+ * Results are read back OUTSIDE `tf.tidy`: tidy walks whatever its callback returns, key by key,
+ * looking for tensors to keep, so returning `dataSync()`'s typed array from it walked a million
+ * elements per n = 1024 matmul and made tfjs-wasm look 20x slower than it is (1 GFLOP/s).
+ * tfjs-wasm loads its SIMD build (`tfjs-backend-wasm-simd.wasm`, checked below); its Node build
+ * has no threads (tfjs issue 3830).
  */
 
 import { mkdtempSync } from "node:fs";
@@ -53,7 +59,20 @@ async function load(): Promise<TF> {
   else require("@tensorflow/tfjs-backend-wasm");
   await tf.setBackend(which);
   await tf.ready();
+  if (which === "wasm" && !(await tf.env().getAsync("WASM_HAS_SIMD_SUPPORT")))
+    throw new Error("tfjs-wasm: no WebAssembly SIMD here; its figures would not be its best");
   return tf;
+}
+
+/** Run `f` in a tidy scope, then read its results and free them (see the file comment). */
+function values(f: () => T): Float32Array;
+function values(f: () => T[]): Float32Array[];
+function values(f: () => T | T[]): Float32Array | Float32Array[] {
+  const r = tf.tidy(f);
+  const list = Array.isArray(r) ? r : [r];
+  const out = list.map((t) => t.dataSync() as Float32Array);
+  for (const t of list) t.dispose();
+  return Array.isArray(r) ? out : out[0]!;
 }
 
 const tf = await load();
@@ -70,8 +89,8 @@ async function matmul(): Promise<void> {
       Float32Array.from({ length: n * n }, (_, i) => Math.sin(i * 0.37 + seed) * 0.5);
     const a = tf.tensor2d(d(1), [n, n]);
     const b = tf.tensor2d(d(2), [n, n]);
-    const check = checksum(tf.tidy(() => tf.matMul(a, b).dataSync()));
-    const ms = await time(() => tf.tidy(() => tf.matMul(a, b).dataSync()));
+    const check = checksum(values(() => tf.matMul(a, b)));
+    const ms = await time(() => values(() => tf.matMul(a, b)));
     report({ row, lib, ms, check });
   }
 }
@@ -101,29 +120,29 @@ async function mlp(): Promise<void> {
   report({
     row: "W2 MLP forward",
     lib,
-    ms: await time(() => tf.tidy(() => loss(p, x, y).dataSync())),
-    check: [tf.tidy(() => loss(p, x, y).dataSync()[0]!)],
+    ms: await time(() => values(() => loss(p, x, y))),
+    check: [values(() => loss(p, x, y))[0]!],
   });
   // All parameters at once: tf.grads over the parameter list.
   const vg = tf.valueAndGrads((...ws: T[]) =>
     loss(Object.fromEntries(names.map((k, i) => [k, ws[i]!])), x, y),
   );
   const step = () =>
-    tf.tidy(() => {
+    values(() => {
       const { value, grads } = vg(names.map((k) => p[k]!) as never);
-      return [value.dataSync()[0]!, grads[0]!.dataSync()] as const;
+      return [value, grads[0]!];
     });
   const r = step();
   report({
     row: "W2 MLP forward+backward",
     lib,
     ms: await time(step),
-    check: [r[0] + checksum(r[1])[0]!],
+    check: [r[0]![0]! + checksum(r[1]!)[0]!],
   });
   // H·v wrt W1, reverse-over-reverse (tfjs has no forward mode).
   const gW1 = tf.grad((W1: T) => loss({ ...p, W1 }, x, y));
   const hvp = tf.grad((W1: T) => tf.sum(tf.mul(gW1(W1), v)));
-  const hv = () => tf.tidy(() => hvp(p.W1!).dataSync());
+  const hv = () => values(() => hvp(p.W1!));
   await guard("W4 HVP of the MLP loss wrt W1", lib, async () => {
     report({ row: "W4 HVP of the MLP loss wrt W1", lib, ms: await time(hv), check: checksum(hv()) });
   });
@@ -139,7 +158,7 @@ async function grads(): Promise<void> {
   const g = tf.grad(rosen);
   for (const n of ROSENBROCK_N) {
     const x = tf.tensor1d(f32(rosenbrockX(n)));
-    const run = () => tf.tidy(() => g(x).dataSync());
+    const run = () => values(() => g(x));
     report({ row: `W3 Rosenbrock gradient n=${n}`, lib, ms: await time(run), check: checksum(run()) });
   }
   const chain = (v: T) => {
@@ -150,9 +169,9 @@ async function grads(): Promise<void> {
   const x0 = tf.scalar(CHAIN.x0);
   const gc = tf.grad(chain);
   const rowG = `W3 chain ${CHAIN.steps} steps (${3 * CHAIN.steps} ops) gradient`;
-  const run = () => tf.tidy(() => gc(x0).dataSync()[0]!);
+  const run = () => values(() => gc(x0))[0]!;
   report({ row: rowG, lib, ms: await time(run, { budgetMs: 3000 }), check: [run()] });
-  const fwd = () => tf.tidy(() => chain(x0).dataSync()[0]!);
+  const fwd = () => values(() => chain(x0))[0]!;
   report({
     row: `W3 chain ${CHAIN.steps} steps (${3 * CHAIN.steps} ops) forward`,
     lib,
