@@ -70,6 +70,22 @@ export const DEFAULT_THRESHOLDS: Thresholds = {
   resident: 1024,
 };
 
+/** Per-participant gemm scratch: `parts` packed-A blocks, packed-B panels and tiles (addresses). */
+interface GemmScratch {
+  readonly parts: number;
+  readonly pA: number;
+  readonly pB: number;
+  readonly tile: number;
+}
+
+/** Bytes of packed B that threads share in a parallel product (one panel at a time). */
+const PANEL_BYTES = 4 * 2 ** 20;
+/** Blocks of C per thread in a parallel product (more balance the load, fewer cost less). */
+const TASKS_PER_THREAD = 6;
+/** Fewest register tiles (rows) and columns in one block of a parallel product. */
+const MIN_TILES = 8;
+const MIN_COLS = 64;
+
 /** Options of `createWasmBackend`. */
 export interface WasmBackendOptions {
   /** Threads for large kernels (the calling one included); default: the hardware's. */
@@ -229,8 +245,12 @@ class Core {
   readonly fns: Record<string, Kernel> = {};
   pool: WorkerPool | null = null;
   threads = 1;
-  /** Per-thread packing scratch for gemm, by element type: [packA, packB, tile] addresses. */
-  readonly gemmScratch: Record<"f32" | "f64", [number, number, number][]> = { f32: [], f64: [] };
+  /**
+   * Packing scratch for gemm by element type, one element per participant (the calling thread
+   * is 0): arrays of packed-A blocks, packed-B panels and edge tiles, kept for the backend's
+   * lifetime (remade when the thread count grows).
+   */
+  readonly gemmScratch: Record<"f32" | "f64", GemmScratch | null> = { f32: null, f64: null };
   /** A permanent block for copy descriptors (kernels run one at a time on this thread). */
   descPtr = -1;
 
@@ -658,14 +678,21 @@ export class WasmBackend implements Backend {
 
   // ---- matmul ----
 
-  private scratchFor(t: "f32" | "f64", thread: number, s: GemmShape): [number, number, number] {
-    const list = this.c.gemmScratch[t];
-    while (list.length <= thread) {
-      const sz = gemmScratchBytes(s, t === "f32" ? 4 : 8);
-      // Kept for the backend's lifetime (never released): one set per thread and element type.
-      list.push([this.c.heap.scratch(sz.a), this.c.heap.scratch(sz.b), this.c.heap.scratch(sz.tile)]);
-    }
-    return list[thread]!;
+  /** Per-participant gemm scratch for `parts` participants (see `Core.gemmScratch`). */
+  private scratchFor(t: "f32" | "f64", parts: number, s: GemmShape): GemmScratch {
+    const have = this.c.gemmScratch[t];
+    if (have !== null && have.parts >= parts) return have;
+    const heap = this.c.heap;
+    if (have !== null) for (const p of [have.pA, have.pB, have.tile]) heap.release(p);
+    const sz = gemmScratchBytes(s, t === "f32" ? 4 : 8);
+    const made = {
+      parts,
+      pA: heap.scratch(sz.a * parts),
+      pB: heap.scratch(sz.b * parts),
+      tile: heap.scratch(sz.tile * parts),
+    };
+    this.c.gemmScratch[t] = made;
+    return made;
   }
 
   matmul(
@@ -683,7 +710,12 @@ export class WasmBackend implements Backend {
     const st = storageOf(dtype) as "f32" | "f64";
     const es = BYTES[st];
     const shape = gemmShape(st, this.c.compiled.fma);
-    const fnName = `gemm_${st}`;
+    const per = m * k * n;
+    const pool = this.c.pool;
+    let parts = 1;
+    if (pool !== null && work >= this.thresholds.matmulThreads)
+      parts = Math.min(pool.available(), this.c.threads);
+    const sc = this.scratchFor(st, parts, shape);
     return this.runKernel(
       [
         { buf: a, dtype, length: batch * m * k },
@@ -692,35 +724,125 @@ export class WasmBackend implements Backend {
       st,
       batch * m * n,
       ([pa, pb], pc) => {
-        const per = m * k * n;
-        let parts = 1;
-        if (this.c.pool !== null && per >= this.thresholds.matmulThreads)
-          parts = Math.min(this.c.pool.available(), this.c.threads);
-        for (let p = 0; p < batch; p++) {
-          const A = pa! + p * m * k * es;
-          const B = pb! + p * k * n * es;
-          const C = pc + p * m * n * es;
+        const item = (p: number): number[] => [
+          pa! + p * m * k * es,
+          pb! + p * k * n * es,
+          pc + p * m * n * es,
+          m,
+          k,
+          n,
+          k,
+          n,
+          n,
+        ];
+        if (parts <= 1 || pool === null) {
+          const gemm = this.c.fns[`gemm_${st}`]!;
+          for (let p = 0; p < batch; p++) gemm(...item(p), sc.pA, sc.pB, sc.tile);
+        } else if (per < this.thresholds.matmulThreads) {
+          // Many small products: whole items are the tasks.
           const tasks: Task[] = [];
-          // Split the larger of m and n into register-tile-aligned blocks, one per thread.
-          const byRows = m >= n;
-          const total = byRows ? m : n;
-          const unit = byRows ? shape.mr : shape.nr;
-          const chunk = Math.ceil(Math.ceil(total / parts) / unit) * unit;
-          for (let t = 0, s0 = 0; s0 < total; t++, s0 += chunk) {
-            const len = Math.min(chunk, total - s0);
-            const [sa, sb, tile] = this.scratchFor(st, t, shape);
-            tasks.push({
-              fn: fnName,
-              args: byRows
-                ? [A + s0 * k * es, B, C + s0 * n * es, len, k, n, k, n, n, sa, sb, tile]
-                : [A, B + s0 * es, C + s0 * es, m, k, len, k, n, n, sa, sb, tile],
-            });
+          for (let p = 0; p < batch; p++)
+            tasks.push({ fn: `gemmp_${st}`, args: [...item(p), sc.pA, sc.pB, sc.tile] });
+          if (pool.run(tasks, { withParticipant: true }) > 0) this.stats.parallelKernels++;
+        } else
+          for (let p = 0; p < batch; p++) {
+            const [A, B, C] = item(p) as [number, number, number];
+            this.parallelGemm(st, shape, sc, parts, A, B, C, m, k, n);
           }
-          if (tasks.length === 1 || this.c.pool === null) for (const t of tasks) this.c.fns[t.fn]!(...t.args);
-          else if (this.c.pool.run(tasks) > 0) this.stats.parallelKernels++;
-        }
       },
     );
+  }
+
+  /**
+   * One large product on `parts` threads: for each panel of B (all of its columns up to the
+   * blocking width, and as deep as fits a few MiB), the threads first pack it together into a
+   * shared buffer, then share out blocks of C (rows, and columns when there are few rows), each
+   * block's thread packing its own rows of A. Threads take blocks from a shared counter, so a
+   * thread the OS runs late does fewer of them rather than holding up the others.
+   */
+  private parallelGemm(
+    st: "f32" | "f64",
+    s: GemmShape,
+    sc: GemmScratch,
+    parts: number,
+    A: number,
+    B: number,
+    C: number,
+    m: number,
+    k: number,
+    n: number,
+  ): void {
+    const es = BYTES[st];
+    const pool = this.c.pool!;
+    const heap = this.c.heap;
+    const ncMax = Math.min(s.nc, Math.ceil(n / s.nr) * s.nr);
+    // Depth of a shared panel: whole depth panels, at most PANEL_BYTES of packed B.
+    const kb = Math.max(s.kc, Math.floor(PANEL_BYTES / (ncMax * es) / s.kc) * s.kc);
+    const pB = heap.scratch(Math.min(kb, Math.ceil(k / s.kc) * s.kc) * ncMax * es);
+    // Blocks of C: about TASKS_PER_THREAD per thread, rows in whole register tiles and at least
+    // MIN_TILES of them (so each packed B strip serves several tiles), columns when rows run out.
+    const target = TASKS_PER_THREAD * parts;
+    const mb = Math.min(s.mc, Math.max(MIN_TILES * s.mr, Math.ceil(m / target / s.mr) * s.mr));
+    const rowBlocks = Math.ceil(m / mb);
+    let any = false;
+    try {
+      for (let jc = 0; jc < n; jc += s.nc) {
+        const nc = Math.min(s.nc, n - jc);
+        const ncp = Math.ceil(nc / s.nr) * s.nr;
+        const strips = ncp / s.nr;
+        const colBlocks = Math.max(1, Math.min(Math.ceil(target / rowBlocks), Math.floor(nc / MIN_COLS)));
+        const nb = Math.ceil(strips / colBlocks) * s.nr;
+        for (let k0 = 0; k0 < k; k0 += kb) {
+          const kk = Math.min(kb, k - k0);
+          // 1. Pack B[k0:k0+kk, jc:jc+nc] together, by depth panel and groups of strips.
+          const panels = Math.ceil(kk / s.kc);
+          const groups = Math.max(1, Math.ceil((2 * parts) / panels));
+          const gs = Math.ceil(strips / groups) * s.nr;
+          const pack: Task[] = [];
+          for (let p = 0; p < panels; p++) {
+            const kc = Math.min(s.kc, kk - p * s.kc);
+            for (let j0 = 0; j0 < nc; j0 += gs)
+              pack.push({
+                fn: `packB_${st}`,
+                args: [
+                  B + ((k0 + p * s.kc) * n + jc + j0) * es,
+                  n,
+                  kc,
+                  Math.min(gs, nc - j0),
+                  pB + (p * s.kc * ncp + j0 * kc) * es,
+                ],
+              });
+          }
+          if (pool.run(pack) > 0) any = true;
+          // 2. The blocks of C.
+          const blocks: Task[] = [];
+          for (let i0 = 0; i0 < m; i0 += mb)
+            for (let j0 = 0; j0 < nc; j0 += nb)
+              blocks.push({
+                fn: `gemmblk_${st}`,
+                args: [
+                  A + (i0 * k + k0) * es,
+                  k,
+                  C + (i0 * n + jc + j0) * es,
+                  n,
+                  Math.min(mb, m - i0),
+                  kk,
+                  Math.min(nb, nc - j0),
+                  pB,
+                  ncp,
+                  j0,
+                  k0 > 0 ? 1 : 0,
+                  sc.pA,
+                  sc.tile,
+                ],
+              });
+          if (pool.run(blocks, { withParticipant: true }) > 0) any = true;
+        }
+      }
+    } finally {
+      heap.release(pB);
+    }
+    if (any) this.stats.parallelKernels++;
   }
 
   // ---- linear algebra, movement, indexing, random: the reference algorithms over views ----

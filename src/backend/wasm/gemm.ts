@@ -349,12 +349,93 @@ function emitMerge(m: ModuleBuilder, t: Elem, s: GemmShape): number {
 }
 
 /**
- * Emit `gemm_<t>(a, b, c, m, k, n, lda, ldb, ldc, packA, packB, tile)`: C = A B for row-major
- * operands with element strides `lda`, `ldb`, `ldc` (so a thread can take a block of rows or
- * columns). `packA`, `packB`, `tile` are this thread's scratch (see `gemmScratchBytes`). Needs
- * k > 0 (C is overwritten, not accumulated, by the first depth panel).
+ * The register-tile loops over one packed A block (`mc x kc`, at `pA`) and `nc` columns of packed
+ * B strips (at `bp`, strip j at bp + j·kc·es): C[0:mc, 0:nc] (=|+=) A·B, full tiles straight into
+ * C, edge tiles through the scratch tile.
+ */
+function emitInner(m: ModuleBuilder, t: Elem, s: GemmShape, micro: number, merge: number): number {
+  const es = t === "f32" ? 4 : 8;
+  return m.func(
+    `inner_${t}`,
+    ["i32", "i32", "i32", "i32", "i32", "i32", "i32", "i32", "i32"],
+    [],
+    (c) => {
+      const [pA, bp, cc, ldcB, mc, nc, kc, first, tile] = [0, 1, 2, 3, 4, 5, 6, 7, 8];
+      const jr = c.local("i32");
+      const ir = c.local("i32");
+      const mr = c.local("i32");
+      const nr = c.local("i32");
+      const cp = c.local("i32");
+      const lim = c.local("i32");
+      const apS = c.local("i32");
+      const bpS = c.local("i32");
+      const clampTo = (dst: number, block: number, total: number, pos: number): void => {
+        c.get(total).get(pos).op("i32.sub").set(lim);
+        c.i32(block).set(dst);
+        c.get(lim).get(dst).op("i32.lt_s").if();
+        c.get(lim).set(dst);
+        c.end();
+      };
+      c.i32(0).set(jr);
+      c.forLoop(
+        jr,
+        () => c.get(nc),
+        s.nr,
+        () => {
+          clampTo(nr, s.nr, nc, jr);
+          // This column strip: bp + jr*kc*es.
+          c.get(bp).get(jr).get(kc).op("i32.mul").i32(es).op("i32.mul").op("i32.add").set(bpS);
+          c.i32(0).set(ir);
+          c.forLoop(
+            ir,
+            () => c.get(mc),
+            s.mr,
+            () => {
+              clampTo(mr, s.mr, mc, ir);
+              // cp = c + ir*ldcB + jr*es; the A strip: pA + ir*kc*es.
+              c.get(cc).get(ir).get(ldcB).op("i32.mul").op("i32.add");
+              c.get(jr).i32(es).op("i32.mul").op("i32.add").set(cp);
+              c.get(pA).get(ir).get(kc).op("i32.mul").i32(es).op("i32.mul").op("i32.add").set(apS);
+              c.get(mr).i32(s.mr).op("i32.eq").get(nr).i32(s.nr).op("i32.eq").op("i32.and");
+              c.if();
+              c.get(apS).get(bpS).get(cp).get(ldcB).get(kc).get(first).call(micro);
+              c.else();
+              c.get(apS)
+                .get(bpS)
+                .get(tile)
+                .i32(s.nr * es)
+                .get(kc)
+                .i32(0)
+                .call(micro);
+              c.get(tile).get(cp).get(ldcB).get(mr).get(nr).get(first).call(merge);
+              c.end();
+            },
+          );
+        },
+      );
+    },
+    false,
+  );
+}
+
+/**
+ * Emit the matmul kernels of one element type (row-major operands with element strides `lda`,
+ * `ldb`, `ldc`, so that a thread can take a block of rows or columns; all need k > 0, since C is
+ * overwritten, not accumulated, by the first depth panel unless told otherwise):
+ * - `gemm_<t>(a, b, c, m, k, n, lda, ldb, ldc, packA, packB, tile)`: C = A B on one thread, with
+ *   this thread's scratch (see `gemmScratchBytes`);
+ * - `gemmp_<t>(part, a, b, c, m, k, n, lda, ldb, ldc, packA, packB, tile)`: the same with scratch
+ *   `part` places into arrays of per-participant scratch (one task of a parallel batch);
+ * - `packB_<t>(b, ldb, kc, nc, dst)`: pack `kc x nc` of B into `nr`-column strips (one task of
+ *   the cooperative packing of a shared B panel);
+ * - `gemmblk_<t>(part, a, lda, c, ldc, m, k, n, pB, ncp, j0, acc, packA, tile)`: C[0:m, 0:n]
+ *   (=, or += when `acc`) A[0:m, 0:k] · B[0:k, j0:j0+n] where B was packed at `pB` as depth
+ *   panels of `kc` rows, panel p at pB + p·kc·ncp·es holding its column strips (`ncp` columns,
+ *   a multiple of nr; j0 a multiple of nr) — one task of a parallel product.
+ * Every variant runs the same panels, micro-kernel and accumulation order, so a product has the
+ * same bits however it is split across threads.
  * @example
- * emitGemm(m, "f32", gemmShape("f32", false), false); // exports gemm_f32
+ * emitGemm(m, "f32", gemmShape("f32", false), false); // exports gemm_f32, gemmblk_f32, ...
  */
 export function emitGemm(m: ModuleBuilder, t: Elem, s: GemmShape, fma: boolean): void {
   const es = t === "f32" ? 4 : 8;
@@ -362,110 +443,128 @@ export function emitGemm(m: ModuleBuilder, t: Elem, s: GemmShape, fma: boolean):
   const packB = emitPackB(m, t, s);
   const packA = emitPackA(m, t, s);
   const merge = emitMerge(m, t, s);
-  m.func(
-    `gemm_${t}`,
-    ["i32", "i32", "i32", "i32", "i32", "i32", "i32", "i32", "i32", "i32", "i32", "i32"],
-    [],
-    (c) => {
-      const [a, b, cc, M, K, N, lda, ldb, ldc, pA, pB, tile] = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11];
-      const jc = c.local("i32");
-      const pc = c.local("i32");
-      const ic = c.local("i32");
-      const jr = c.local("i32");
-      const ir = c.local("i32");
-      const nc = c.local("i32");
-      const kc = c.local("i32");
-      const mc = c.local("i32");
-      const mr = c.local("i32");
-      const nr = c.local("i32");
-      const cp = c.local("i32");
-      const lim = c.local("i32");
-      const ldcB = c.local("i32");
-      const first = c.local("i32");
-      const apS = c.local("i32");
-      const bpS = c.local("i32");
-      c.get(ldc).i32(es).op("i32.mul").set(ldcB);
-      const clampTo = (dst: number, block: number, total: number, pos: number): void => {
-        // dst = min(block, total - pos)
-        c.get(total).get(pos).op("i32.sub").set(lim);
-        c.i32(block).set(dst);
-        c.get(lim).get(dst).op("i32.lt_s").if();
-        c.get(lim).set(dst);
-        c.end();
-      };
-      c.i32(0).set(jc);
-      c.forLoop(
-        jc,
-        () => c.get(N),
-        s.nc,
-        () => {
-          clampTo(nc, s.nc, N, jc);
-          c.i32(0).set(pc);
-          c.forLoop(
-            pc,
-            () => c.get(K),
-            s.kc,
-            () => {
-              clampTo(kc, s.kc, K, pc);
-              c.get(pc).i32(0).op("i32.ne").set(first);
-              // packB(b + (pc*ldb + jc)*es, ldb, kc, nc, pB)
-              c.get(b).get(pc).get(ldb).op("i32.mul").get(jc).op("i32.add").i32(es).op("i32.mul");
-              c.op("i32.add").get(ldb).get(kc).get(nc).get(pB).call(packB);
-              c.i32(0).set(ic);
-              c.forLoop(
-                ic,
-                () => c.get(M),
-                s.mc,
-                () => {
-                  clampTo(mc, s.mc, M, ic);
-                  c.get(a).get(ic).get(lda).op("i32.mul").get(pc).op("i32.add").i32(es).op("i32.mul");
-                  c.op("i32.add").get(lda).get(mc).get(kc).get(pA).call(packA);
-                  c.i32(0).set(jr);
-                  c.forLoop(
-                    jr,
-                    () => c.get(nc),
-                    s.nr,
-                    () => {
-                      clampTo(nr, s.nr, nc, jr);
-                      c.i32(0).set(ir);
-                      c.forLoop(
-                        ir,
-                        () => c.get(mc),
-                        s.mr,
-                        () => {
-                          clampTo(mr, s.mr, mc, ir);
-                          // cp = c + ((ic + ir) * ldc + jc + jr) * es
-                          c.get(cc).get(ic).get(ir).op("i32.add").get(ldc).op("i32.mul");
-                          c.get(jc).op("i32.add").get(jr).op("i32.add").i32(es).op("i32.mul");
-                          c.op("i32.add").set(cp);
-                          // Strip addresses: pA + ir*kc*es, pB + jr*kc*es.
-                          c.get(pA).get(ir).get(kc).op("i32.mul").i32(es).op("i32.mul").op("i32.add");
-                          c.set(apS);
-                          c.get(pB).get(jr).get(kc).op("i32.mul").i32(es).op("i32.mul").op("i32.add");
-                          c.set(bpS);
-                          c.get(mr).i32(s.mr).op("i32.eq").get(nr).i32(s.nr).op("i32.eq").op("i32.and");
-                          c.if();
-                          c.get(apS).get(bpS).get(cp).get(ldcB).get(kc).get(first).call(micro);
-                          c.else();
-                          c.get(apS)
-                            .get(bpS)
-                            .get(tile)
-                            .i32(s.nr * es)
-                            .get(kc)
-                            .i32(0)
-                            .call(micro);
-                          c.get(tile).get(cp).get(ldcB).get(mr).get(nr).get(first).call(merge);
-                          c.end();
-                        },
-                      );
-                    },
-                  );
-                },
-              );
-            },
-          );
-        },
-      );
-    },
-  );
+  const inner = emitInner(m, t, s, micro, merge);
+  const I32x12 = new Array<"i32">(12).fill("i32");
+  const gemm = m.func(`gemm_${t}`, I32x12, [], (c) => {
+    const [a, b, cc, M, K, N, lda, ldb, ldc, pA, pB, tile] = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11];
+    const jc = c.local("i32");
+    const pc = c.local("i32");
+    const ic = c.local("i32");
+    const nc = c.local("i32");
+    const kc = c.local("i32");
+    const mc = c.local("i32");
+    const lim = c.local("i32");
+    const ldcB = c.local("i32");
+    const first = c.local("i32");
+    c.get(ldc).i32(es).op("i32.mul").set(ldcB);
+    const clampTo = (dst: number, block: number, total: number, pos: number): void => {
+      // dst = min(block, total - pos)
+      c.get(total).get(pos).op("i32.sub").set(lim);
+      c.i32(block).set(dst);
+      c.get(lim).get(dst).op("i32.lt_s").if();
+      c.get(lim).set(dst);
+      c.end();
+    };
+    c.i32(0).set(jc);
+    c.forLoop(
+      jc,
+      () => c.get(N),
+      s.nc,
+      () => {
+        clampTo(nc, s.nc, N, jc);
+        c.i32(0).set(pc);
+        c.forLoop(
+          pc,
+          () => c.get(K),
+          s.kc,
+          () => {
+            clampTo(kc, s.kc, K, pc);
+            c.get(pc).i32(0).op("i32.ne").set(first);
+            // packB(b + (pc*ldb + jc)*es, ldb, kc, nc, pB)
+            c.get(b).get(pc).get(ldb).op("i32.mul").get(jc).op("i32.add").i32(es).op("i32.mul");
+            c.op("i32.add").get(ldb).get(kc).get(nc).get(pB).call(packB);
+            c.i32(0).set(ic);
+            c.forLoop(
+              ic,
+              () => c.get(M),
+              s.mc,
+              () => {
+                clampTo(mc, s.mc, M, ic);
+                c.get(a).get(ic).get(lda).op("i32.mul").get(pc).op("i32.add").i32(es).op("i32.mul");
+                c.op("i32.add").get(lda).get(mc).get(kc).get(pA).call(packA);
+                // inner(pA, pB, c + (ic*ldc + jc)*es, ldcB, mc, nc, kc, first, tile)
+                c.get(pA).get(pB);
+                c.get(cc).get(ic).get(ldc).op("i32.mul").get(jc).op("i32.add").i32(es).op("i32.mul");
+                c.op("i32.add").get(ldcB).get(mc).get(nc).get(kc).get(first).get(tile).call(inner);
+              },
+            );
+          },
+        );
+      },
+    );
+  });
+  const sz = gemmScratchBytes(s, es);
+  m.func(`gemmp_${t}`, ["i32", ...I32x12], [], (c) => {
+    // Participant `part` uses element `part` of each per-participant scratch array.
+    c.get(1).get(2).get(3).get(4).get(5).get(6).get(7).get(8).get(9);
+    c.get(10).get(0).i32(sz.a).op("i32.mul").op("i32.add");
+    c.get(11).get(0).i32(sz.b).op("i32.mul").op("i32.add");
+    c.get(12).get(0).i32(sz.tile).op("i32.mul").op("i32.add");
+    c.call(gemm);
+  });
+  m.func(`packB_${t}`, ["i32", "i32", "i32", "i32", "i32"], [], (c) => {
+    c.get(0).get(1).get(2).get(3).get(4).call(packB);
+  });
+  m.func(`gemmblk_${t}`, new Array<"i32">(14).fill("i32"), [], (c) => {
+    const [part, a, lda, cc, ldc, M, K, N, pB, ncp, j0, acc, pAs, tiles] = [
+      0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13,
+    ];
+    const pA = c.local("i32");
+    const tile = c.local("i32");
+    const pc = c.local("i32");
+    const ic = c.local("i32");
+    const kc = c.local("i32");
+    const mc = c.local("i32");
+    const lim = c.local("i32");
+    const ldcB = c.local("i32");
+    const first = c.local("i32");
+    const bp = c.local("i32");
+    const clampTo = (dst: number, block: number, total: number, pos: number): void => {
+      c.get(total).get(pos).op("i32.sub").set(lim);
+      c.i32(block).set(dst);
+      c.get(lim).get(dst).op("i32.lt_s").if();
+      c.get(lim).set(dst);
+      c.end();
+    };
+    c.get(pAs).get(part).i32(sz.a).op("i32.mul").op("i32.add").set(pA);
+    c.get(tiles).get(part).i32(sz.tile).op("i32.mul").op("i32.add").set(tile);
+    c.get(ldc).i32(es).op("i32.mul").set(ldcB);
+    c.i32(0).set(pc);
+    c.forLoop(
+      pc,
+      () => c.get(K),
+      s.kc,
+      () => {
+        clampTo(kc, s.kc, K, pc);
+        c.get(acc).get(pc).i32(0).op("i32.ne").op("i32.or").set(first);
+        // This depth panel's strips from column j0: pB + pc*ncp*es + j0*kc*es.
+        c.get(pB).get(pc).get(ncp).op("i32.mul").i32(es).op("i32.mul").op("i32.add");
+        c.get(j0).get(kc).op("i32.mul").i32(es).op("i32.mul").op("i32.add").set(bp);
+        c.i32(0).set(ic);
+        c.forLoop(
+          ic,
+          () => c.get(M),
+          s.mc,
+          () => {
+            clampTo(mc, s.mc, M, ic);
+            c.get(a).get(ic).get(lda).op("i32.mul").get(pc).op("i32.add").i32(es).op("i32.mul");
+            c.op("i32.add").get(lda).get(mc).get(kc).get(pA).call(packA);
+            c.get(pA).get(bp);
+            c.get(cc).get(ic).get(ldcB).op("i32.mul").op("i32.add");
+            c.get(ldcB).get(mc).get(N).get(kc).get(first).get(tile).call(inner);
+          },
+        );
+      },
+    );
+  });
 }

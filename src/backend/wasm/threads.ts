@@ -14,43 +14,83 @@
 
 import type { WasmMemory, WasmModule } from "./wasm-api.js";
 
-/** Control words (Int32Array indices) in the shared control block. */
-const SEQ = 0; // bumped to wake the workers
-const DONE = 1; // workers that finished the current job
-const ERROR = 2; // set by a worker whose kernel threw
-const JOB = 4; // JOB + 2 id: the last job number posted to worker id
-const READY = 5; // READY + 2 id: 1 once worker id instantiated the module
+/**
+ * Control words (Int32Array indices) in the shared control block. Words written by different
+ * threads sit on different 64-byte cache lines, so a worker spinning on its own word does not
+ * slow the threads that update the others (false sharing).
+ */
+const LINE = 16;
+const SEQ = 0; // bumped whenever jobs are posted: sleeping workers wait on it
+const NEXT = LINE; // the next task index of the current job (claimed with Atomics.add)
+const ERROR = 2 * LINE; // set by a participant whose kernel threw
+const SLEEPERS = 2 * LINE + 1; // workers blocked in Atomics.wait (notify only when some are)
+const NTASKS = 3 * LINE; // the current job: task count, function index, argument count, flags
+const FN = 3 * LINE + 1;
+const NARGS = 3 * LINE + 2;
+const WITH_PART = 3 * LINE + 3;
+/** Worker id's state word: 0 idle, J > 0 job J posted to it, -J running job J. */
+const state = (id: number): number => (4 + id) * LINE;
+/** Worker id's ready word: 1 once it instantiated the module. */
+const ready = (id: number): number => (4 + id) * LINE + 1;
 
-/** Argument slot per worker: [function index, argument count, arguments...]. */
+/** Argument slots per task in the shared task table. */
 const SLOT = 16;
+/** Tasks one job can hold; `run` splits longer lists into several jobs. */
+const MAX_TASKS = 512;
+/** How long an idle worker spins before it blocks (ms): back-to-back kernels find it awake. */
+const WORKER_SPIN_MS = 0.2;
+/** How long the caller spins on a running worker before it blocks (ms). */
+const CALLER_SPIN_MS = 0.05;
 
-/** The code each worker runs: plain JS, the same text for Node and browsers. */
+/**
+ * The code each worker runs: plain JS, the same text for Node and browsers. A worker claims a
+ * job posted to it (compare-and-swap of its state word from J to -J), then takes task indices
+ * from the shared counter until none are left, so a worker the OS scheduled late does less of
+ * the job (or none: the caller cancels a job nobody claimed) instead of holding up the caller.
+ */
 const WORKER_SOURCE = `"use strict";
 (function () {
   function start(d) {
     var inst = new WebAssembly.Instance(d.module, { env: { memory: d.memory } });
     var fns = d.names.map(function (n) { return inst.exports[n]; });
     var ctrl = new Int32Array(d.ctrl);
-    var args = new Float64Array(d.args);
-    var id = d.id, base = id * ${SLOT}, last = 0;
-    Atomics.store(ctrl, ${READY} + 2 * id, 1);
+    var table = new Float64Array(d.table);
+    var id = d.id, me = ${4 * LINE} + id * ${LINE}, part = id + 1;
+    var now = typeof performance === "object" ? function () { return performance.now(); } : Date.now;
+    Atomics.store(ctrl, me + 1, 1);
     for (;;) {
       var s = Atomics.load(ctrl, ${SEQ});
-      var job = Atomics.load(ctrl, ${JOB} + 2 * id);
-      if (job !== last) {
-        last = job;
-        try {
-          var n = args[base + 1] | 0, a = [];
-          for (var i = 0; i < n; i++) a.push(args[base + 2 + i]);
-          fns[args[base] | 0].apply(null, a);
-        } catch (e) {
-          Atomics.store(ctrl, ${ERROR}, 1);
+      var job = Atomics.load(ctrl, me);
+      if (job > 0) {
+        if (Atomics.compareExchange(ctrl, me, job, -job) === job) {
+          var n = ctrl[${NTASKS}], f = fns[ctrl[${FN}]], na = ctrl[${NARGS}], wp = ctrl[${WITH_PART}];
+          var a = new Array(na + wp);
+          if (wp) a[0] = part;
+          for (;;) {
+            var i = Atomics.add(ctrl, ${NEXT}, 1);
+            if (i >= n) break;
+            for (var j = 0; j < na; j++) a[wp + j] = table[i * ${SLOT} + j];
+            try {
+              f.apply(null, a);
+            } catch (e) {
+              Atomics.store(ctrl, ${ERROR}, 1);
+            }
+          }
+          Atomics.store(ctrl, me, 0);
+          Atomics.notify(ctrl, me);
         }
-        Atomics.add(ctrl, ${DONE}, 1);
-        Atomics.notify(ctrl, ${DONE});
         continue;
       }
-      Atomics.wait(ctrl, ${SEQ}, s);
+      var t0 = now();
+      for (var k = 1; ; k++) {
+        if (Atomics.load(ctrl, me) > 0) break;
+        if ((k & 127) === 0 && now() - t0 > ${WORKER_SPIN_MS}) {
+          Atomics.add(ctrl, ${SLEEPERS}, 1);
+          Atomics.wait(ctrl, ${SEQ}, s);
+          Atomics.sub(ctrl, ${SLEEPERS}, 1);
+          break;
+        }
+      }
     }
   }
   if (typeof require === "function") start(require("node:worker_threads").workerData);
@@ -147,8 +187,21 @@ export interface Task {
   readonly args: readonly number[];
 }
 
+/** Options of one `run`. */
+export interface RunOptions {
+  /**
+   * Pass the participant's index (0 for the calling thread, 1.. for the workers, below `size`)
+   * as the kernel's first argument, so that it can pick its own scratch memory.
+   */
+  readonly withParticipant?: boolean;
+}
+
+const perf = (globalThis as { performance?: { now(): number } }).performance;
+const now: () => number = typeof perf?.now === "function" ? () => perf.now() : () => Date.now();
+
 /**
- * The worker pool (see the file comment).
+ * The worker pool (see the file comment). A job is a list of tasks of one kernel; the calling
+ * thread and every worker it was posted to take tasks from a shared counter until none are left.
  * @example
  * const pool = new WorkerPool(module, memory, names, run1, 2);
  * pool.run([{ fn: "gemm_f32", args: top }, { fn: "gemm_f32", args: bottom }]);
@@ -156,11 +209,13 @@ export interface Task {
 export class WorkerPool {
   private readonly workers: AnyWorker[] = [];
   private readonly ctrl: Int32Array;
-  private readonly args: Float64Array;
-  private readonly jobs: number[] = [];
+  private readonly table: Float64Array;
   private readonly fnIndex: Map<string, number>;
   private started = false;
   private broken = false;
+  private job = 0;
+  /** Counters for tests and benchmarks. */
+  readonly stats = { jobs: 0, tasksOnWorkers: 0, cancelled: 0 };
 
   constructor(
     private readonly module: WasmModule,
@@ -169,8 +224,8 @@ export class WorkerPool {
     private readonly run1: (fn: string, args: readonly number[]) => void,
     readonly size: number,
   ) {
-    this.ctrl = new Int32Array(new SharedArrayBuffer(4 * (JOB + 2 * size)));
-    this.args = new Float64Array(new SharedArrayBuffer(8 * SLOT * size));
+    this.ctrl = new Int32Array(new SharedArrayBuffer(4 * state(size)));
+    this.table = new Float64Array(new SharedArrayBuffer(8 * SLOT * MAX_TASKS));
     this.fnIndex = new Map(names.map((n, i) => [n, i]));
   }
 
@@ -179,7 +234,7 @@ export class WorkerPool {
     const out: number[] = [];
     if (!this.started || this.broken) return out;
     for (let id = 0; id < this.workers.length; id++)
-      if (Atomics.load(this.ctrl, READY + 2 * id) === 1) out.push(id);
+      if (Atomics.load(this.ctrl, ready(id)) === 1) out.push(id);
     return out;
   }
 
@@ -191,7 +246,7 @@ export class WorkerPool {
         memory: this.memory,
         names: this.names,
         ctrl: this.ctrl.buffer,
-        args: this.args.buffer,
+        table: this.table.buffer,
         id,
       };
       try {
@@ -215,7 +270,6 @@ export class WorkerPool {
           w.postMessage(data);
           this.workers.push({ kind: "web", w });
         }
-        this.jobs.push(0);
       } catch {
         this.broken = true;
         return;
@@ -223,7 +277,7 @@ export class WorkerPool {
     }
   }
 
-  /** How many tasks `run` can spread right now (1 until the workers are up). */
+  /** How many threads can take part in a job right now (1 until the workers are up). */
   available(): number {
     if (this.size <= 1 || this.broken) return 1;
     if (!this.started) this.start();
@@ -231,48 +285,81 @@ export class WorkerPool {
   }
 
   /**
-   * Run `tasks` in parallel: tasks[0] on this thread, the rest on ready workers (at most
-   * `available()` tasks). Returns, when all are done, how many ran on workers.
+   * Run `tasks` (independent of each other, in any order, on any thread) on this thread and the
+   * ready workers; returns when all are done, with how many ran on workers. A worker that has
+   * not picked the job up by the time this thread has run out of tasks is left out of it.
    */
-  run(tasks: readonly Task[]): number {
+  run(tasks: readonly Task[], opts: RunOptions = {}): number {
+    const part = opts.withParticipant === true;
     const ids = this.readyIds();
-    const n = Math.min(tasks.length - 1, ids.length);
-    if (n <= 0) {
-      for (const t of tasks) this.run1(t.fn, t.args);
+    if (tasks.length <= 1 || ids.length === 0) {
+      for (const t of tasks) this.run1(t.fn, part ? [0, ...t.args] : t.args);
       return 0;
     }
+    let onWorkers = 0;
+    for (let s = 0; s < tasks.length; s += MAX_TASKS)
+      onWorkers += this.runJob(tasks.slice(s, s + MAX_TASKS), ids, part);
+    return onWorkers;
+  }
+
+  private runJob(tasks: readonly Task[], ids: readonly number[], part: boolean): number {
     const ctrl = this.ctrl;
-    Atomics.store(ctrl, DONE, 0);
-    for (let j = 0; j < n; j++) {
-      const t = tasks[j + 1]!;
-      const w = ids[j]!;
-      const base = w * SLOT;
-      const fi = this.fnIndex.get(t.fn);
-      if (fi === undefined || t.args.length > SLOT - 2)
-        throw new Error(`wasm backend: bad parallel task ${t.fn}`);
-      this.args[base] = fi;
-      this.args[base + 1] = t.args.length;
-      for (let i = 0; i < t.args.length; i++) this.args[base + 2 + i] = t.args[i]!;
-      this.jobs[w] = (this.jobs[w]! + 1) | 0;
-      Atomics.store(ctrl, JOB + 2 * w, this.jobs[w]!);
+    const n = tasks.length;
+    const fn = tasks[0]!.fn;
+    const fi = this.fnIndex.get(fn);
+    const na = tasks[0]!.args.length;
+    if (fi === undefined || na > SLOT) throw new Error(`wasm backend: bad parallel task ${fn}`);
+    for (let i = 0; i < n; i++) {
+      const t = tasks[i]!;
+      if (t.fn !== fn || t.args.length !== na) throw new Error("wasm backend: mixed tasks in one job");
+      const base = i * SLOT;
+      for (let j = 0; j < na; j++) this.table[base + j] = t.args[j]!;
     }
+    ctrl[NTASKS] = n;
+    ctrl[FN] = fi;
+    ctrl[NARGS] = na;
+    ctrl[WITH_PART] = part ? 1 : 0;
+    Atomics.store(ctrl, NEXT, 0);
+    this.job = this.job >= 0x3fffffff ? 1 : this.job + 1;
+    const job = this.job;
+    const posted = ids.slice(0, n - 1);
+    for (const w of posted) Atomics.store(ctrl, state(w), job);
     Atomics.add(ctrl, SEQ, 1);
-    Atomics.notify(ctrl, SEQ);
-    // Tasks beyond the ready workers also run here.
-    this.run1(tasks[0]!.fn, tasks[0]!.args);
-    for (let i = n + 1; i < tasks.length; i++) this.run1(tasks[i]!.fn, tasks[i]!.args);
-    const block = canBlock();
+    if (Atomics.load(ctrl, SLEEPERS) > 0) Atomics.notify(ctrl, SEQ);
+    this.stats.jobs++;
+    // This thread takes tasks like any worker.
+    const f = fn;
+    let mine = 0;
     for (;;) {
-      const d = Atomics.load(ctrl, DONE);
-      if (d >= n) break;
-      if (this.broken) throw new Error("wasm backend: a worker thread failed during a kernel");
-      if (block) Atomics.wait(ctrl, DONE, d, 100);
+      const i = Atomics.add(ctrl, NEXT, 1);
+      if (i >= n) break;
+      mine++;
+      this.run1(f, part ? [0, ...tasks[i]!.args] : tasks[i]!.args);
+    }
+    // Cancel the job for workers that have not claimed it; wait for those running it.
+    const block = canBlock();
+    let joined = 0;
+    for (const w of posted) {
+      const at = state(w);
+      if (Atomics.compareExchange(ctrl, at, job, 0) === job) {
+        this.stats.cancelled++;
+        continue;
+      }
+      joined++;
+      const t0 = now();
+      let k = 0;
+      while (Atomics.load(ctrl, at) === -job) {
+        if (this.broken) throw new Error("wasm backend: a worker thread failed during a kernel");
+        if (block && (++k & 63) === 0 && now() - t0 > CALLER_SPIN_MS) Atomics.wait(ctrl, at, -job, 50);
+      }
     }
     if (Atomics.load(ctrl, ERROR) !== 0) {
       Atomics.store(ctrl, ERROR, 0);
       throw new Error("wasm backend: a kernel failed on a worker thread");
     }
-    return n;
+    const onWorkers = n - mine;
+    this.stats.tasksOnWorkers += onWorkers;
+    return joined > 0 ? onWorkers : 0;
   }
 
   /** Stop the workers (the pool is unusable afterwards). */
