@@ -317,6 +317,113 @@ describe("reductions and the JS-path kernels over resident buffers", () => {
   });
 });
 
+/** Every non-negative finite float16 value, indexed by its bit pattern (monotonic in it). */
+const HALF: number[] = Array.from({ length: 0x7c00 }, (_, h) =>
+  h < 0x400 ? h * 2 ** -24 : (1 + (h & 0x3ff) / 1024) * 2 ** ((h >>> 10) - 15),
+);
+
+/** float16 rounding by search among all float16 values: nearest, ties to the even bit pattern. */
+function f16Oracle(x: number): number {
+  if (Number.isNaN(x)) return Number.NaN;
+  const a = Math.abs(x);
+  let r: number;
+  if (a >= 65520) r = Infinity;
+  else {
+    let lo = 0;
+    let hi = HALF.length - 1;
+    while (hi - lo > 1) {
+      const mid = (lo + hi) >> 1;
+      if (HALF[mid]! <= a) lo = mid;
+      else hi = mid;
+    }
+    if (a >= HALF[hi]!) lo = hi;
+    const up = Math.min(lo + 1, HALF.length - 1);
+    const m = (HALF[lo]! + HALF[up]!) / 2; // exact: float16 values have 11 significant bits
+    r = a < m || up === lo ? HALF[lo]! : a > m ? HALF[up]! : HALF[lo % 2 === 0 ? lo : up]!;
+  }
+  return x < 0 || Object.is(x, -0) ? -r : r;
+}
+
+/** bfloat16 rounding of a float32 value: the nearer of its two bfloat16 neighbours, ties to even. */
+function bf16Oracle(x: number): number {
+  if (Number.isNaN(x)) return Number.NaN;
+  const f = new Float32Array([x]);
+  const u = new Uint32Array(f.buffer);
+  const top = u[0]! >>> 16;
+  const val = (t: number) => {
+    u[0] = t << 16;
+    return f[0]!;
+  };
+  const lo = val(top);
+  if (lo === x) return lo;
+  const hi = val(top + 1); // the next value away from zero (Inf after the largest)
+  // Past the largest finite value, rounding compares with 2^128 (where the next one would be).
+  const far = Number.isFinite(hi) ? hi : Math.sign(x) * 2 ** 128;
+  const d = Math.abs(x - lo) - Math.abs(far - x);
+  return d < 0 ? lo : d > 0 ? hi : top % 2 === 0 ? lo : hi;
+}
+
+describe("casts are bit-identical to the reference backend", () => {
+  const DTYPES = ["float32", "float64", "int32", "bool", "float16", "bfloat16"] as const;
+  test("every pair of dtypes, with NaN, ±0, ±Inf, halves, ties and out-of-int32-range values", () => {
+    const specials = [Number.NaN, 0, -0, Infinity, -Infinity, 65504, 65520, -65519.9, 2 ** 31, -(2 ** 31)];
+    const more = [2 ** 32 + 5.5, 1e20, -3e9, 0.5, 1.5, -2.5, 1 + 2 ** -11, 2 ** -25, 3 * 2 ** -26];
+    const r = rng(70);
+    const n = 5003;
+    const X = Array.from({ length: n }, (_, i) => {
+      const k = i % 11;
+      if (k === 0) return [...specials, ...more][((i / 11) | 0) % (specials.length + more.length)]!;
+      if (k < 4) return (r() - 0.5) * 10;
+      if (k < 7) return (r() - 0.5) * 2 ** (r() * 80 - 40);
+      return Math.round((r() - 0.5) * 1e5) / 64;
+    });
+    for (const from of DTYPES)
+      for (const to of DTYPES) {
+        const { wasm, ref } = both(() => ad.astype(ad.astype(make(X, [n], "float64"), from), to));
+        assertIdentical(wasm, ref, `${from} -> ${to}`);
+      }
+  });
+
+  test("float16 and bfloat16 rounding equal a search among all 16-bit values (ties to even)", () => {
+    const r = rng(71);
+    const f = new Float32Array(1);
+    const u = new Uint32Array(f.buffer);
+    const X: number[] = [];
+    for (let i = 0; i < 20000; i++) {
+      u[0] = (r() * 2 ** 32) >>> 0; // any float32 bit pattern
+      X.push(f[0]!);
+    }
+    // Float16 ties and their neighbours in every binade, subnormals included, and the range edges.
+    for (let h = 0; h < 0x7bff; h += 37) {
+      const m = (HALF[h]! + HALF[h + 1]!) / 2;
+      X.push(m, -m, Math.fround(m * (1 + 2 ** -23)), Math.fround(m * (1 - 2 ** -23)));
+    }
+    X.push(65504, 65519.99, 65520, 2 ** -24, 2 ** -25, 2 ** -26, 1e-45, 3.4e38, -0);
+    const n = X.length;
+    for (const dtype of ["float16", "bfloat16"] as const) {
+      const oracle = dtype === "float16" ? f16Oracle : bf16Oracle;
+      const { wasm, ref } = both(() => ad.astype(make(X, [n], "float32"), dtype));
+      const w = wasm.data();
+      const e = ref.data();
+      for (let i = 0; i < n; i++) {
+        const o = Math.fround(oracle(X[i]!));
+        if (!Object.is(w[i], o)) assert.fail(`${dtype} of ${X[i]}: wasm ${w[i]}, oracle ${o}`);
+        if (!Object.is(e[i], o)) assert.fail(`${dtype} of ${X[i]}: reference ${e[i]}, oracle ${o}`);
+      }
+    }
+    // From float64 directly (no rounding to float32 first) for float16.
+    const D = X.map((v, i) => v * (1 + (i % 3) * 2 ** -40));
+    const { wasm, ref } = both(() => ad.astype(make(D, [n], "float64"), "float16"));
+    const w = wasm.data();
+    const e = ref.data();
+    for (let i = 0; i < n; i++) {
+      const o = f16Oracle(D[i]!);
+      if (!Object.is(w[i], o) || !Object.is(e[i], o))
+        assert.fail(`float16 of ${D[i]}: wasm ${w[i]}, reference ${e[i]}, oracle ${o}`);
+    }
+  });
+});
+
 describe("data movement kernels are bit-identical to the reference backend", () => {
   const X = data(4 * 30 * 50, 21, true);
   const cases: [string, (x: ad.Tensor) => ad.Tensor][] = [

@@ -6,6 +6,10 @@
 
 const f32 = new Float32Array(1);
 const u32 = new Uint32Array(f32.buffer);
+const f64 = new Float64Array(1);
+/** The high word of `f64` (sign, exponent, top of the fraction) on little-endian hosts. */
+const hi = new Uint32Array(f64.buffer);
+const HI = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1 ? 1 : 0;
 
 /** The bfloat16 bit pattern of x (round to nearest even from float32; NaN stays NaN). */
 export function toBfloat16Bits(x: number): number {
@@ -68,12 +72,39 @@ function roundHalfEven(v: number): number {
   return f % 2 === 0 ? f : f + 1;
 }
 
-/** x rounded to the nearest float16 value. */
+/**
+ * x rounded to the nearest float16 value (ties to even), directly from the double. Adding
+ * M = 2^(e+42) to |x| in [2^e, 2^(e+1)) leaves the float16 quantum 2^(e-10) as the last place
+ * of the sum, so the double addition's own round-to-nearest-even rounds to float16 and
+ * subtracting M is exact (below 2^-14, M = 2^28 gives the subnormal quantum 2^-24). Equal to
+ * `fromFloat16Bits(toFloat16Bits(x))`, several times faster: it runs after every float16 result.
+ * @example
+ * roundFloat16(1 + 2 ** -11); // 1 (a tie, to even)
+ */
 export function roundFloat16(x: number): number {
-  return fromFloat16Bits(toFloat16Bits(x));
+  const a = Math.abs(x);
+  if (!(a < 65520)) return a >= 65520 ? (x < 0 ? -Infinity : Infinity) : Number.NaN;
+  let m = 268435456; // 2^28
+  if (a >= 6.103515625e-5) {
+    f64[0] = a;
+    hi[HI] = hi[HI]! & 0x7ff00000;
+    hi[1 - HI] = 0;
+    m = f64[0]! * 4398046511104; // 2^e * 2^42
+  }
+  const r = a + m - m;
+  return x < 0 ? -r : x === 0 ? x : r;
 }
 
-/** x rounded to the nearest bfloat16 value. */
+/**
+ * x rounded to the nearest bfloat16 value: to float32 first (as storing it would), then the
+ * top 16 bits rounded to nearest even. Equal to `fromBfloat16Bits(toBfloat16Bits(x))`.
+ * @example
+ * roundBfloat16(1 + 2 ** -8); // 1 (a tie, to even)
+ */
 export function roundBfloat16(x: number): number {
-  return fromBfloat16Bits(toBfloat16Bits(x));
+  f32[0] = x;
+  const b = u32[0]!;
+  if ((b & 0x7fffffff) > 0x7f800000) return Number.NaN;
+  u32[0] = (b + 0x7fff + ((b >>> 16) & 1)) & 0xffff0000;
+  return f32[0]!;
 }

@@ -24,6 +24,7 @@ import type {
 } from "../backend.js";
 import type { FusedExpr, FusedProgram } from "../kernel.js";
 import { ReferenceBackend } from "../reference.js";
+import type { CastTo } from "./convert.js";
 import {
   WASM_BINARY,
   WASM_COMPARE,
@@ -85,6 +86,8 @@ const TASKS_PER_THREAD = 6;
 /** Fewest register tiles (rows) and columns in one block of a parallel product. */
 const MIN_TILES = 8;
 const MIN_COLS = 64;
+/** Shared B panels up to this size are packed by the calling thread alone. */
+const SMALL_PANEL_BYTES = 128 * 1024;
 
 /** Options of `createWasmBackend`. */
 export interface WasmBackendOptions {
@@ -631,7 +634,29 @@ export class WasmBackend implements Backend {
   }
 
   cast(x: DeviceBuffer, size: number, from: DType, to: DType): DeviceBuffer {
-    return this.ref.cast(this.host(x), size, from, to);
+    if (size < this.thresholds.elementwise || !this.core())
+      return this.ref.cast(this.host(x), size, from, to);
+    const src = storageOf(from);
+    // float16/bfloat16 are rounded float32 values: only a change of format rounds them again.
+    const dst: CastTo =
+      to === "float16" && from !== "float16"
+        ? "f16"
+        : to === "bfloat16" && from !== "bfloat16"
+          ? "bf16"
+          : storageOf(to);
+    const outStorage = dst === "f16" || dst === "bf16" ? "f32" : dst;
+    const se = BYTES[src];
+    const de = BYTES[outStorage];
+    return this.runKernel([{ buf: x, dtype: from, length: size }], outStorage, size, ([px], out) => {
+      if (dst === src) {
+        this.c.heap.view(outStorage, out, size).set(this.c.heap.view(src, px!, size));
+        return;
+      }
+      this.parallel(size, this.thresholds.elementwiseThreads, 16, (s, e) => ({
+        fn: `cast_${src}_${dst}`,
+        args: [px! + s * se, out + s * de, e - s],
+      }));
+    });
   }
 
   fused(expr: FusedExpr, inputs: readonly DeviceBuffer[], size: number, dtype: DType): DeviceBuffer {
@@ -813,7 +838,9 @@ export class WasmBackend implements Backend {
                 ],
               });
           }
-          if (pool.run(pack) > 0) any = true;
+          // A small panel packs faster on this thread than a job can be handed out.
+          if (kk * ncp * es <= SMALL_PANEL_BYTES) for (const t of pack) this.c.fns[t.fn]!(...t.args);
+          else if (pool.run(pack) > 0) any = true;
           // 2. The blocks of C.
           const blocks: Task[] = [];
           for (let i0 = 0; i0 < m; i0 += mb)

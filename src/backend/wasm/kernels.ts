@@ -6,6 +6,7 @@
  * thread compiles it asynchronously (`compileWasmKernels`).
  */
 
+import { CAST_PAIRS, emitCast } from "./convert.js";
 import {
   emitBinary,
   emitCompare,
@@ -111,6 +112,7 @@ export function buildKernels(shared: boolean, maxPages: number, fma: boolean): K
     emitSum(m, t);
   }
   for (const op of WASM_TRANSCENDENTAL) emitTranscendental(m, op);
+  for (const [from, to] of CAST_PAIRS) emitCast(m, from, to);
   for (const es of ELEM_SIZES) {
     emitStridedCopy(m, es);
     emitTranspose2d(m, es);
