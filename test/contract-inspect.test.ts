@@ -1,0 +1,286 @@
+/**
+ * @file Black-box contract tests for API.md §4 (trace/Program, explain), §5 (gradcheck,
+ * gradgradcheck, detectAnomaly/setDetectAnomaly) and §6/§10 (typed errors in the situations the
+ * contract names).
+ */
+
+import assert from "node:assert/strict";
+import { describe, test } from "node:test";
+import * as ad from "adjoint";
+
+type T = ad.Tensor;
+
+/** A JS number where a signature names a Tensor (the contract accepts numbers everywhere). */
+const n = (x: number) => x as unknown as T;
+
+function flat(v: unknown): number[] {
+  if (v instanceof ad.Tensor) return flat(v.toArray());
+  if (Array.isArray(v)) return v.flatMap(flat);
+  return [v as number];
+}
+
+const f64 = (x: unknown) => ad.tensor(x as number[], { dtype: "float64" });
+
+describe("§4 trace → Program", () => {
+  const f = (x: T, y: T) => ad.mul(ad.add(x, y), ad.sin(x));
+
+  test("toString prints one line per primitive, `vN = op vA vB`, with shapes and dtypes", () => {
+    const p = ad.trace(f)(ad.tensor([1, 2]), ad.tensor([3, 4]));
+    const s = p.toString();
+    // `v3 = add v1 v2` with the result's type: JAX's jaxpr style binds it as `v3:f32[2] = add v1 v2`
+    assert.match(s, /v3(:\S+)? = add v1 v2/);
+    assert.match(s, /v4(:\S+)? = sin v1/);
+    assert.match(s, /v5(:\S+)? = mul v3 v4/);
+    assert.match(s, /float32|f32/);
+    assert.match(s, /\[2\]/);
+    const opLines = s.split("\n").filter((l: string) => /= (add|sin|mul)\b/.test(l));
+    assert.equal(opLines.length, 3);
+  });
+
+  test("program.eqns lists the operations in order", () => {
+    const p = ad.trace(f)(ad.tensor([1, 2]), ad.tensor([3, 4]));
+    assert.ok(Array.isArray(p.eqns));
+    assert.equal(p.eqns.length, 3);
+    // the primitive's name, wherever an equation keeps it (JAX: eqn.primitive.name)
+    const nameOf = (e: unknown): string => {
+      const r = e as Record<string, unknown>;
+      const p0 = r["prim"] ?? r["primitive"] ?? r["op"] ?? r["name"];
+      return typeof p0 === "string" ? p0 : String((p0 as { name?: string } | undefined)?.name);
+    };
+    assert.deepEqual(p.eqns.map(nameOf), ["add", "sin", "mul"]);
+  });
+
+  test("numbers as arguments trace as float64 scalars", () => {
+    const p = ad.trace((x: T) => ad.exp(x))(n(0.5));
+    assert.match(p.toString(), /float64|f64/);
+    assert.match(p.toString(), /exp/);
+  });
+
+  test("toDot and toMermaid draw the graph", () => {
+    const p = ad.trace(f)(ad.tensor([1, 2]), ad.tensor([3, 4]));
+    const dot = p.toDot();
+    assert.match(dot, /digraph/);
+    assert.match(dot, /->/);
+    assert.match(dot, /sin/);
+    const mm = p.toMermaid();
+    assert.match(mm, /graph|flowchart/);
+    assert.match(mm, /-->/);
+    assert.match(mm, /mul/);
+  });
+
+  test("trace of a grad shows the backward operations", () => {
+    const p = ad.trace(ad.grad((x: T) => ad.sum(ad.sin(x))))(ad.tensor([1, 2]));
+    assert.match(p.toString(), /cos/);
+  });
+});
+
+describe("§4 explain: the textbook trace tables on the seed example", () => {
+  // (x1 + x2)·sin(x1) at (1, 2): ∂f/∂x1 = sin 1 + 3 cos 1, ∂f/∂x2 = sin 1
+  const f = (x1: T, x2: T) => ad.mul(ad.add(x1, x2), ad.sin(x1));
+  const d1 = Math.sin(1) + 3 * Math.cos(1);
+  const d2 = Math.sin(1);
+
+  test("toString holds values, tangents and adjoints in forward order", () => {
+    const e = ad.explain(f, [1, 2], { tangents: [1, 0] });
+    const s = e.toString();
+    assert.equal(typeof s, "string");
+    // the value 3·sin 1 = 2.5244, the adjoints 2.4623 and 0.8415 appear
+    assert.match(s, /2\.524/);
+    assert.match(s, /2\.462/);
+    assert.match(s, /0\.8415/);
+    assert.match(s, /sin/);
+    // forward order: the add/sin lines come before the mul line
+    const iAdd = s.search(/add|\+/);
+    const iMul = s.search(/mul|·|\*/);
+    assert.ok(iAdd >= 0 && iMul >= 0);
+    // the tangent column (forward mode along x1) shows ∂f/∂x1 too
+    const occurrences = s.match(/2\.462/g) ?? [];
+    assert.ok(occurrences.length >= 2, "the tangent and the adjoint of x1 both show 2.462…");
+    assert.ok(Math.abs(d1 - 2.4623) < 1e-4 && Math.abs(d2 - 0.8415) < 1e-4);
+  });
+
+  test("toMarkdown and toHTML render tables", () => {
+    const e = ad.explain(f, [1, 2]);
+    const md = e.toMarkdown();
+    assert.match(md, /\|.*\|/);
+    assert.match(md, /---/);
+    assert.match(md, /0\.8415/);
+    const html = e.toHTML();
+    assert.match(html, /<table/);
+    assert.match(html, /<\/table>/);
+    assert.match(html, /2\.462/);
+  });
+});
+
+describe("§5 gradcheck and gradgradcheck", () => {
+  test("gradcheck → {ok, maxAbsError, maxRelError, analytic, numeric}, ok for a correct f", () => {
+    const r = ad.gradcheck(
+      (x: T, y: T) => ad.sum(ad.mul(ad.exp(x), ad.sin(y))),
+      [f64([0.1, 0.2]), f64([0.3, 0.4])],
+    );
+    assert.equal(r.ok, true);
+    assert.equal(typeof r.maxAbsError, "number");
+    assert.equal(typeof r.maxRelError, "number");
+    assert.ok(r.maxAbsError < 1e-6);
+    assert.ok(r.analytic !== undefined && r.numeric !== undefined);
+  });
+
+  test("gradcheck compares in float64 even for float32 arguments", () => {
+    const r = ad.gradcheck((x: T) => ad.sum(ad.tanh(x)), [ad.tensor([0.1, -0.7, 1.3])]);
+    assert.equal(r.ok, true);
+  });
+
+  test("gradcheck flags a wrong custom rule", () => {
+    const bad = ad.customVjp((x: T) => ad.sin(x), {
+      fwd: (x: T) => [ad.sin(x), x] as [T, unknown],
+      bwd: (x: unknown, ct: T) => [ad.mul(ct, ad.sin(x as T))],
+    });
+    const r = ad.gradcheck((x: T) => ad.sum(bad(x)), [f64([0.4, 0.9])]);
+    assert.equal(r.ok, false);
+    assert.ok(r.maxAbsError > 0.1);
+    assert.ok(flat(r.analytic).length > 0 && flat(r.numeric).length > 0);
+  });
+
+  test("gradgradcheck checks second derivatives; options eps/atol/rtol accepted", () => {
+    const ok = ad.gradgradcheck((x: T) => ad.sum(ad.mul(ad.sin(x), ad.exp(x))), [f64([0.2, 0.5])]);
+    assert.equal(ok.ok, true);
+    assert.ok("maxAbsError" in ok && "maxRelError" in ok);
+    // first derivative right, second derivative wrong: customJvp whose tangent rule is right to first
+    // order only as a constant (its derivative wrt x is lost)
+    const wrong2 = ad.customJvp((x: T) => ad.sin(x), {
+      jvp: ([x]: T[], [t]: T[]) => [ad.sin(x!), ad.mul(ad.stopGradient(ad.cos(x!)), t!)] as [T, T],
+    });
+    assert.equal(ad.gradcheck((x: T) => ad.sum(wrong2(x)), [f64([0.3])]).ok, true);
+    assert.equal(ad.gradgradcheck((x: T) => ad.sum(wrong2(x)), [f64([0.3])]).ok, false);
+    const loose = ad.gradcheck((x: T) => ad.sum(ad.square(x)), [f64([1])], {
+      eps: 1e-4,
+      atol: 1e-5,
+      rtol: 1e-4,
+    });
+    assert.equal(loose.ok, true);
+  });
+});
+
+describe("§5/§10 detectAnomaly and setDetectAnomaly", () => {
+  test("detectAnomaly(fn) runs fn at once and returns its result", () => {
+    let ran = false;
+    const r = ad.detectAnomaly(() => {
+      ran = true;
+      return 42;
+    });
+    assert.equal(ran, true);
+    assert.equal(r, 42);
+  });
+
+  test("a NaN in a forward computation throws AnomalyError naming the primitive and this file's line", () => {
+    assert.throws(
+      () => ad.detectAnomaly(() => ad.log(ad.tensor([-1, 1]))),
+      (e: unknown) => {
+        assert.ok(e instanceof ad.AnomalyError, String(e));
+        assert.ok(e instanceof ad.AdError);
+        assert.match(e.message, /log/);
+        assert.match(e.message, /contract-inspect\.test\.ts:\d+/);
+        return true;
+      },
+    );
+  });
+
+  test("an Inf in the backward pass throws AnomalyError naming the forward primitive", () => {
+    // sqrt'(0) = Inf: the backward of sqrt creates it
+    assert.throws(
+      () => ad.detectAnomaly(() => ad.grad((x: T) => ad.sum(ad.sqrt(x)))(ad.tensor([0, 1]))),
+      (e: unknown) =>
+        e instanceof ad.AnomalyError && /sqrt/.test(e.message) && /contract-inspect/.test(e.message),
+    );
+    // 0·Inf = NaN in the backward of a masked branch (the where trap)
+    assert.throws(
+      () =>
+        ad.detectAnomaly(() =>
+          ad.grad((x: T) => ad.sum(ad.where(ad.greater(x, 0), ad.log(x), 0)))(ad.tensor([0, 1])),
+        ),
+      ad.AnomalyError,
+    );
+  });
+
+  test("setDetectAnomaly(true) turns checking on globally; false turns it off", () => {
+    ad.setDetectAnomaly(true);
+    try {
+      assert.throws(() => ad.div(ad.tensor([0]), ad.tensor([0])), ad.AnomalyError);
+    } finally {
+      ad.setDetectAnomaly(false);
+    }
+    const r = ad.div(ad.tensor([0]), ad.tensor([0]));
+    assert.ok(Number.isNaN(r.item()));
+  });
+
+  test("NaN inputs are not anomalies by themselves; clean computations pass", () => {
+    const r = ad.detectAnomaly(() => ad.grad((x: T) => ad.sum(ad.square(x)))(ad.tensor([1, 2])));
+    assert.deepEqual((r as T).toArray(), [2, 4]);
+  });
+});
+
+describe("§6/§10 errors: typed, exported, in the named situations", () => {
+  test("every error class is exported and extends AdError (and Error)", () => {
+    for (const C of [
+      ad.ShapeError,
+      ad.DTypeError,
+      ad.TransformError,
+      ad.AnomalyError,
+      ad.InPlaceError,
+      ad.GraphFreedError,
+    ]) {
+      assert.equal(typeof C, "function");
+      const e = new (C as unknown as new (m: string) => Error)("msg");
+      assert.ok(e instanceof ad.AdError, C.name);
+      assert.ok(e instanceof Error);
+      assert.equal(e.name, C.name);
+    }
+  });
+
+  test("ShapeError: incompatible shapes name both; item(); tangent shape; vmap axis sizes", () => {
+    assert.throws(
+      () => ad.matmul(ad.zeros([2, 3]), ad.zeros([4, 5])),
+      (e: unknown) => e instanceof ad.ShapeError && /3/.test(e.message) && /4/.test(e.message),
+    );
+    assert.throws(() => ad.ones([3]).item(), ad.ShapeError);
+    assert.throws(() => ad.jvp((x: T) => x, [ad.zeros([2])], [ad.zeros([3])]), ad.ShapeError);
+    assert.throws(
+      () => ad.vmap((a: T, b: T) => ad.add(a, b))(ad.zeros([2, 1]), ad.zeros([3, 1])),
+      ad.ShapeError,
+    );
+    assert.throws(() => ad.concat([ad.zeros([2]), ad.zeros([2, 2])]), ad.ShapeError);
+    assert.throws(() => ad.zeros([2, 3]).reshape([5]), ad.ShapeError);
+  });
+
+  test("TransformError: grad of non-scalar output names the shape; bad argnums", () => {
+    assert.throws(
+      () => ad.grad((x: T) => ad.mul(x, x))(ad.zeros([2, 5])),
+      (e: unknown) => e instanceof ad.TransformError && /2,\s*5|2 ?x ?5|\[2, ?5\]/.test(e.message),
+    );
+    assert.throws(() => ad.grad((x: T) => ad.sum(x), { argnums: 1 })(ad.zeros([2])), ad.TransformError);
+    assert.throws(() => ad.grad((x: T) => ad.sum(x), { argnums: -5 })(ad.zeros([2])), ad.TransformError);
+    assert.throws(() => ad.jacrev((x: T) => x, { argnums: 3 })(ad.zeros([2])), ad.TransformError);
+  });
+
+  test("DTypeError: grad wrt int32 or bool", () => {
+    assert.throws(() => ad.grad((x: T) => ad.sum(x))(ad.tensor([1, 2], { dtype: "int32" })), ad.DTypeError);
+    assert.throws(
+      () =>
+        ad.grad((x: T, _i: T) => ad.sum(x), { argnums: [0, 1] })(
+          ad.zeros([1]),
+          ad.tensor([1], { dtype: "int32" }),
+        ),
+      ad.DTypeError,
+    );
+    assert.throws(
+      () => ad.valueAndGrad((p: { i: T }) => ad.sum(p.i))({ i: ad.tensor([true], { dtype: "bool" }) }),
+      ad.DTypeError,
+    );
+  });
+
+  test("errors are thrown at the call, not deep inside later (no silent wrong answers)", () => {
+    assert.throws(() => ad.add(ad.zeros([3]), ad.zeros([4])), ad.ShapeError);
+    assert.throws(() => ad.tensor([[1, 2], [3]]), ad.AdError);
+    assert.throws(() => ad.take(ad.zeros([3]), ad.tensor([0.5])), ad.AdError);
+  });
+});
