@@ -96,28 +96,53 @@ interface Term {
   labels: string[];
 }
 
-function parseEinsum(spec: string, n: number): { inputs: string[][]; output: string[] } {
-  const clean = spec.replace(/\s+/g, "");
-  if (clean.includes("."))
-    throw new ShapeError(`einsum: ellipsis ("...") is not supported in "${spec}"; name the axes explicitly`);
-  const [lhs, rhs] = clean.split("->") as [string, string | undefined];
-  const inputs = lhs.split(",").map((s) => [...s]);
-  for (const l of inputs.flat())
+/** Split one einsum term into its labels; `...` becomes the marker "…". */
+function termLabels(term: string, spec: string): string[] {
+  const parts = term.split("...");
+  if (parts.length > 2) throw new ShapeError(`einsum: more than one ellipsis in "${term}" of "${spec}"`);
+  const labels = parts.map((p) => [...p]);
+  for (const l of labels.flat())
     if (!/[a-zA-Z]/.test(l)) throw new ShapeError(`einsum: bad label "${l}" in "${spec}"`);
-  if (inputs.length !== n)
-    throw new ShapeError(`einsum: "${spec}" names ${inputs.length} operands, got ${n}`);
+  return parts.length === 2 ? [...labels[0]!, "…", ...labels[1]!] : labels[0]!;
+}
+
+/**
+ * Parse a spec against the operands' ranks. An ellipsis stands for the leading axes the named
+ * labels leave over; as in NumPy those axes broadcast right-aligned across operands, and an
+ * implicit output puts them first. Each ellipsis axis gets a private label (outside a–z, A–Z),
+ * so the contraction below treats it like any other batch axis.
+ */
+function parseEinsum(spec: string, ndims: readonly number[]): { inputs: string[][]; output: string[] } {
+  const clean = spec.replace(/\s+/g, "");
+  const [lhs, rhs] = clean.split("->") as [string, string | undefined];
+  const raw = lhs.split(",").map((s) => termLabels(s, spec));
+  if (raw.length !== ndims.length)
+    throw new ShapeError(`einsum: "${spec}" names ${raw.length} operands, got ${ndims.length}`);
+  // The ellipsis of operand i covers ndim − (named labels) axes; the widest one sets the labels.
+  const ellRank = raw.map((r, i) => (r.includes("…") ? Math.max(0, ndims[i]! - (r.length - 1)) : 0));
+  const width = Math.max(0, ...ellRank);
+  const ell = Array.from({ length: width }, (_, k) => String.fromCharCode(0x100 + k));
+  const expand = (r: string[], k: number) => {
+    const at = r.indexOf("…");
+    return at < 0 ? r : [...r.slice(0, at), ...ell.slice(width - k), ...r.slice(at + 1)];
+  };
+  const inputs = raw.map((r, i) => expand(r, ellRank[i]!));
   let output: string[];
   if (rhs === undefined) {
-    // Implicit output: labels that appear exactly once, in alphabetical order.
+    // Implicit output: the ellipsis axes, then labels that appear exactly once, alphabetically.
     const counts = new Map<string, number>();
-    for (const l of inputs.flat()) counts.set(l, (counts.get(l) ?? 0) + 1);
-    output = [...counts.keys()].filter((l) => counts.get(l) === 1).sort();
+    for (const l of raw.flat()) if (l !== "…") counts.set(l, (counts.get(l) ?? 0) + 1);
+    output = [...ell, ...[...counts.keys()].filter((l) => counts.get(l) === 1).sort()];
   } else {
-    output = [...rhs];
-    for (const l of output) {
+    const out = termLabels(rhs, spec);
+    if (out.includes("…") && !raw.some((r) => r.includes("…")))
+      throw new ShapeError(`einsum: the output of "${spec}" has an ellipsis but no input does`);
+    output = expand(out, width);
+    for (const l of out) {
+      if (l === "…") continue;
       if (!inputs.some((i) => i.includes(l)))
         throw new ShapeError(`einsum: output label "${l}" is not in any input of "${spec}"`);
-      if (output.indexOf(l) !== output.lastIndexOf(l))
+      if (out.indexOf(l) !== out.lastIndexOf(l))
         throw new ShapeError(`einsum: output label "${l}" repeats in "${spec}"`);
     }
   }
@@ -183,7 +208,8 @@ function contract(a: Term, b: Term, keep: Set<string>): Term {
 }
 
 /**
- * Einstein summation, e.g. `"ij,jk->ik"`, `"bij,bjk->bik"`, `"ii->i"`, `"i,i->"`. Operands are
+ * Einstein summation, e.g. `"ij,jk->ik"`, `"bij,bjk->bik"`, `"ii->i"`, `"i,i->"`,
+ * `"...ij,...jk->...ik"` (an ellipsis broadcasts leading axes as in NumPy). Operands are
  * contracted pairwise with batched matmuls; repeated labels take diagonals.
  * @example ad.einsum("ij,jk->ik", ad.ones([2, 3]), ad.ones([3, 4])).shape; // [2, 4]
  */
@@ -192,11 +218,14 @@ export function einsum(spec: string, ...xs: TensorLike[]): Tensor {
     if (typeof spec !== "string")
       throw new ShapeError("einsum: the first argument must be a spec string like 'ij,jk->ik'");
     const ts = castForMatmul(promoteArgs("einsum", xs, "number"));
-    const { inputs, output } = parseEinsum(spec, ts.length);
+    const { inputs, output } = parseEinsum(
+      spec,
+      ts.map((t) => t.ndim),
+    );
     const terms: Term[] = ts.map((t, i) => {
       if (inputs[i]!.length !== t.ndim)
         throw new ShapeError(
-          `einsum: operand ${i} has shape ${fmtShape(t.shape)} but "${inputs[i]!.join("")}" names ${inputs[i]!.length} axes`,
+          `einsum: operand ${i} has shape ${fmtShape(t.shape)} but term ${i} of "${spec}" names ${inputs[i]!.length} axes`,
         );
       return dedupe({ t, labels: inputs[i]! });
     });
