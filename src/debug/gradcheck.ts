@@ -10,6 +10,7 @@ import { Tensor } from "../core/tensor.js";
 import { isFloat } from "../dtype.js";
 import { TransformError } from "../errors.js";
 import { astype, concat, reshape, tensor, zeros } from "../ops/index.js";
+import { NoForwardRuleError } from "../primitives/custom.js";
 import { jvp } from "../transforms/jvp.js";
 import { vjp } from "../transforms/reverse.js";
 import { flatten, unflatten } from "../tree.js";
@@ -21,7 +22,7 @@ export interface GradcheckOptions {
   atol?: number;
   /** Relative tolerance (default 1e-3). */
   rtol?: number;
-  /** Which modes to check (default both). */
+  /** Which modes to check (default both; reverse only for a customVjp function without a jvp rule). */
   modes?: readonly ("fwd" | "rev")[];
   /** Dense check (every basis direction) when inputs × outputs ≤ this (default 4096); else random probes. */
   maxDense?: number;
@@ -139,7 +140,8 @@ const dotv = (a: ArrayLike<number>, b: ArrayLike<number>) => {
 
 /**
  * Check every derivative of `f` at `args` against central finite differences in float64, in
- * forward and reverse mode. Float tensors are checked in float64 (arguments are cast).
+ * forward and reverse mode (reverse only when `f` calls a customVjp function without a jvp rule,
+ * unless `modes` asks for forward mode). Float tensors are checked in float64 (arguments are cast).
  * @example
  * ad.gradcheck((x) => ad.sum(ad.sin(x)), [ad.tensor([0.5, 1.5])]).ok; // true
  */
@@ -158,14 +160,29 @@ function castArgs(args: readonly unknown[]): unknown[] {
   );
 }
 
+/**
+ * Whether forward mode can run: false only for a customVjp function without a jvp rule (as in
+ * JAX, such a function is reverse-only), so the default modes then check reverse mode alone
+ * instead of failing; any other error propagates.
+ */
+function forwardAvailable(probe: () => unknown): boolean {
+  try {
+    probe();
+    return true;
+  } catch (e) {
+    if (e instanceof NoForwardRuleError) return false;
+    throw e;
+  }
+}
+
 function checkProblem(p: Problem, opts: GradcheckOptions): GradcheckResult {
   const eps = opts.eps ?? 1e-6;
   const atol = opts.atol ?? 1e-5;
   const rtol = opts.rtol ?? 1e-3;
-  const modes = opts.modes ?? ["fwd", "rev"];
   const n = p.x0.length;
   const m = p.nOut;
   const d = directional(p, eps);
+  const modes = opts.modes ?? (forwardAvailable(() => d.fwd(new Float64Array(n))) ? ["fwd", "rev"] : ["rev"]);
   let maxAbs = 0;
   let maxRel = 0;
   let message = "";
@@ -265,10 +282,9 @@ export function gradgradcheck(f: Fn, args: readonly unknown[], opts: GradcheckOp
     const g = (z: Tensor) => vjp(p.traced, z)[1](u)[0] as Tensor;
     results.push(checkProblem(setup(g as Fn, [x]), opts));
   }
-  if (modes.includes("fwd")) {
-    const h = (z: Tensor) => jvp(p.traced, [z], [v])[1] as Tensor;
+  const h = (z: Tensor) => jvp(p.traced, [z], [v])[1] as Tensor;
+  if (opts.modes === undefined ? forwardAvailable(() => h(x)) : modes.includes("fwd"))
     results.push(checkProblem(setup(h as Fn, [x]), opts));
-  }
   const bad = results.find((r) => !r.ok);
   const worst = results.reduce((a, b) => (b.maxAbsError > a.maxAbsError ? b : a));
   return {

@@ -37,6 +37,21 @@ import { StagingInterpreter } from "../transforms/stage.js";
 import { flatten, showTreeDef, type TreeDef, treeDefEqual, unflatten } from "../tree.js";
 import { instantiate, loopBatcher } from "./rules.js";
 
+/**
+ * The `TransformError` forward mode throws for a customVjp function without a `jvp` rule. A
+ * subclass so that `gradcheck` can tell "no forward rule" from a real failure and check reverse
+ * mode only; users see (and catch) a plain `TransformError`.
+ * @example
+ * const f = ad.customVjp((x) => ad.sin(x), { fwd: (x) => [ad.sin(x), x], bwd: (x, g) => [ad.mul(g, ad.cos(x))] });
+ * try { ad.jvp(f, [1], [1]); } catch (e) { e instanceof ad.TransformError; } // true
+ */
+export class NoForwardRuleError extends TransformError {
+  constructor(message: string) {
+    super(message);
+    this.name = "TransformError";
+  }
+}
+
 /** A user function with any arguments. */
 export type UserFn = (...args: never[]) => unknown;
 
@@ -286,7 +301,7 @@ export const customVjpP: Primitive<CustomParams> = definePrimitive<CustomParams>
   forwardWithResiduals: (args, p) => runFwd(p, args),
   jvp(primals, tangents, outs, p) {
     if (p.def.jvp === undefined)
-      throw new TransformError(
+      throw new NoForwardRuleError(
         `${label(p)}: a customVjp function under forward mode (jvp, jacfwd, linearize) needs a forward rule: pass a jvp rule, ad.customVjp(f, { fwd, bwd, jvp })`,
       );
     return runJvp(p, primals, tangents, outs);
