@@ -52,6 +52,21 @@ function seedFor(out: Tensor, g: TensorLike | undefined, op: string, i: number):
   return t.dtype === out.dtype ? t : astype(t, out.dtype);
 }
 
+/**
+ * Primitives whose name differs from the op a user called (JAX names): InPlaceError names both,
+ * so `x.sigmoid()` then `mul_` reports "sigmoid", not only the primitive "logistic".
+ */
+const USER_OP: Readonly<Record<string, string>> = {
+  logistic: "sigmoid",
+  select: "where",
+  rev: "flip",
+  concatenate: "concat",
+  reduce_sum: "sum",
+  reduce_max: "max",
+  reduce_min: "min",
+  convert_element_type: "astype",
+};
+
 /** Fail on a freed graph or on a saved value modified in place since it was recorded. */
 function checkNode(node: Node): void {
   const name = node.prim?.name ?? "input";
@@ -67,8 +82,9 @@ function checkNode(node: Node): void {
     const t = vals[k]!;
     if (want >= 0 && t._version !== want) {
       const what = k < node.inputs.length ? `input ${k}` : `output ${k - node.inputs.length}`;
+      const op = USER_OP[name] === undefined ? name : `${USER_OP[name]} (primitive ${name})`;
       throw new InPlaceError(
-        `backward: ${what} of ${name} (shape ${fmtShape(t.shape)}) was modified by an in-place operation after ${name} saved it for the backward pass (version ${t._version}, expected ${want}); use an out-of-place operation, or clone() before modifying`,
+        `backward: ${what} of ${op} (shape ${fmtShape(t.shape)}) was modified by an in-place operation after ${name} saved it for the backward pass (version ${t._version}, expected ${want}); use an out-of-place operation, or clone() before modifying`,
       );
     }
   }
