@@ -2,14 +2,15 @@
  * @file jit's compiled kernels: whole scalar programs (forward and backward) become one
  * `fused_program` compiled to JS; chains over arrays become `fused` kernels. Checked bit for bit
  * against the unfused eager operations for every elementwise kernel and dtype (special values
- * included), with code generation on and off (the interpreter a strict CSP falls back to), for
- * chains deep enough to be split into several generated functions.
+ * included), with code generation on and off (the interpreter a strict CSP falls back to) and
+ * with one-element programs compiled to wasm, for chains deep enough to be split into several
+ * generated functions.
  */
 
 import assert from "node:assert/strict";
 import { afterEach, describe, test } from "node:test";
 import * as ad from "adjoint";
-import { setFusedCodegen } from "../dist/backend/kernel.js";
+import { type FusedProgram, scalarKernelTier, setFusedCodegen } from "../dist/backend/kernel.js";
 
 const f64 = (x: number | number[]) => ad.tensor(x, { dtype: "float64" });
 const chain = (steps: number) => (v: ad.Tensor) => {
@@ -31,7 +32,7 @@ function sameBits(a: ad.Tensor, b: ad.Tensor): void {
 afterEach(() => setFusedCodegen(null));
 
 describe("jit: scalar programs compile to one kernel", () => {
-  for (const codegen of [true, false]) {
+  for (const codegen of [true, false, "wasm"] as const) {
     test(`a 600-op chain and its gradient: one fused_program each, bit-identical (codegen ${codegen})`, () => {
       setFusedCodegen(codegen);
       const f = chain(200);
@@ -57,6 +58,53 @@ describe("jit: scalar programs compile to one kernel", () => {
     const jh = ad.jit(f);
     const x = ad.tensor([0.5, 1.5, -2]);
     for (let i = 0; i < 6; i++) sameBits(jh(x), f(x));
+  });
+
+  test("by default a scalar kernel is interpreted once, then compiled to wasm (f32/f64) or JS (others)", () => {
+    const f = chain(50);
+    for (const [dtype, later] of [
+      ["float64", "wasm"],
+      ["float32", "wasm"],
+      ["float16", "js"],
+    ] as const) {
+      const x = ad.scalar(0.25, { dtype });
+      const jg = ad.jit(ad.grad(f));
+      const want = ad.grad(f)(x) as ad.Tensor;
+      const prog = (jg.lower(x).eqns[0]!.params as { prog: FusedProgram }).prog;
+      sameBits(jg(x), want);
+      assert.equal(scalarKernelTier(prog), "interpreter", dtype);
+      for (let i = 0; i < 4; i++) sameBits(jg(x), want);
+      assert.equal(scalarKernelTier(prog), later, dtype);
+    }
+  });
+
+  test("wasm kernels: select, comparisons, logic and max/min over special values, many inputs and results", () => {
+    setFusedCodegen("wasm");
+    const special = [0, -0, 1, -1, 0.5, -2.5, Number.NaN, Infinity, -Infinity];
+    const f = (a: ad.Tensor, b: ad.Tensor, c: ad.Tensor) => {
+      const lt = ad.less(a, b);
+      const both = ad.logicalAnd(lt, ad.notEqual(b, c));
+      const either = ad.logicalOr(ad.logicalNot(lt), ad.greaterEqual(c, a));
+      return [
+        ad.where(both, ad.maximum(a, c), ad.minimum(b, c)),
+        ad.where(either, ad.sign(ad.sub(a, c)), ad.abs(b)),
+        ad.astype(ad.mul(a, b), "bool"),
+        ad.astype(ad.add(ad.astype(c, "float32"), 1), "float64"),
+      ];
+    };
+    const jf = ad.jit(f);
+    for (const a of special)
+      for (const b of special.slice(3))
+        for (const c of [0, Number.NaN, -1.5]) {
+          const args = [a, b, c].map((v) => f64(v));
+          const got = jf(args[0]!, args[1]!, args[2]!);
+          const want = f(args[0]!, args[1]!, args[2]!);
+          got.forEach((t, i) => {
+            sameBits(t, want[i]!);
+          });
+        }
+    const prog = (jf.lower(f64(1), f64(2), f64(3)).eqns[0]!.params as { prog: FusedProgram }).prog;
+    assert.equal(scalarKernelTier(prog), "wasm");
   });
 
   test("several results from shared values; programs of thousands of operations print compactly", () => {
@@ -154,7 +202,7 @@ describe("jit: every elementwise kernel, fused, rounds as the unfused one", () =
   ];
   const floatTypes = ["float64", "float32", "float16", "bfloat16"] as const;
 
-  for (const codegen of [true, false]) {
+  for (const codegen of [true, false, "wasm"] as const) {
     test(`unary kernels, arrays and scalars, every float dtype and int32 (codegen ${codegen})`, () => {
       setFusedCodegen(codegen);
       for (const [name, op, intOk] of unary)

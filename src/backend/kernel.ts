@@ -19,6 +19,7 @@ import type { AnyTypedArray, DType } from "../dtype.js";
 import type { BinaryKernel, UnaryKernel } from "./backend.js";
 import { erf } from "./erf.js";
 import { roundBfloat16, roundFloat16 } from "./half.js";
+import { compileScalarWasm } from "./wasm/fused-scalar.js";
 
 export type FusedExpr =
   | { readonly kind: "input"; readonly index: number; readonly dtype: DType }
@@ -510,6 +511,8 @@ type Helpers = Readonly<Record<string, (x: number) => number>>;
 const HELPERS: Helpers = { logistic, round: roundHalfEven, erf, f16: roundFloat16, bf16: roundBfloat16 };
 
 let codegen: boolean | null = null;
+/** Whether one-element programs compile to wasm: null = where supported (the default). */
+let wasmMode: boolean | null = null;
 
 /** Whether `new Function` works here (a strict Content-Security-Policy forbids it). */
 function codegenAvailable(): boolean {
@@ -527,14 +530,17 @@ function codegenAvailable(): boolean {
 let tiered = true;
 
 /**
- * @internal Force code generation for every kernel from its first call (true), turn it off (false:
- * the interpreter runs every fused kernel) or restore the default (null: detect, tiered). Tests
- * use it to check the interpreter and the generated code against the unfused kernels.
+ * @internal Force generated JS for every kernel from its first call (true), turn code generation
+ * off (false: the interpreter runs every fused kernel), force wasm for one-element programs from
+ * their first call ("wasm"; generated JS for the rest), or restore the default (null: wasm where
+ * supported, tiered JS elsewhere). Tests use it to check every path against the unfused kernels.
  */
-export function setFusedCodegen(on: boolean | null): void {
-  codegen = on;
+export function setFusedCodegen(on: boolean | "wasm" | null): void {
+  codegen = on === null ? null : on !== false;
+  wasmMode = on === null ? null : on === "wasm";
   tiered = on === null;
   scalarKernels = new WeakMap();
+  scalarTiers = new WeakMap();
   arrayKernels = new WeakMap();
 }
 
@@ -612,6 +618,16 @@ function build<F>(src: string): F {
 }
 
 let scalarKernels = new WeakMap<FusedProgram, ScalarKernel>();
+/** What runs each program's one-element kernel now (for tests). */
+let scalarTiers = new WeakMap<FusedProgram, "interpreter" | "js" | "wasm">();
+
+/**
+ * @internal What runs the one-element kernel of `p` now: the interpreter, generated JS or wasm
+ * (null before its first call). Tests check the tiering with it.
+ */
+export function scalarKernelTier(p: FusedProgram): "interpreter" | "js" | "wasm" | null {
+  return scalarTiers.get(p) ?? null;
+}
 let arrayKernels = new WeakMap<FusedProgram, Map<string, ArrayKernel>>();
 
 /**
@@ -623,19 +639,44 @@ const TIER_UP_CALLS = 2;
 /** Interpreted array kernels are only worth it for short loops. */
 const TIER_UP_MAX_SIZE = 16;
 
-/** The one-element kernel of `p`: interpreted at first, then generated code (cached per program). */
+/**
+ * The one-element kernel of `p` (cached per program): interpreted for its first call (emitting a
+ * kernel costs more than one interpreted run, and a one-off never pays for it), then a wasm
+ * function where the program has a wasm translation (float64/float32 arithmetic) and the runtime
+ * compiles wasm, else generated JS after a few more calls.
+ */
 export function scalarKernel(p: FusedProgram): ScalarKernel {
   let k = scalarKernels.get(p);
   if (k === undefined) {
+    const wasm = wasmMode !== false && codegen !== false;
+    if (wasmMode === true) {
+      const w = compileScalarWasm(p, UNARY_FN, BINARY_FN);
+      if (w !== null) {
+        scalarKernels.set(p, w);
+        scalarTiers.set(p, "wasm");
+        return w;
+      }
+    }
+    scalarTiers.set(p, "interpreter");
     if (!codegenAvailable()) k = interpreter(p).runScalar;
     else {
       const slow = interpreter(p).runScalar;
       let calls = 0;
       let fast: ScalarKernel | null = null;
+      let triedWasm = !wasm;
       k = (ins, outs) => {
         if (fast !== null) return fast(ins, outs);
-        if (!tiered || ++calls > TIER_UP_CALLS) {
+        calls++;
+        if (!triedWasm && (!tiered || calls > 1)) {
+          triedWasm = true;
+          fast = compileScalarWasm(p, UNARY_FN, BINARY_FN);
+          if (fast !== null) scalarTiers.set(p, "wasm");
+        }
+        if (fast === null && (!tiered || calls > TIER_UP_CALLS)) {
           fast = generateScalar(p);
+          scalarTiers.set(p, "js");
+        }
+        if (fast !== null) {
           scalarKernels.set(p, fast);
           return fast(ins, outs);
         }

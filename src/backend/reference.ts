@@ -48,6 +48,16 @@ class Scalar {
   constructor(readonly v: number) {}
 }
 
+/**
+ * The value of a one-element buffer this backend (or the wasm backend, which reuses them) holds
+ * as a plain number, or null for any other buffer. Lets jit read constants without a host copy.
+ * @example
+ * scalarValue(backend.scalar!(2, "float64")); // 2
+ */
+export function scalarValue(b: DeviceBuffer | null): number | null {
+  return b instanceof Scalar ? b.v : null;
+}
+
 const buf = (a: Arr): DeviceBuffer => a as unknown as DeviceBuffer;
 /** The values of a buffer as a typed array (a scalar gets a fresh one-element float64 array). */
 const arr = (b: DeviceBuffer): Arr => (b instanceof Scalar ? Float64Array.of(b.v) : (b as unknown as Arr));

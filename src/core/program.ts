@@ -5,18 +5,36 @@
  * one equation per line, as Graphviz and as Mermaid.
  */
 
+import type { DType } from "../dtype.js";
 import { TransformError } from "../errors.js";
 import { fmtShape, shapeEq } from "../shape.js";
-import { bind } from "./interpreter.js";
+import { bind, type Interpreter } from "./interpreter.js";
 import type { Aval, Primitive } from "./primitive.js";
 import type { Tensor } from "./tensor.js";
 
-/** A variable: bound once, by a program input or an equation. */
-export class Var {
+/**
+ * A variable: bound once, by a program input or an equation. It is its own aval (shape, dtype,
+ * weak type), and the trace state of the staging tracers that stand for it (`owner`): staging
+ * allocates one object per value, not three.
+ */
+export class Var implements Aval {
+  readonly shape: readonly number[];
+  readonly dtype: DType;
+  readonly weakType: boolean;
+  /** @internal The staging interpreter whose tracers carry this variable (null for others). */
+  owner: Interpreter | null = null;
   constructor(
     readonly id: number,
-    readonly aval: Aval,
-  ) {}
+    aval: Aval,
+  ) {
+    this.shape = aval.shape;
+    this.dtype = aval.dtype;
+    this.weakType = aval.weakType;
+  }
+  /** The variable's type: the variable itself. */
+  get aval(): Aval {
+    return this;
+  }
   toString(): string {
     return `v${this.id}`;
   }

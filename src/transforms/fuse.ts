@@ -18,12 +18,13 @@
 import type { BinaryKernel, UnaryKernel } from "../backend/backend.js";
 import type { FusedExpr, FusedNode, FusedProgram } from "../backend/kernel.js";
 import { exprSize } from "../backend/kernel.js";
-import type { Aval } from "../core/primitive.js";
+import { scalarValue } from "../backend/reference.js";
+import type { Aval, Primitive } from "../core/primitive.js";
 import { type Atom, type Eqn, Lit, Program, Var } from "../core/program.js";
 import type { DType } from "../dtype.js";
 import { fusedP, fusedProgramP } from "../primitives/fused.js";
 import { sizeOf } from "../shape.js";
-import { maxVarId } from "./simplify.js";
+import { maxVarId, noteMaxVarId } from "./simplify.js";
 
 const UNARY = new Set<string>([
   "neg",
@@ -88,14 +89,51 @@ function fusable(e: Eqn): boolean {
   );
 }
 
+// What a primitive is to the fusion passes, computed once per primitive (the passes ask for every
+// equation of programs thousands long, mostly before the engine has optimized them).
+const F_NONE = 0;
+const F_UNARY = 1;
+const F_BINARY = 2;
+const F_SELECT = 3;
+const F_CAST = 4;
+/** stop_gradient: the identity when running. */
+const F_IDENTITY = 5;
+/** broadcast_to/reshape: fusable when its operand is a single value. */
+const F_MOVE = 6;
+const kinds = new Map<Primitive<unknown>, number>();
+
+function kindOf(prim: Primitive<unknown>): number {
+  let k = kinds.get(prim);
+  if (k === undefined) {
+    const n = prim.name;
+    k = UNARY.has(n)
+      ? F_UNARY
+      : BINARY.has(n)
+        ? F_BINARY
+        : n === "select"
+          ? F_SELECT
+          : n === "convert_element_type"
+            ? F_CAST
+            : n === "stop_gradient"
+              ? F_IDENTITY
+              : n === "broadcast_to" || n === "reshape"
+                ? F_MOVE
+                : F_NONE;
+    kinds.set(prim, k);
+  }
+  return k;
+}
+
+const isOne = (shape: readonly number[]): boolean => shape.length === 0 || sizeOf(shape) === 1;
+
 /** Whether a literal may be baked into a kernel (by default: any concrete one-element literal). */
 export type ConstantLit = (l: Lit) => boolean;
 
 function constantOf(a: Atom, isConstant: ConstantLit): number | null {
   if (!(a instanceof Lit)) return null;
   const t = a.value;
-  if (t._trace !== null || t.size !== 1 || !isConstant(a)) return null;
-  return t._hostData()[0]!;
+  if (t._trace !== null || !isOne(t.shape) || !isConstant(a)) return null;
+  return scalarValue(t._buf) ?? t._hostData()[0]!;
 }
 
 /** Fuse elementwise work (returns a new program; the input is unchanged). */
@@ -107,18 +145,19 @@ export function fuse(program: Program, isConstant: ConstantLit = () => true): Pr
 
 /** A fusable equation whose result has one element (its operands then have one too). */
 function scalarFusable(e: Eqn): boolean {
-  return fusable(e) && sizeOf(e.outs[0]!.aval.shape) === 1;
+  const k = kindOf(e.prim);
+  if (k === F_NONE || e.outs.length !== 1 || !isOne(e.outs[0]!.shape)) return false;
+  return k !== F_MOVE || isOne(e.inputs[0]!.aval.shape);
 }
 
-/** The FusedNode of a fusable equation over operand ids, or the id it aliases (moves, stop_gradient). */
-function programNode(e: Eqn, ids: number[]): FusedNode | number {
-  const n = e.prim.name;
-  const dtype: DType = e.outs[0]!.aval.dtype;
-  if (UNARY.has(n)) return { kind: "unary", op: n as UnaryKernel, arg: ids[0]!, dtype };
-  if (BINARY.has(n)) return { kind: "binary", op: n as BinaryKernel, a: ids[0]!, b: ids[1]!, dtype };
-  if (n === "select") return { kind: "select", c: ids[0]!, a: ids[1]!, b: ids[2]!, dtype };
-  if (n === "convert_element_type") return { kind: "cast", arg: ids[0]!, dtype };
-  return ids[0]!;
+/** Whether equation `e` reads a value of run `r`. */
+function readsRegion(e: Eqn, regionOfVar: Int32Array, r: number): boolean {
+  const ins = e.inputs;
+  for (let k = 0; k < ins.length; k++) {
+    const a = ins[k]!;
+    if (a instanceof Var && regionOfVar[a.id] === r) return true;
+  }
+  return false;
 }
 
 function fuseScalars(program: Program, isConstant: ConstantLit): Program {
@@ -131,28 +170,33 @@ function fuseScalars(program: Program, isConstant: ConstantLit): Program {
   const regionOfVar = new Int32Array(maxId + 1).fill(-1);
   const regionOfEqn = new Int32Array(eqns.length).fill(-1);
   const regions: number[][] = [];
+  let largest = 0;
   // Partition: a run grows until an equation that reads one of its values needs it.
   let open = -1;
   for (let i = 0; i < eqns.length; i++) {
     const e = eqns[i]!;
     if (scalarFusable(e)) {
       if (open < 0) open = regions.push([]) - 1;
-      regions[open]!.push(i);
+      const reg = regions[open]!;
+      reg.push(i);
+      if (reg.length > largest) largest = reg.length;
       regionOfEqn[i] = open;
       regionOfVar[e.outs[0]!.id] = open;
       continue;
     }
-    if (open >= 0 && e.inputs.some((a) => a instanceof Var && regionOfVar[a.id] === open)) open = -1;
+    if (open >= 0 && readsRegion(e, regionOfVar, open)) open = -1;
   }
-  if (!regions.some((r) => r.length > 1)) return program;
+  if (largest < 2) return program;
   // A run's results: its values read outside it, or returned.
   const escapes = new Uint8Array(maxId + 1);
   for (let i = 0; i < eqns.length; i++) {
     const ins = eqns[i]!.inputs;
+    const own = regionOfEqn[i]!;
     for (let k = 0; k < ins.length; k++) {
       const a = ins[k]!;
-      if (a instanceof Var && regionOfVar[a.id]! >= 0 && regionOfVar[a.id] !== regionOfEqn[i])
-        escapes[a.id] = 1;
+      if (!(a instanceof Var)) continue;
+      const r = regionOfVar[a.id]!;
+      if (r >= 0 && r !== own) escapes[a.id] = 1;
     }
   }
   for (const a of program.outputs) if (a instanceof Var) escapes[a.id] = 1;
@@ -160,10 +204,6 @@ function fuseScalars(program: Program, isConstant: ConstantLit): Program {
   // equations between that do not read it went ahead of it), or at the end.
   const out: Eqn[] = [];
   const slot = new Int32Array(maxId + 1).fill(-1);
-  const emit = (r: number) => {
-    const reg = regions[r]!;
-    out.push(reg.length === 1 ? eqns[reg[0]!]! : buildProgram(eqns, reg, escapes, slot, isConstant));
-  };
   let current = -1;
   for (let i = 0; i < eqns.length; i++) {
     const r = regionOfEqn[i]!;
@@ -172,20 +212,56 @@ function fuseScalars(program: Program, isConstant: ConstantLit): Program {
       continue;
     }
     const e = eqns[i]!;
-    if (current >= 0 && e.inputs.some((a) => a instanceof Var && regionOfVar[a.id] === current)) {
-      emit(current);
+    if (current >= 0 && readsRegion(e, regionOfVar, current)) {
+      out.push(emitRegion(eqns, regions[current]!, escapes, slot, isConstant));
       current = -1;
     }
     out.push(e);
   }
-  if (current >= 0) emit(current);
-  return new Program(program.inputs, out, program.outputs);
+  if (current >= 0) out.push(emitRegion(eqns, regions[current]!, escapes, slot, isConstant));
+  return noteMaxVarId(new Program(program.inputs, out, program.outputs), maxId);
+}
+
+function emitRegion(
+  eqns: readonly Eqn[],
+  reg: readonly number[],
+  escapes: Uint8Array,
+  slot: Int32Array,
+  isConstant: ConstantLit,
+): Eqn {
+  return reg.length === 1 ? eqns[reg[0]!]! : buildProgram(eqns, reg, escapes, slot, isConstant);
+}
+
+/** Constants of one run, deduplicated by dtype and value (-0 apart from 0; NaN is one key). */
+class ConstantTable {
+  private readonly byDtype = new Map<DType, Map<number, number>>();
+  private negZero = new Map<DType, number>();
+  readonly nodes: FusedNode[] = [];
+
+  /** The index (among the constants) of `value` as a constant of `dtype`. */
+  index(value: number, dtype: DType): number {
+    if (value === 0 && 1 / value < 0) {
+      let k = this.negZero.get(dtype);
+      if (k === undefined) this.negZero.set(dtype, (k = this.push(value, dtype)));
+      return k;
+    }
+    let m = this.byDtype.get(dtype);
+    if (m === undefined) this.byDtype.set(dtype, (m = new Map()));
+    let k = m.get(value);
+    if (k === undefined) m.set(value, (k = this.push(value, dtype)));
+    return k;
+  }
+
+  private push(value: number, dtype: DType): number {
+    return this.nodes.push({ kind: "const", value, dtype }) - 1;
+  }
 }
 
 /**
  * One `fused_program` equation for the equations `region` (indices into `eqns`, in order).
  * Variables are looked up in a flat array by id (`slot`, shared by every run of the program and
- * reset after each), literals in a small map.
+ * reset after each); literals that are constants are numbered through a table, other literals
+ * (captured tensors, read at every call) become inputs.
  */
 function buildProgram(
   eqns: readonly Eqn[],
@@ -194,12 +270,14 @@ function buildProgram(
   slot: Int32Array,
   isConstant: ConstantLit,
 ): Eqn {
-  // slot[v.id]: -2 = made by this run (numbered below), >= 0 = the value's id in the program.
+  // slot[v.id]: -2 = made by this run (numbered below), >= 0 = an input's index, or (after the
+  // inputs are known) a value id; constants are encoded as -3 - (their index among constants).
   for (let r = 0; r < region.length; r++) slot[eqns[region[r]!]!.outs[0]!.id] = -2;
   const inputs: Atom[] = [];
   const inputDtypes: DType[] = [];
-  const litIds = new Map<Lit, number>();
-  const constants: { lit: Lit; value: number }[] = [];
+  const litInput = new Map<Lit, number>();
+  const consts = new ConstantTable();
+  const litConst = new Map<Lit, number>();
   // Inputs come first in a program's numbering, so collect them before numbering any node.
   for (let r = 0; r < region.length; r++) {
     const ins = eqns[region[r]!]!.inputs;
@@ -209,38 +287,49 @@ function buildProgram(
         if (slot[a.id] !== -1) continue;
         slot[a.id] = inputs.length;
       } else {
-        if (litIds.has(a)) continue;
+        if (litInput.has(a) || litConst.has(a)) continue;
         const c = constantOf(a, isConstant);
         if (c !== null) {
-          litIds.set(a, -1); // numbered once the inputs are known
-          constants.push({ lit: a, value: c });
+          litConst.set(a, consts.index(c, a.value.dtype));
           continue;
         }
-        litIds.set(a, inputs.length);
+        litInput.set(a, inputs.length);
       }
       inputs.push(a);
       inputDtypes.push(a.aval.dtype);
     }
   }
   const base = inputs.length;
-  const nodes: FusedNode[] = [];
-  for (let c = 0; c < constants.length; c++) {
-    const { lit, value } = constants[c]!;
-    nodes.push({ kind: "const", value, dtype: lit.aval.dtype });
-    litIds.set(lit, base + c);
-  }
-  const idOf = (a: Atom): number => (a instanceof Var ? slot[a.id]! : litIds.get(a)!);
+  // Constants are the first nodes; the operations follow.
+  const nodes: FusedNode[] = consts.nodes;
+  const idOf = (a: Atom): number =>
+    a instanceof Var ? slot[a.id]! : (litInput.get(a) ?? base + litConst.get(a)!);
   const outs: Var[] = [];
   const outIds: number[] = [];
   for (let r = 0; r < region.length; r++) {
     const e = eqns[region[r]!]!;
-    const n = programNode(e, e.inputs.map(idOf));
+    const ins = e.inputs;
     const v = e.outs[0]!;
-    if (typeof n === "number") slot[v.id] = n;
-    else {
-      nodes.push(n);
-      slot[v.id] = base + nodes.length - 1;
+    const dtype = v.dtype;
+    const n = e.prim.name;
+    let node: FusedNode | null = null;
+    switch (kindOf(e.prim)) {
+      case F_UNARY:
+        node = { kind: "unary", op: n as UnaryKernel, arg: idOf(ins[0]!), dtype };
+        break;
+      case F_BINARY:
+        node = { kind: "binary", op: n as BinaryKernel, a: idOf(ins[0]!), b: idOf(ins[1]!), dtype };
+        break;
+      case F_SELECT:
+        node = { kind: "select", c: idOf(ins[0]!), a: idOf(ins[1]!), b: idOf(ins[2]!), dtype };
+        break;
+      case F_CAST:
+        node = { kind: "cast", arg: idOf(ins[0]!), dtype };
+        break;
     }
+    if (node === null)
+      slot[v.id] = idOf(ins[0]!); // moves and stop_gradient alias their operand
+    else slot[v.id] = base + nodes.push(node) - 1;
     if (escapes[v.id]) {
       outs.push(v);
       outIds.push(slot[v.id]!);
@@ -250,8 +339,9 @@ function buildProgram(
   for (let r = 0; r < region.length; r++) {
     const e = eqns[region[r]!]!;
     slot[e.outs[0]!.id] = -1;
-    for (let k = 0; k < e.inputs.length; k++) {
-      const a = e.inputs[k]!;
+    const ins = e.inputs;
+    for (let k = 0; k < ins.length; k++) {
+      const a = ins[k]!;
       if (a instanceof Var) slot[a.id] = -1;
     }
   }

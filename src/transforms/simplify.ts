@@ -154,7 +154,19 @@ export function simplify(
     out.push(e);
   }
   out.reverse();
-  return new Program(program.inputs, out, outputs);
+  return noteMaxVarId(new Program(program.inputs, out, outputs), maxId);
+}
+
+/** Programs whose variables are known to be numbered uniquely, and their largest id. */
+const knownMaxId = new WeakMap<Program, number>();
+
+/**
+ * @internal Record that `program`'s variables have unique ids up to `maxId` (staging numbers them
+ * so; passes that only drop equations or reuse variables keep it), so `maxVarId` need not check.
+ */
+export function noteMaxVarId(program: Program, maxId: number): Program {
+  knownMaxId.set(program, maxId);
+  return program;
 }
 
 /**
@@ -162,6 +174,8 @@ export function simplify(
  * uniquely; the flat arrays of the passes rely on it).
  */
 export function maxVarId(program: Program): number {
+  const known = knownMaxId.get(program);
+  if (known !== undefined) return known;
   let maxId = 0;
   const eqns = program.eqns;
   for (let i = 0; i < program.inputs.length; i++) maxId = Math.max(maxId, program.inputs[i]!.id);

@@ -12,10 +12,7 @@ import { TransformError } from "../errors.js";
 import { scalarOf } from "../ops/convert.js";
 import { flatten, type TreeDef, unflatten } from "../tree.js";
 import { checkFunction } from "./args.js";
-
-interface StageState extends TraceState {
-  readonly v: Var;
-}
+import { noteMaxVarId } from "./simplify.js";
 
 export class StagingInterpreter implements Interpreter {
   /** Staging records instead of evaluating, so it has no level below it. */
@@ -26,25 +23,42 @@ export class StagingInterpreter implements Interpreter {
     this.parent = currentInterpreter();
   }
 
-  newVar(aval: Aval): Var {
-    return new Var(this.nextId++, { shape: aval.shape, dtype: aval.dtype, weakType: aval.weakType });
+  /** The largest variable id so far (ids are dense from 1). */
+  get maxId(): number {
+    return this.nextId - 1;
   }
 
+  newVar(aval: Aval): Var {
+    const v = new Var(this.nextId++, aval);
+    v.owner = this;
+    return v;
+  }
+
+  /** The tracer of `v`: its trace state is the variable itself. */
   tracer(v: Var): Tensor {
-    const state: StageState = { owner: this, v };
-    return new Tensor(v.aval.shape as number[], v.aval.dtype, v.aval.weakType, null, null, state);
+    return new Tensor(v.shape as number[], v.dtype, v.weakType, null, null, v as TraceState);
   }
 
   atom(t: Tensor): Atom {
     const s = t._trace;
-    return s !== null && s.owner === this ? (s as StageState).v : new Lit(t);
+    return s !== null && s.owner === this ? (s as unknown as Var) : new Lit(t);
   }
 
   process<P>(prim: Primitive<P>, args: readonly Tensor[], params: P): Tensor[] {
-    const inputs = args.map((a) => this.atom(a));
-    const outs = prim.abstractEval(args, params).map((av) => this.newVar(av));
+    // Once per staged primitive, mostly before the engine optimizes it: indexed loops, no closures.
+    const n = args.length;
+    const inputs: Atom[] = new Array(n);
+    for (let i = 0; i < n; i++) inputs[i] = this.atom(args[i]!);
+    const avals = prim.abstractEval(args, params);
+    const m = avals.length;
+    const outs: Var[] = new Array(m);
+    const tracers: Tensor[] = new Array(m);
+    for (let k = 0; k < m; k++) {
+      const v = (outs[k] = this.newVar(avals[k]!));
+      tracers[k] = new Tensor(v.shape as number[], v.dtype, v.weakType, null, null, v as TraceState);
+    }
     this.eqns.push({ prim: prim as Primitive<unknown>, params, inputs, outs });
-    return outs.map((v) => this.tracer(v));
+    return tracers;
   }
 
   concrete(): Tensor {
@@ -105,7 +119,7 @@ export function stage(f: (...args: never[]) => unknown, args: readonly unknown[]
       throw new TransformError(`${op}: output leaf ${i} must be a Tensor or a number, got ${typeof l}`);
     return interp.atom(t);
   });
-  const program = new Program(inputs, interp.eqns, outputs);
+  const program = noteMaxVarId(new Program(inputs, interp.eqns, outputs), interp.maxId);
   // (indexed loops: this runs once per traced equation, usually before the engine optimizes it)
   let reusable = true;
   const captured = new Set<Tensor>();
