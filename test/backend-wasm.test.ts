@@ -288,6 +288,65 @@ describe("reductions and the JS-path kernels over resident buffers", () => {
     }
   });
 
+  test("max, min, argmax and argmin over every contiguous block of axes are exact: first NaN, first of ties, ±0", () => {
+    const r = rng(80);
+    const fill = (n: number, mode: number) =>
+      Array.from({ length: n }, () => {
+        const u = r();
+        if (mode === 0) return u * 4 - 2;
+        if (mode === 1) return Math.round(u * 4 - 2); // many ties
+        if (mode === 2) return r() < 0.01 ? Number.NaN : u - 0.5;
+        if (mode === 3) return u < 0.5 ? 0 : -0;
+        return u < 0.9 ? -Infinity : r() < 0.5 ? Infinity : -1;
+      });
+    // Runs shorter and longer than a vector, column counts around the 16-column blocks.
+    const shapes = [[3001], [7, 500], [500, 7], [6, 33, 17], [2, 3, 401], [2100, 3]];
+    for (const shape of shapes) {
+      const n = shape.reduce((a, b) => a * b, 1);
+      for (let mode = 0; mode < 5; mode++) {
+        const X = fill(n, mode);
+        for (const dtype of ["float32", "float64"] as const)
+          for (let a = 0; a < shape.length; a++)
+            for (let b = a; b < shape.length; b++) {
+              const axis = Array.from({ length: b - a + 1 }, (_, i) => a + i);
+              const fns: [string, (x: ad.Tensor) => ad.Tensor][] = [
+                ["max", (x) => ad.max(x, { axis })],
+                ["min", (x) => ad.min(x, { axis })],
+              ];
+              if (a === b)
+                fns.push(
+                  ["argmax", (x) => ad.argmax(x, { axis: a })],
+                  ["argmin", (x) => ad.argmin(x, { axis: a })],
+                );
+              for (const [name, f] of fns) {
+                const { wasm, ref } = both(() => f(make(X, shape, dtype)));
+                assertIdentical(
+                  wasm,
+                  ref,
+                  `${name} ${dtype} ${JSON.stringify(shape)} axis ${axis} mode ${mode}`,
+                );
+              }
+            }
+      }
+    }
+  });
+
+  test("sums over non-trailing axes equal the reference's bits (terms in the same order)", () => {
+    const X = data(700 * 37, 81);
+    for (const dtype of ["float32", "float64"] as const)
+      for (const [shape, axis] of [
+        [[700, 37], 0],
+        [[7, 100, 37], 1],
+        [
+          [7, 100, 37],
+          [0, 1],
+        ],
+      ] as [number[], number | number[]][]) {
+        const { wasm, ref } = both(() => ad.sum(make(X, shape, dtype), { axis }));
+        assertIdentical(wasm, ref, `sum ${dtype} ${JSON.stringify(shape)} axis ${axis}`);
+      }
+  });
+
   test("max, argmax, transpose, slice, concat, pad, flip, gather and cast agree exactly", () => {
     const X = data(60 * 70, 11, true);
     const cases: [string, (x: ad.Tensor) => ad.Tensor][] = [
@@ -562,6 +621,16 @@ describe("threads", () => {
             assertIdentical(t, single[i]!, `threaded matmul ${p} vs one thread`),
           );
         for (const [name, f] of cases) {
+          const expected = on("reference", f);
+          await shared(name, f, (t) => assertIdentical(t, expected, `threaded ${name}`));
+        }
+        const cols: [string, () => ad.Tensor][] = [
+          ["sum over rows (columns split)", () => ad.sum(make(X, [512, 600], "float64"), { axis: 0 })],
+          ["argmax over rows (columns split)", () => ad.argmax(make(X, [512, 600], "float32"), { axis: 0 })],
+          ["max over columns (rows split)", () => ad.max(make(X, [512, 600], "float32"), { axis: 1 })],
+          ["float16 rounding", () => ad.astype(make(X, [512 * 600], "float32"), "float16")],
+        ];
+        for (const [name, f] of cols) {
           const expected = on("reference", f);
           await shared(name, f, (t) => assertIdentical(t, expected, `threaded ${name}`));
         }

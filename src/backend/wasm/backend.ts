@@ -675,11 +675,11 @@ export class WasmBackend implements Backend {
   ): DeviceBuffer {
     const n = sizeOf(shape);
     const contiguous = axes.every((a, i) => i === 0 || a === axes[i - 1]! + 1);
+    const isArg = op === "argmax" || op === "argmin";
     if (
-      op !== "sum" ||
       n < this.thresholds.elementwise ||
-      inDtype !== outDtype ||
       !isFloatStorage(inDtype) ||
+      (isArg ? outDtype !== "int32" : inDtype !== outDtype) ||
       axes.length === 0 ||
       !contiguous ||
       !this.core()
@@ -692,12 +692,28 @@ export class WasmBackend implements Backend {
     const inner = sizeOf(shape.slice(last + 1));
     const st = storageOf(inDtype);
     const es = BYTES[st];
-    return this.runKernel([{ buf: x, dtype: inDtype, length: n }], st, outer * inner, ([px], out) =>
-      // Independent outputs: the outer rows split across threads.
-      this.parallel(outer, this.thresholds.elementwiseThreads / (red * inner), 1, (o0, o1) => ({
-        fn: `rsum_${st}`,
-        args: [px! + o0 * red * inner * es, out + o0 * inner * es, o1 - o0, red, inner],
-      })),
+    const oes = isArg ? 4 : es;
+    const fn = op === "sum" ? `rsum_${st}` : `r${op}_${st}`;
+    const min = this.thresholds.elementwiseThreads;
+    const pool = this.c.pool;
+    return this.runKernel(
+      [{ buf: x, dtype: inDtype, length: n }],
+      isArg ? "i32" : st,
+      outer * inner,
+      ([px], out) => {
+        // Independent outputs: outer rows split across threads, or the columns when there are
+        // fewer outer rows than threads (a bias gradient: [N, D] summed over N).
+        if (inner >= 32 && pool !== null && outer < this.c.threads)
+          this.parallel(inner, min / (outer * red), 16, (j0, j1) => ({
+            fn,
+            args: [px! + j0 * es, out + j0 * oes, outer, red, inner, j1 - j0],
+          }));
+        else
+          this.parallel(outer, min / (red * inner), 1, (o0, o1) => ({
+            fn,
+            args: [px! + o0 * red * inner * es, out + o0 * inner * oes, o1 - o0, red, inner, inner],
+          }));
+      },
     );
   }
 

@@ -168,7 +168,12 @@ const SIMD = {
 } as const;
 
 /** Lane-extraction instructions (one lane-index immediate). */
-const LANE = { "f32x4.extract_lane": 31, "f64x2.extract_lane": 33 } as const;
+const LANE = {
+  "i32x4.extract_lane": 27,
+  "i64x2.extract_lane": 29,
+  "f32x4.extract_lane": 31,
+  "f64x2.extract_lane": 33,
+} as const;
 
 /** Memory instructions: opcode bytes and natural alignment (log2 bytes). */
 const MEMORY = {

@@ -19,7 +19,7 @@ import {
 import { type Code, ModuleBuilder } from "./emitter.js";
 import { emitGemm, gemmShape } from "./gemm.js";
 import { ELEM_SIZES, emitStridedCopy, emitTranspose2d } from "./movement.js";
-import { emitSum } from "./reduce.js";
+import { emitExtremum, emitSum, WASM_EXTREMA } from "./reduce.js";
 import { emitTranscendental, WASM_TRANSCENDENTAL } from "./transcendental.js";
 import { wasmApi } from "./wasm-api.js";
 
@@ -110,6 +110,7 @@ export function buildKernels(shared: boolean, maxPages: number, fma: boolean): K
     for (const op of WASM_UNARY) emitUnary(m, t, op);
     for (const op of WASM_COMPARE) emitCompare(m, t, op);
     emitSum(m, t);
+    for (const op of WASM_EXTREMA) emitExtremum(m, t, op);
   }
   for (const op of WASM_TRANSCENDENTAL) emitTranscendental(m, op);
   for (const [from, to] of CAST_PAIRS) emitCast(m, from, to);
