@@ -512,6 +512,8 @@ function fmtNum(x: number, dtype: DType): string {
   if (dtype === "int32") return String(x);
   if (Number.isNaN(x)) return "NaN";
   if (!Number.isFinite(x)) return x > 0 ? "Infinity" : "-Infinity";
+  // Whole numbers print exactly (rounding 123456789 to 8 digits would show another integer).
+  if (Number.isInteger(x) && Math.abs(x) < 1e16) return String(x);
   return String(Number(x.toPrecision(dtype === "float64" ? 8 : dtype === "float32" ? 6 : 4)));
 }
 
