@@ -210,6 +210,10 @@ describe("§1 creating and reading tensors", () => {
     assert.match(s, /\[\s*\[/);
     assert.match(s, /4/);
     assert.match(String(ad.scalar(2.5)), /2\.5/);
+    // whole numbers print exactly, never rounded to another integer
+    assert.match(ad.tensor([123456789], { dtype: "float64" }).toString(), /123456789/);
+    assert.match(ad.tensor([1234567]).toString(), /1234567/);
+    assert.match(ad.tensor([true, false], { dtype: "bool" }).toString(), /true/);
   });
 
   test("allclose returns a boolean and honours rtol/atol", () => {
