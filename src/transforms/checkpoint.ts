@@ -46,7 +46,7 @@ export type CheckpointPolicy =
   | ((primitive: string) => boolean);
 
 export interface CheckpointOptions {
-  /** What to keep instead of recomputing (default `"nothingSaveable"`). */
+  /** What to keep instead of recomputing (default `"nothingSaveable"`; JAX's snake-case names work too). */
   policy?: CheckpointPolicy;
 }
 
@@ -328,7 +328,11 @@ export function checkpoint<A extends unknown[], R>(
   checkFunction(f, "checkpoint");
   if (opts === null || typeof opts !== "object")
     throw new TransformError("checkpoint: options must be an object such as { policy: 'nothingSaveable' }");
-  const policy = opts.policy ?? "nothingSaveable";
+  // JAX spells the policies in snake case (`jax.checkpoint_policies.dots_saveable`): accept both.
+  const policy =
+    typeof opts.policy === "string"
+      ? (opts.policy.replace(/_([a-z])/g, (_, c: string) => c.toUpperCase()) as CheckpointPolicy)
+      : (opts.policy ?? "nothingSaveable");
   if (typeof policy !== "function" && !POLICIES.includes(policy))
     throw new TransformError(
       `checkpoint: unknown policy ${JSON.stringify(policy)}; use ${POLICIES.map((s) => `"${s}"`).join(", ")} or a predicate on primitive names`,
