@@ -586,6 +586,12 @@ describe("§3 stopGradient and checkpointing", () => {
     const [, t] = ad.jvp(ck, [x], [f64([1, 2, 3])]);
     const [, t0] = ad.jvp(plain, [x], [f64([1, 2, 3])]);
     near(num(t), num(t0));
+    for (const policy of ["nothingSaveable", "dotsSaveable", "everythingSaveable", "dots_saveable"]) {
+      const pol = ad.checkpoint(block, { policy: policy as "dotsSaveable" });
+      allNear(ad.grad((v: T) => ad.sum(pol(pol(v))))(x), ad.grad(plain)(x), 1e-12, policy);
+    }
+    const byPredicate = ad.checkpoint(block, { policy: (name: string) => name === "sin" });
+    allNear(ad.grad((v: T) => ad.sum(byPredicate(v)))(x), ad.grad((v: T) => ad.sum(block(v)))(x), 1e-12);
     const withArgs = ad.checkpoint((a: T, b: T) => ad.mul(ad.sin(a), b));
     allNear(
       ad.grad((a: T) => ad.sum(withArgs(a, f64([2, 2, 2]))))(x),
