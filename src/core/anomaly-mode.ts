@@ -11,8 +11,8 @@ import { AnomalyError } from "../errors.js";
 import type { Tensor } from "./tensor.js";
 
 let enabled = false;
-/** The node whose VJP is running (backward pass), for attribution. */
-let backwardOf: { name: string; site: string | null } | null = null;
+/** The primitive whose VJP (backward pass) or JVP rule (forward-mode tangent) is running, for attribution. */
+let ruleOf: { name: string; site: string | null; pass: string; what: string } | null = null;
 
 export function isAnomalyEnabled(): boolean {
   return enabled;
@@ -37,7 +37,12 @@ const libPrefixes = ((): string[] => {
 
 /** The first stack frame outside adjoint: "at f (file.ts:12:5)" → "file.ts:12:5". */
 export function userSite(): string | null {
+  // A user's frame can sit deep below transforms (V8 keeps 10 frames by default): look further.
+  const E = Error as { stackTraceLimit?: number };
+  const limit = E.stackTraceLimit;
+  if (typeof limit === "number") E.stackTraceLimit = Math.max(limit, 200);
   const stack = new Error().stack ?? "";
+  if (typeof limit === "number") E.stackTraceLimit = limit;
   for (const line of stack.split("\n").slice(1)) {
     const l = line.trim();
     if (libPrefixes.some((p) => l.includes(p)) || l.includes("node:internal") || !/\d+:\d+/.test(l)) continue;
@@ -48,15 +53,24 @@ export function userSite(): string | null {
   return null;
 }
 
-/** Run a VJP with its node named, so anomalies in it are attributed to the backward pass. */
-export function inBackward<T>(name: string, site: string | null, fn: () => T): T {
-  const prev = backwardOf;
-  backwardOf = { name, site };
+function inRule<T>(name: string, site: string | null, pass: string, what: string, fn: () => T): T {
+  const prev = ruleOf;
+  ruleOf = { name, site, pass, what };
   try {
     return fn();
   } finally {
-    backwardOf = prev;
+    ruleOf = prev;
   }
+}
+
+/** Run a VJP with its node named, so anomalies in it are attributed to the backward pass. */
+export function inBackward<T>(name: string, site: string | null, fn: () => T): T {
+  return inRule(name, site, "backward pass", "gradient", fn);
+}
+
+/** Run a JVP rule with its primitive named, so anomalies in it are attributed to forward mode. */
+export function inTangent<T>(name: string, site: string | null, fn: () => T): T {
+  return inRule(name, site, "forward-mode tangent", "tangent", fn);
 }
 
 function badness(t: Tensor): { nan: boolean; inf: boolean } {
@@ -92,10 +106,10 @@ export function checkResult(prim: string, outs: readonly Tensor[], args: readonl
   const created = (outNan && !inNan) || (outInf && !inNan && !inInf);
   if (!created) return;
   const what = outNan && !inNan ? "NaN" : "Inf";
-  if (backwardOf !== null) {
-    const where = backwardOf.site ? ` (forward operation at ${backwardOf.site})` : "";
+  if (ruleOf !== null) {
+    const where = ruleOf.site ? ` (forward operation at ${ruleOf.site})` : "";
     throw new AnomalyError(
-      `${backwardOf.name}: the backward pass produced ${what} (in ${prim} while computing the gradient of ${backwardOf.name})${where}`,
+      `${ruleOf.name}: the ${ruleOf.pass} produced ${what} (in ${prim} while computing the ${ruleOf.what} of ${ruleOf.name})${where}`,
     );
   }
   const site = userSite();

@@ -12,6 +12,7 @@ import type { Aval, Primitive } from "../core/primitive.js";
 import { type Atom, type Program, Var } from "../core/program.js";
 import { Tensor } from "../core/tensor.js";
 import { isHalf } from "../dtype.js";
+import { AnomalyError } from "../errors.js";
 import { sizeOf } from "../shape.js";
 import { flatten, showTreeDef, unflatten } from "../tree.js";
 import { checkFunction } from "./args.js";
@@ -27,6 +28,20 @@ interface Compiled extends Staged {
   /** `fused`, prepared for direct execution. */
   readonly plan: Plan;
   readonly stats: SimplifyStats;
+}
+
+/**
+ * Evaluate a compiled program through bind. When anomaly detection finds a NaN/Inf there, re-run
+ * the user's function op by op first (as JAX's debug_nans): the staged program has lost the call
+ * sites, and the eager re-run names the primitive and the user's line of the forward operation.
+ */
+function evaluateChecked(program: Program, ins: Tensor[], eager: () => unknown): Tensor[] {
+  try {
+    return program.evaluate(ins);
+  } catch (e) {
+    if (e instanceof AnomalyError && isAnomalyEnabled()) eager();
+    throw e;
+  }
 }
 
 const staticIds = new WeakMap<object, number>();
@@ -186,7 +201,7 @@ export function jit<A extends unknown[], R>(f: (...args: A) => R): Jitted<A, R> 
       ins.every((t) => t._trace === null && !t._requiresGrad) &&
       !c.captured.some((t) => t._requiresGrad) &&
       !isAnomalyEnabled();
-    const outs = direct ? runDirect(c.plan, ins) : c.optimized.evaluate(ins);
+    const outs = direct ? runDirect(c.plan, ins) : evaluateChecked(c.optimized, ins, () => f(...args));
     return unflatten<R>(
       c.outDef,
       outs.map((t, i) => (c.outNumbers[i] && t._trace === null ? t.item() : t)),
