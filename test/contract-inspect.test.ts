@@ -202,6 +202,37 @@ describe("§5/§10 detectAnomaly and setDetectAnomaly", () => {
     );
   });
 
+  test("the forward operation's own line is named under grad, backward(), jit(grad), vmap(grad) and jvp", () => {
+    /** This file's line that calls `here()`. */
+    const here = () =>
+      Number(/contract-inspect\.test\.ts:(\d+)/.exec(new Error().stack!.split("\n")[2]!)![1]);
+    let line = 0;
+    const f = (x: T) => {
+      const a = ad.mul(x, 2);
+      const [b, l] = [ad.sqrt(a), here()];
+      line = l;
+      return ad.sum(b);
+    };
+    const x0 = ad.tensor([0, 1]);
+    const runs: [string, () => unknown][] = [
+      ["grad", () => ad.grad(f)(x0)],
+      ["jit(grad)", () => ad.jit(ad.grad(f))(x0)],
+      ["vmap(grad)", () => ad.vmap(ad.grad(f))(ad.tensor([[0, 1]]))],
+      ["jvp", () => ad.jvp(f, [x0], [ad.onesLike(x0)])],
+      ["backward", () => f(ad.tensor([0, 1], { requiresGrad: true })).backward()],
+    ];
+    for (const [name, run] of runs)
+      assert.throws(
+        () => ad.detectAnomaly(run),
+        (e: unknown) => {
+          assert.ok(e instanceof ad.AnomalyError, `${name}: ${String(e)}`);
+          assert.match(e.message, /sqrt/, name);
+          assert.match(e.message, new RegExp(`contract-inspect\\.test\\.ts:${line}:`), name);
+          return true;
+        },
+      );
+  });
+
   test("setDetectAnomaly(true) turns checking on globally; false turns it off", () => {
     ad.setDetectAnomaly(true);
     try {
