@@ -90,6 +90,18 @@ function scalarBinary(c: Code, t: Elem, op: WasmBinary, x: number, y: number): v
 }
 
 /**
+ * Set `mode` from two column strides: 3 when both operands are contiguous along a row, 2 when
+ * only the first is (the second constant), 1 for the reverse, 0 otherwise (scalar code).
+ */
+function vectorMode(c: Code, aCol: number, bCol: number, mode: number): void {
+  c.get(aCol).i32(1).op("i32.eq").get(bCol).i32(1).op("i32.eq").op("i32.and").i32(3).op("i32.mul");
+  c.get(aCol).i32(1).op("i32.eq").get(bCol).op("i32.eqz").op("i32.and").i32(2).op("i32.mul");
+  c.op("i32.add");
+  c.get(aCol).op("i32.eqz").get(bCol).i32(1).op("i32.eq").op("i32.and");
+  c.op("i32.add").set(mode);
+}
+
+/**
  * `bin_<op>_<t>(a, b, out, rows, cols, aRow, aCol, bRow, bCol)`: for each row r and column j,
  * out[r*cols + j] = a[r*aRow + j*aCol] op b[r*bRow + j*bCol] (strides in elements). Column
  * strides (1, 1), (1, 0) and (0, 1) run vectorised; any other pattern runs scalar.
@@ -282,8 +294,14 @@ export function emitCompare(m: ModuleBuilder, t: Elem, op: WasmCompare): void {
     const po = c.local("i32");
     const aColB = c.local("i32");
     const bColB = c.local("i32");
+    const mode = c.local("i32");
+    const vecEnd = c.local("i32");
+    const va = c.local("v128");
+    const vb = c.local("v128");
     c.get(aCol).i32(es).op("i32.mul").set(aColB);
     c.get(bCol).i32(es).op("i32.mul").set(bColB);
+    vectorMode(c, aCol, bCol, mode);
+    c.get(cols).i32(-16).op("i32.and").set(vecEnd);
     c.get(out).set(po);
     c.i32(0).set(r);
     c.forLoop(
@@ -294,6 +312,44 @@ export function emitCompare(m: ModuleBuilder, t: Elem, op: WasmCompare): void {
         c.get(a).get(r).get(aRow).op("i32.mul").i32(es).op("i32.mul").op("i32.add").set(pa);
         c.get(b).get(r).get(bRow).op("i32.mul").i32(es).op("i32.mul").op("i32.add").set(pb);
         c.i32(0).set(j);
+        if (t === "f32") {
+          // 16 at a time where each operand is contiguous or constant along the row: four
+          // lane masks narrowed to 16 bytes of 0 or 1.
+          const vecLoop = (aVec: boolean, bVec: boolean): void => {
+            if (!aVec) c.get(pa).mem("v128.load32_splat").set(va);
+            if (!bVec) c.get(pb).mem("v128.load32_splat").set(vb);
+            c.forLoop(
+              j,
+              () => c.get(vecEnd),
+              16,
+              () => {
+                c.get(po);
+                for (let q = 0; q < 4; q++) {
+                  if (aVec) c.get(pa).mem("v128.load", 16 * q);
+                  else c.get(va);
+                  if (bVec) c.get(pb).mem("v128.load", 16 * q);
+                  else c.get(vb);
+                  c.simd(`f32x4.${op}`);
+                  if (q % 2 === 1) c.simd("i16x8.narrow_i32x4_s");
+                }
+                c.simd("i8x16.narrow_i16x8_s").v128const(new Array<number>(16).fill(1)).simd("v128.and");
+                c.mem("v128.store");
+                if (aVec) c.get(pa).i32(64).op("i32.add").set(pa);
+                if (bVec) c.get(pb).i32(64).op("i32.add").set(pb);
+                c.get(po).i32(16).op("i32.add").set(po);
+              },
+            );
+          };
+          c.get(mode).i32(3).op("i32.eq").if();
+          vecLoop(true, true);
+          c.end();
+          c.get(mode).i32(2).op("i32.eq").if();
+          vecLoop(true, false);
+          c.end();
+          c.get(mode).i32(1).op("i32.eq").if();
+          vecLoop(false, true);
+          c.end();
+        }
         c.forLoop(
           j,
           () => c.get(cols),
@@ -338,8 +394,17 @@ export function emitSelect(m: ModuleBuilder, es: 1 | 4 | 8): void {
       const aColB = c.local("i32");
       const bColB = c.local("i32");
       const va = c.local(vt);
+      const mode = c.local("i32");
+      const vecEnd = c.local("i32");
+      const L = es === 1 ? 0 : 16 / es; // elements per vector (no vector code for bytes)
+      const xa = c.local("v128");
+      const xb = c.local("v128");
       c.get(aCol).i32(es).op("i32.mul").set(aColB);
       c.get(bCol).i32(es).op("i32.mul").set(bColB);
+      vectorMode(c, aCol, bCol, mode);
+      // Vector code needs a contiguous condition.
+      c.get(mode).get(cCol).i32(1).op("i32.eq").op("i32.mul").set(mode);
+      c.get(cols).i32(-Math.max(L, 1)).op("i32.and").set(vecEnd);
       c.get(out).set(po);
       c.i32(0).set(r);
       c.forLoop(
@@ -351,6 +416,44 @@ export function emitSelect(m: ModuleBuilder, es: 1 | 4 | 8): void {
           c.get(a).get(r).get(aRow).op("i32.mul").i32(es).op("i32.mul").op("i32.add").set(pa);
           c.get(b).get(r).get(bRow).op("i32.mul").i32(es).op("i32.mul").op("i32.add").set(pb);
           c.i32(0).set(j);
+          if (L > 0) {
+            // L conditions widened to lane masks (a byte != 0 is true), then a bit select.
+            const splat = es === 4 ? "v128.load32_splat" : "v128.load64_splat";
+            const vecLoop = (aVec: boolean, bVec: boolean): void => {
+              if (!aVec) c.get(pa).mem(splat).set(xa);
+              if (!bVec) c.get(pb).mem(splat).set(xb);
+              c.forLoop(
+                j,
+                () => c.get(vecEnd),
+                L,
+                () => {
+                  c.get(po);
+                  if (aVec) c.get(pa).mem("v128.load");
+                  else c.get(xa);
+                  if (bVec) c.get(pb).mem("v128.load");
+                  else c.get(xb);
+                  c.get(pc).mem(es === 4 ? "v128.load32_zero" : "v128.load16_splat");
+                  c.simd("i16x8.extend_low_i8x16_u").simd("i32x4.extend_low_i16x8_u");
+                  if (es === 8) c.simd("i64x2.extend_low_i32x4_u");
+                  c.v128const().simd(es === 4 ? "i32x4.ne" : "i64x2.ne");
+                  c.simd("v128.bitselect").mem("v128.store");
+                  c.get(pc).i32(L).op("i32.add").set(pc);
+                  if (aVec) c.get(pa).i32(16).op("i32.add").set(pa);
+                  if (bVec) c.get(pb).i32(16).op("i32.add").set(pb);
+                  c.get(po).i32(16).op("i32.add").set(po);
+                },
+              );
+            };
+            for (const [mv, av, bv] of [
+              [3, true, true],
+              [2, true, false],
+              [1, false, true],
+            ] as const) {
+              c.get(mode).i32(mv).op("i32.eq").if();
+              vecLoop(av, bv);
+              c.end();
+            }
+          }
           c.forLoop(
             j,
             () => c.get(cols),

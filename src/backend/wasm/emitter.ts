@@ -97,6 +97,9 @@ const SIMD = {
   "v128.const": -1, // has a 16-byte immediate: use Code.v128const
   "i8x16.shuffle": -1, // has 16 lane immediates: not used
   "i32x4.splat": 17,
+  "i32x4.eq": 55,
+  "i32x4.ne": 56,
+  "i8x16.narrow_i16x8_s": 101,
   "i64x2.splat": 18,
   "f32x4.splat": 19,
   "f64x2.splat": 20,
@@ -127,17 +130,22 @@ const SIMD = {
   "f64x2.ceil": 116,
   "f64x2.floor": 117,
   "f64x2.nearest": 148,
+  "i16x8.narrow_i32x4_s": 133,
+  "i16x8.extend_low_i8x16_u": 137,
   "i32x4.all_true": 163,
+  "i32x4.extend_low_i16x8_u": 169,
   "i32x4.shl": 171,
   "i32x4.shr_u": 173,
   "i32x4.add": 174,
   "i32x4.sub": 177,
   "i32x4.max_s": 184,
   "i64x2.extend_low_i32x4_s": 199,
+  "i64x2.extend_low_i32x4_u": 201,
   "i64x2.shl": 203,
   "i64x2.shr_u": 205,
   "i64x2.add": 206,
   "i64x2.sub": 209,
+  "i64x2.ne": 215,
   "f32x4.abs": 224,
   "f32x4.neg": 225,
   "f32x4.sqrt": 227,
@@ -188,9 +196,11 @@ const MEMORY = {
   "f64.store": [[0x39], 3],
   "i32.store8": [[0x3a], 0],
   "v128.load": [[0xfd, 0], 4],
+  "v128.load16_splat": [[0xfd, 8], 1],
   "v128.load32_splat": [[0xfd, 9], 2],
   "v128.load64_splat": [[0xfd, 10], 3],
   "v128.store": [[0xfd, 11], 4],
+  "v128.load32_zero": [[0xfd, 92], 2],
   "v128.load64_zero": [[0xfd, 93], 3],
 } as const;
 
@@ -326,6 +336,18 @@ export class Code {
     this.bytes.push(0xfd);
     uleb(this.bytes, 12);
     for (let i = 0; i < 16; i++) this.bytes.push(bytes[i]! & 0xff);
+    return this;
+  }
+
+  /**
+   * `i8x16.shuffle`: the 16 bytes picked by `lanes` (0-15 from the first operand, 16-31 from the
+   * second) out of two vectors on the stack.
+   */
+  shuffle(lanes: readonly number[]): this {
+    if (lanes.length !== 16) throw new Error("wasm emitter: a shuffle takes 16 lane indices");
+    this.bytes.push(0xfd);
+    uleb(this.bytes, 13);
+    for (const l of lanes) this.bytes.push(l & 31);
     return this;
   }
 

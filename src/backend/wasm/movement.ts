@@ -6,7 +6,7 @@
  * for the case the strided copy handles worst (reading down columns).
  */
 
-import type { MemOp, ModuleBuilder } from "./emitter.js";
+import type { Code, MemOp, ModuleBuilder } from "./emitter.js";
 
 /** Element sizes with a kernel, and the integer loads/stores that move them. */
 export const ELEM_SIZES = [1, 4, 8] as const;
@@ -123,6 +123,76 @@ export function emitStridedCopy(m: ModuleBuilder, es: ElemSize): void {
   });
 }
 
+/** Byte indices of an `i8x16.shuffle` picking lanes of `bytes` bytes (0-3 or 0-1: first operand). */
+function laneBytes(lanes: readonly number[], bytes: number): number[] {
+  return lanes.flatMap((l) => Array.from({ length: bytes }, (_, b) => l * bytes + b));
+}
+
+/**
+ * Transpose one vector-sized square block with shuffles: 4 x 4 of 4-byte elements, or 2 x 2 of
+ * 8-byte ones, read from rows at `ps` (stride `srcRowB` bytes), written to rows at `pd`.
+ */
+function blockTranspose(
+  c: Code,
+  es: 4 | 8,
+  ps: number,
+  pd: number,
+  srcRowB: number,
+  dstRowB: number,
+  v: number[],
+): void {
+  const n = 16 / es;
+  for (let q = 0; q < n; q++) {
+    c.get(ps);
+    if (q > 0) c.get(srcRowB).i32(q).op("i32.mul").op("i32.add");
+    c.mem("v128.load").set(v[q]!);
+  }
+  const out = (q: number): void => {
+    c.get(pd);
+    if (q > 0) c.get(dstRowB).i32(q).op("i32.mul").op("i32.add");
+  };
+  if (es === 8) {
+    out(0);
+    c.get(v[0]!)
+      .get(v[1]!)
+      .shuffle(laneBytes([0, 2], 8))
+      .mem("v128.store");
+    out(1);
+    c.get(v[0]!)
+      .get(v[1]!)
+      .shuffle(laneBytes([1, 3], 8))
+      .mem("v128.store");
+    return;
+  }
+  // Interleave pairs of rows, then pairs of pairs: (a0 b0 a1 b1), (c0 d0 c1 d1) -> (a0 b0 c0 d0)...
+  c.get(v[0]!)
+    .get(v[1]!)
+    .shuffle(laneBytes([0, 4, 1, 5], 4))
+    .set(v[4]!);
+  c.get(v[0]!)
+    .get(v[1]!)
+    .shuffle(laneBytes([2, 6, 3, 7], 4))
+    .set(v[5]!);
+  c.get(v[2]!)
+    .get(v[3]!)
+    .shuffle(laneBytes([0, 4, 1, 5], 4))
+    .set(v[6]!);
+  c.get(v[2]!)
+    .get(v[3]!)
+    .shuffle(laneBytes([2, 6, 3, 7], 4))
+    .set(v[7]!);
+  const halves = [
+    [4, 6, [0, 1, 4, 5]],
+    [4, 6, [2, 3, 6, 7]],
+    [5, 7, [0, 1, 4, 5]],
+    [5, 7, [2, 3, 6, 7]],
+  ] as const;
+  halves.forEach(([x, y, lanes], q) => {
+    out(q);
+    c.get(v[x]!).get(v[y]!).shuffle(laneBytes(lanes, 4)).mem("v128.store");
+  });
+}
+
 /**
  * `transpose2d_<es>(src, dst, rows, cols)`: dst[j·rows + i] = src[i·cols + j], in 16 x 16 tiles.
  * @example
@@ -142,6 +212,12 @@ export function emitTranspose2d(m: ModuleBuilder, es: ElemSize): void {
     const ps = c.local("i32");
     const pd = c.local("i32");
     const v = c.local(local);
+    const colsB = c.local("i32");
+    const rowsB = c.local("i32");
+    const vs: number[] = [];
+    for (let q = 0; q < 8; q++) vs.push(c.local("v128"));
+    c.get(cols).i32(es).op("i32.mul").set(colsB);
+    c.get(rows).i32(es).op("i32.mul").set(rowsB);
     const minTo = (dst_: number, a: number, step: number, limit: number): void => {
       c.get(a).i32(step).op("i32.add").set(dst_);
       c.get(dst_).get(limit).op("i32.gt_s").if();
@@ -162,7 +238,38 @@ export function emitTranspose2d(m: ModuleBuilder, es: ElemSize): void {
           B,
           () => {
             minTo(jEnd, jb, B, cols);
-            c.get(ib).set(i);
+            if (es !== 1) {
+              // A full tile: vector-sized blocks transposed with shuffles.
+              c.get(iEnd).get(ib).op("i32.sub").i32(B).op("i32.eq");
+              c.get(jEnd).get(jb).op("i32.sub").i32(B).op("i32.eq").op("i32.and").if();
+              const n = 16 / es;
+              c.get(ib).set(i);
+              c.forLoop(
+                i,
+                () => c.get(iEnd),
+                n,
+                () => {
+                  c.get(jb).set(j);
+                  c.forLoop(
+                    j,
+                    () => c.get(jEnd),
+                    n,
+                    () => {
+                      c.get(src).get(i).get(cols).op("i32.mul").get(j).op("i32.add").i32(es).op("i32.mul");
+                      c.op("i32.add").set(ps);
+                      c.get(dst).get(j).get(rows).op("i32.mul").get(i).op("i32.add").i32(es).op("i32.mul");
+                      c.op("i32.add").set(pd);
+                      blockTranspose(c, es, ps, pd, colsB, rowsB, vs);
+                    },
+                  );
+                },
+              );
+              // Partial tiles below take the element loop.
+              c.get(iEnd).set(i);
+              c.else();
+              c.get(ib).set(i);
+              c.end();
+            } else c.get(ib).set(i);
             c.forLoop(
               i,
               () => c.get(iEnd),
