@@ -223,11 +223,13 @@ export class Tensor {
     return ops.add(this, 0);
   }
   /**
-   * Register a hook that sees (and may replace) this tensor's gradient; returns a remover.
+   * Register a hook that sees (and may replace) this tensor's gradient; returns a remover (call it,
+   * or its `remove()` as PyTorch's handle).
    * @example
-   * x.registerHook((g) => g.mul(2));
+   * const h = x.registerHook((g) => g.mul(2));
+   * h.remove();
    */
-  registerHook(hook: GradHook): () => void {
+  registerHook(hook: GradHook): eager.HookHandle {
     return eager.registerHook(this, hook);
   }
   /** Keep this non-leaf tensor's gradient in `.grad` during backward. @example y.retainGrad(); */

@@ -199,14 +199,24 @@ export function grad(
  * const x = ad.tensor([1, 2], { requiresGrad: true });
  * x.registerHook((g) => g.mul(2));
  */
-export function registerHook(t: Tensor, hook: GradHook): () => void {
+export function registerHook(t: Tensor, hook: GradHook): HookHandle {
   checkEager(t, "registerHook");
   if (typeof hook !== "function") throw new TransformError("registerHook: expected a function");
   if (!t._requiresGrad)
     throw new TransformError("registerHook: cannot register a hook on a tensor that does not require grad");
   const r = refOf(t);
-  return r.node.addHook(r.index, hook);
+  const remove = r.node.addHook(r.index, hook);
+  return Object.assign(() => remove(), { remove });
 }
+
+/**
+ * What `registerHook` returns: call it, or call its `remove()` (PyTorch's `RemovableHandle`), to
+ * unregister the hook.
+ * @example
+ * const h = x.registerHook((g) => g.mul(2));
+ * h.remove(); // or h()
+ */
+export type HookHandle = (() => void) & { remove(): void };
 
 /** Make a non-leaf tensor keep its gradient in `.grad` during backward (as PyTorch `retain_grad`). */
 export function retainGrad(t: Tensor): void {
