@@ -192,6 +192,29 @@ describe("§7 noGrad, detach, hooks", () => {
     allNear(x.grad, [30, 30]);
   });
 
+  test("registerHook returns a remover: call it or its remove() (PyTorch's handle)", () => {
+    const x = leaf([1, 2]);
+    const h = x.registerHook((g: T) => ad.mul(g, 10));
+    h.remove();
+    ad.sum(x).backward();
+    allNear(x.grad, [1, 1]);
+    const y = leaf([1]);
+    const h2 = y.registerHook((g: T) => ad.mul(g, 10));
+    h2();
+    ad.sum(y).backward();
+    allNear(y.grad, [1]);
+  });
+
+  test("a hook on a leaf used twice sees the summed gradient once", () => {
+    const x = leaf([1]);
+    const seen: number[][] = [];
+    x.registerHook((g: T) => {
+      seen.push(flat(g));
+    });
+    ad.sum(ad.add(ad.mul(x, 2), ad.mul(x, 3))).backward();
+    assert.deepEqual(seen, [[5]]);
+  });
+
   test("a hook on an intermediate changes what flows to the leaves; returning nothing keeps it", () => {
     const x = leaf([1, 2]);
     const h = ad.mul(x, 2);
