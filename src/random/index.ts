@@ -53,8 +53,26 @@ export function key(seed: number): Key {
 export function split(k: Key, n = 2): Key[] {
   if (!Number.isInteger(n) || n < 1)
     throw new ShapeError(`random.split: n must be a positive integer, got ${n}`);
-  const all = bind1(randomSplitP, [k], { num: n });
+  const all = bind1(randomSplitP, [checkKeyArg(k, "random.split")], { num: n });
   return Array.from({ length: n }, (_, i) => all.at(i));
+}
+
+/**
+ * Check the key argument of `op` up front, so a wrong one (a JS array from `split`, a number, a
+ * float tensor) gets a typed error naming the function the user called.
+ */
+function checkKeyArg(k: unknown, op: string): Key {
+  if (!(k instanceof Tensor)) {
+    const what = Array.isArray(k)
+      ? `a JS array of ${k.length} values (split returns an array of keys: pass one key, or ad.stack(keys) to vmap over keys)`
+      : typeof k;
+    throw new ShapeError(`${op}: expected a key (int32 [2] from ad.random.key), got ${what}`);
+  }
+  if (k.dtype !== "int32" || k.ndim !== 1 || k.shape[0] !== 2)
+    throw new ShapeError(
+      `${op}: expected a key (int32 [2] from ad.random.key), got ${k.dtype} ${fmtShape(k.shape)}`,
+    );
+  return k;
 }
 
 function floatDType(opts: RandomOptions, op: string): DType {
@@ -74,7 +92,10 @@ export function uniform(
   opts: RandomOptions & { minval?: number; maxval?: number } = {},
 ): Tensor {
   const dtype = floatDType(opts, "random.uniform");
-  const u = bind1(randomUniformP, [k], { shape: checkShape(shape, "random.uniform"), dtype });
+  const u = bind1(randomUniformP, [checkKeyArg(k, "random.uniform")], {
+    shape: checkShape(shape, "random.uniform"),
+    dtype,
+  });
   const lo = opts.minval ?? 0;
   const hi = opts.maxval ?? 1;
   return lo === 0 && hi === 1 ? u : add(mul(u, hi - lo), lo);
@@ -88,7 +109,7 @@ export function uniform(
 export function normal(k: Key, shape: readonly number[] = [], opts: RandomOptions = {}): Tensor {
   const dtype = floatDType(opts, "random.normal");
   const s = checkShape(shape, "random.normal");
-  const [k1, k2] = split(k);
+  const [k1, k2] = split(checkKeyArg(k, "random.normal"));
   const u1 = uniform(k1!, s, { dtype });
   const u2 = uniform(k2!, s, { dtype });
   // 1 - u1 lies in (0, 1], so the log is finite.
@@ -105,7 +126,10 @@ export function gumbel(k: Key, shape: readonly number[] = [], opts: RandomOption
   // The smallest positive normal number of the dtype, so -log(-log(u)) stays finite.
   const tiny =
     dtype === "float64" ? 2.2250738585072014e-308 : dtype === "float16" ? 6.103515625e-5 : 1.1754944e-38;
-  const u = maximum(uniform(k, checkShape(shape, "random.gumbel"), { dtype }), tiny);
+  const u = maximum(
+    uniform(checkKeyArg(k, "random.gumbel"), checkShape(shape, "random.gumbel"), { dtype }),
+    tiny,
+  );
   return neg(log(neg(log(u))));
 }
 
@@ -115,6 +139,7 @@ export function gumbel(k: Key, shape: readonly number[] = [], opts: RandomOption
  * ad.random.bernoulli(ad.random.key(0), 0.5, [4]).dtype; // "bool"
  */
 export function bernoulli(k: Key, p: TensorLike = 0.5, shape?: readonly number[]): Tensor {
+  checkKeyArg(k, "random.bernoulli");
   const pt = toTensor(p, "random.bernoulli");
   const s = shape === undefined ? pt.shape : checkShape(shape, "random.bernoulli");
   if (shape !== undefined) broadcastShapes(pt.shape, s, "random.bernoulli");
@@ -133,6 +158,7 @@ export function categorical(
   logits: TensorLike,
   opts: { axis?: number; shape?: readonly number[] } = {},
 ): Tensor {
+  checkKeyArg(k, "random.categorical");
   const l = toTensor(logits, "random.categorical");
   if (l.ndim === 0) throw new ShapeError("random.categorical: logits must have at least one axis");
   const ax = normAxis(opts.axis ?? -1, l.ndim, "random.categorical");
