@@ -337,6 +337,30 @@ describe("random shape semantics as JAX", () => {
     assert.deepEqual(z.shape, []);
   });
 
+  test("vmap over stacked keys gives the numbers a loop over the keys gives", () => {
+    const keys = ad.random.split(ad.random.key(3), 3);
+    const batched = ad.vmap((k: T) => ad.random.normal(k, [2]))(ad.stack(keys));
+    assert.deepEqual(
+      batched.toArray(),
+      keys.map((k: T) => ad.random.normal(k, [2]).toArray()),
+    );
+  });
+
+  test("a wrong key (the array split returns, a number, a float tensor) is a typed error naming the function", () => {
+    const keys = ad.random.split(ad.random.key(3), 3);
+    for (const bad of [keys, 5, ad.tensor([1, 2])])
+      for (const [name, call] of [
+        ["normal", (k: T) => ad.random.normal(k, [2])],
+        ["uniform", (k: T) => ad.random.uniform(k, [2])],
+        ["bernoulli", (k: T) => ad.random.bernoulli(k, 0.5, [2])],
+        ["split", (k: T) => ad.random.split(k)],
+      ] as [string, (k: T) => unknown][])
+        assert.throws(
+          () => call(bad as unknown as T),
+          (e: unknown) => e instanceof ad.AdError && new RegExp(name).test((e as Error).message),
+        );
+  });
+
   test("random under jit is reproducible from the key argument", () => {
     const jf = ad.jit((k: T) => ad.random.normal(k, [3]));
     assert.deepEqual(jf(ad.random.key(5)).toArray(), ad.random.normal(ad.random.key(5), [3]).toArray());
