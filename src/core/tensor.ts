@@ -398,6 +398,18 @@ export class Tensor {
   isfinite(): Tensor {
     return ops.isfinite(this);
   }
+  /**
+   * `ad.where(this, a, b)`: this tensor is the condition. PyTorch's form `x.where(cond, other)`
+   * (this is the value, a bool `cond` selects it) is recognised too: a non-bool tensor whose
+   * first argument is a bool tensor.
+   * @example
+   * ad.tensor([true, false]).where(1, 2).toArray(); // [1, 2]
+   * ad.tensor([1, 2]).where(ad.tensor([true, false]), 0).toArray(); // [1, 0]
+   */
+  where(a: TensorLike, b: TensorLike): Tensor {
+    if (this.dtype !== "bool" && a instanceof Tensor && a.dtype === "bool") return ops.where(a, this, b);
+    return ops.where(this, a, b);
+  }
   sum(opts?: ops.ReduceOptions): Tensor {
     return ops.sum(this, opts);
   }
