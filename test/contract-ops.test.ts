@@ -300,6 +300,15 @@ describe("§2 compare ops return bool; where", () => {
     assert.deepEqual(gb.toArray(), [[0], [3]]);
   });
 
+  test("where as a method: cond.where(a, b), and PyTorch's x.where(cond, other)", () => {
+    const c = ad.tensor([true, false], { dtype: "bool" });
+    assert.deepEqual(c.where(ad.tensor([1, 2]), ad.tensor([3, 4])).toArray(), [1, 4]);
+    assert.deepEqual(c.where(1, 2).toArray(), [1, 2]);
+    assert.deepEqual(ad.tensor([1, 2]).where(c, 0).toArray(), [1, 0]);
+    const g = ad.grad((v: T) => ad.sum(c.where(v, 0)))(f64([5, 6]));
+    allNear(g, [1, 0]);
+  });
+
   test("double-where pattern gives finite gradients (anchors c#8)", () => {
     const f = (x: T) => {
       const m = ad.greater(x, 0);
