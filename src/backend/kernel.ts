@@ -64,6 +64,23 @@ export type FusedNode =
     }
   | { readonly kind: "cast"; readonly arg: number; readonly dtype: DType };
 
+/**
+ * How an array kernel reads an input at output index `i` other than as element `i` (all indices
+ * flat, row-major): element `floor(i / div) % mod + offset` where `start <= i < end`, else `fill`.
+ * It expresses broadcasting along leading or trailing axes (div, mod), contiguous slices (offset)
+ * and pads along the leading axis (start, end, fill) without materialising them.
+ */
+export interface InputView {
+  readonly div: number;
+  /** 0: no modulo. */
+  readonly mod: number;
+  readonly offset: number;
+  readonly start: number;
+  /** -1: no upper bound. */
+  readonly end: number;
+  readonly fill: number;
+}
+
 /** A fused elementwise DAG in SSA form: nodes in evaluation order, several results. */
 export interface FusedProgram {
   /** The dtype of each input. */
@@ -71,6 +88,33 @@ export interface FusedProgram {
   readonly nodes: readonly FusedNode[];
   /** The value ids the kernel writes out, in order. */
   readonly outputs: readonly number[];
+  /** Per input, how an array kernel reads it (absent or null: element i, or element 0 of one). */
+  readonly views?: readonly (InputView | null)[];
+}
+
+/** The element index expression of `view` at index expression `i` (JS source). */
+function viewIndexJs(v: InputView, i: string): string {
+  let e = v.div === 1 ? i : `((${i} / ${v.div}) | 0)`;
+  if (v.mod > 0) e = `${e} % ${v.mod}`;
+  if (v.offset !== 0) e = `${e} + ${v.offset}`;
+  return e;
+}
+
+/** JS source reading input array `a` through `view` at index `i` (see `InputView`). */
+function viewReadJs(v: InputView, a: string, i: string): string {
+  const read = `${a}[${viewIndexJs(v, i)}]`;
+  const conds: string[] = [];
+  if (v.start > 0) conds.push(`${i} >= ${v.start}`);
+  if (v.end >= 0) conds.push(`${i} < ${v.end}`);
+  return conds.length === 0 ? read : `(${conds.join(" && ")} ? ${read} : ${numberJs(v.fill)})`;
+}
+
+/** The element of `a` that `view` reads at index `i` (the interpreter's form of `viewReadJs`). */
+function viewRead(v: InputView, a: AnyTypedArray, i: number): number {
+  if (i < v.start || (v.end >= 0 && i >= v.end)) return v.fill;
+  let j = v.div === 1 ? i : Math.floor(i / v.div);
+  if (v.mod > 0) j %= v.mod;
+  return a[j + v.offset]!;
 }
 
 /** The operands of an expression node (none for leaves). */
@@ -737,9 +781,14 @@ function generateScalar(p: FusedProgram): ScalarKernel {
 /** A loop over indices; one-element inputs are read once, before it. */
 function generateArray(p: FusedProgram, scalar: readonly boolean[]): ArrayKernel {
   const scalars = p.inputs.map((_, k) => k).filter((k) => scalar[k]);
+  const views = p.views ?? [];
   const body = chunkSources(
     p,
-    (k) => (scalar[k] ? `S${k}` : `I[${k}][i]`),
+    (k) => {
+      const v = views[k];
+      if (v) return viewReadJs(v, `I[${k}]`, "i");
+      return scalar[k] ? `S${k}` : `I[${k}][i]`;
+    },
     (j, v) => `O[${j}][i] = ${v};`,
   );
   const hoist = scalars.map((k) => `  const S${k} = I[${k}][0];`);
@@ -862,10 +911,12 @@ function interpreter(p: FusedProgram): { run: ArrayKernel; runScalar: ScalarKern
   const outputs = Int32Array.from(p.outputs);
   return {
     run(inputs, outs, size) {
+      const views = p.views ?? [];
       for (let i = 0; i < size; i++) {
         for (let k = 0; k < base; k++) {
           const a = inputs[k]!;
-          vals[k] = a.length === 1 ? a[0]! : a[i]!;
+          const v = views[k];
+          vals[k] = v ? viewRead(v, a, i) : a.length === 1 ? a[0]! : a[i]!;
         }
         evalNodes();
         for (let j = 0; j < outputs.length; j++) outs[j]![i] = vals[outputs[j]!]!;

@@ -69,13 +69,21 @@ export const fusedProgramP = definePrimitive<FusedProgramParams>({
   impl(b, inputs, avals, p) {
     const n = p.size;
     const dtypes = p.outs.map((o) => o.dtype);
+    const views = p.prog.views;
+    // Inputs read through a view are passed as they are; others of another size are broadcast.
     const ins = inputs.map((x, i) => {
       const a = avals[i]!;
       const size = sizeOf(a.shape);
-      return size === n || size === 1 ? x : b.broadcast(x, a.shape, p.outs[0]!.shape, a.dtype);
+      return size === n || size === 1 || views?.[i] ? x : b.broadcast(x, a.shape, p.outs[0]!.shape, a.dtype);
     });
     if (b.fusedProgram !== undefined) return b.fusedProgram(p.prog, ins, n, dtypes);
-    const hosts = ins.map((x, i) => b.toHost(x, avals[i]!.dtype, sizeOf(avals[i]!.shape) === 1 ? 1 : n));
+    const hosts = ins.map((x, i) =>
+      b.toHost(
+        x,
+        avals[i]!.dtype,
+        views?.[i] ? sizeOf(avals[i]!.shape) : sizeOf(avals[i]!.shape) === 1 ? 1 : n,
+      ),
+    );
     if (n === 1) {
       const outs = new Float64Array(dtypes.length);
       scalarKernel(p.prog)(

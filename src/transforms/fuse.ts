@@ -1,14 +1,19 @@
 /**
- * @file Elementwise fusion for `jit`, in two passes over the simplified program.
+ * @file Elementwise fusion for `jit`: one pass over the simplified program that groups
+ * elementwise equations into regions, each run as ONE `fused_program` equation — a DAG with
+ * several results evaluated in one loop over its elements, with no intermediate arrays.
  *
- * 1. Scalar programs: every run of elementwise equations on one-element values (a scalar chain,
- *    a loss, a learning-rate schedule, and their backward passes) becomes ONE `fused_program`
- *    equation: a DAG with several results, compiled to a straight-line JS function. Equations
- *    that do not read the run's values may move ahead of it (programs are pure), so a run is
- *    only cut by an equation that needs one of its values.
- * 2. Chains: every maximal tree of elementwise equations whose inner values have a single use
- *    becomes one `fused` equation evaluated in one pass over the output, with no intermediate
- *    arrays.
+ * - A region holds equations whose results have one shape (all one-element values form one
+ *   class: a scalar chain, a loss, a learning-rate schedule, and their backward passes). Values
+ *   used several times stay inside it; the results are the values read outside it or returned.
+ * - Equations that do not read a region's values may move ahead of it (programs are pure), so a
+ *   region is only cut by an equation that needs one of its values: it is emitted just before.
+ * - Movement that is an index map of a value computed before the region — a broadcast along
+ *   leading or trailing axes, a contiguous slice, a pad along the leading axis, a reshape — is read
+ *   through an `InputView` instead of being materialised.
+ * - A backend may keep some equations out (`barrier`): the wasm backend runs float32 exp, log,
+ *   tanh and sigmoid on large arrays as SIMD kernels an order of magnitude faster than the JS
+ *   `Math` calls a fused kernel would make.
  *
  * Each node keeps its dtype, so the fused kernels round exactly as the separate kernels would:
  * fused and unfused results are identical. Only literals made while tracing become constants of
@@ -16,14 +21,15 @@
  */
 
 import type { BinaryKernel, UnaryKernel } from "../backend/backend.js";
-import type { FusedExpr, FusedNode, FusedProgram } from "../backend/kernel.js";
-import { exprSize } from "../backend/kernel.js";
+import type { FusedNode, FusedProgram, InputView } from "../backend/kernel.js";
+import { roundResult } from "../backend/kernel.js";
 import { scalarValue } from "../backend/reference.js";
 import type { Aval, Primitive } from "../core/primitive.js";
 import { type Atom, type Eqn, Lit, Program, Var } from "../core/program.js";
 import type { DType } from "../dtype.js";
-import { fusedP, fusedProgramP } from "../primitives/fused.js";
-import { sizeOf } from "../shape.js";
+import { fusedProgramP } from "../primitives/fused.js";
+import type { PadParams, SliceParams } from "../primitives/movement.js";
+import { shapeEq, sizeOf, stridesOf } from "../shape.js";
 import { maxVarId, noteMaxVarId } from "./simplify.js";
 
 const UNARY = new Set<string>([
@@ -70,27 +76,8 @@ const BINARY = new Set<string>([
   "or",
 ]);
 
-/** Reshapes and broadcasts of a single value are free inside a kernel: the value is read everywhere. */
-function scalarMove(e: Eqn): boolean {
-  const n = e.prim.name;
-  return (n === "broadcast_to" || n === "reshape") && sizeOf(e.inputs[0]!.aval.shape) === 1;
-}
-
-function fusable(e: Eqn): boolean {
-  const n = e.prim.name;
-  return (
-    e.outs.length === 1 &&
-    (UNARY.has(n) ||
-      BINARY.has(n) ||
-      n === "select" ||
-      n === "convert_element_type" ||
-      n === "stop_gradient" ||
-      scalarMove(e))
-  );
-}
-
-// What a primitive is to the fusion passes, computed once per primitive (the passes ask for every
-// equation of programs thousands long, mostly before the engine has optimized them).
+// What a primitive is to the fusion pass, computed once per primitive (the pass asks for every
+// equation of programs thousands long, mostly before the engine has optimized it).
 const F_NONE = 0;
 const F_UNARY = 1;
 const F_BINARY = 2;
@@ -98,8 +85,10 @@ const F_SELECT = 3;
 const F_CAST = 4;
 /** stop_gradient: the identity when running. */
 const F_IDENTITY = 5;
-/** broadcast_to/reshape: fusable when its operand is a single value. */
-const F_MOVE = 6;
+const F_BROADCAST = 6;
+const F_RESHAPE = 7;
+const F_SLICE = 8;
+const F_PAD = 9;
 const kinds = new Map<Primitive<unknown>, number>();
 
 function kindOf(prim: Primitive<unknown>): number {
@@ -116,9 +105,15 @@ function kindOf(prim: Primitive<unknown>): number {
             ? F_CAST
             : n === "stop_gradient"
               ? F_IDENTITY
-              : n === "broadcast_to" || n === "reshape"
-                ? F_MOVE
-                : F_NONE;
+              : n === "broadcast_to"
+                ? F_BROADCAST
+                : n === "reshape"
+                  ? F_RESHAPE
+                  : n === "slice"
+                    ? F_SLICE
+                    : n === "pad"
+                      ? F_PAD
+                      : F_NONE;
     kinds.set(prim, k);
   }
   return k;
@@ -126,8 +121,22 @@ function kindOf(prim: Primitive<unknown>): number {
 
 const isOne = (shape: readonly number[]): boolean => shape.length === 0 || sizeOf(shape) === 1;
 
+/**
+ * Whether fusable equation `e` is the identity when running: stop_gradient, movement that keeps
+ * the shape, and broadcasts or reshapes of a single value (read as a scalar everywhere).
+ */
+function isAlias(e: Eqn, k: number): boolean {
+  if (k === F_IDENTITY) return true;
+  if (k < F_BROADCAST) return false;
+  const from = e.inputs[0]!.aval.shape;
+  return shapeEq(from, e.outs[0]!.shape) || ((k === F_BROADCAST || k === F_RESHAPE) && isOne(from));
+}
+
 /** Whether a literal may be baked into a kernel (by default: any concrete one-element literal). */
 export type ConstantLit = (l: Lit) => boolean;
+
+/** Equations a backend runs faster on their own than inside a fused kernel. */
+export type Barrier = (e: Eqn) => boolean;
 
 function constantOf(a: Atom, isConstant: ConstantLit): number | null {
   if (!(a instanceof Lit)) return null;
@@ -136,58 +145,147 @@ function constantOf(a: Atom, isConstant: ConstantLit): number | null {
   return scalarValue(t._buf) ?? t._hostData()[0]!;
 }
 
-/** Fuse elementwise work (returns a new program; the input is unchanged). */
-export function fuse(program: Program, isConstant: ConstantLit = () => true): Program {
-  return fuseChains(fuseScalars(program, isConstant), isConstant);
-}
+// ---- views -------------------------------------------------------------------------------
 
-// ---- pass 1: scalar programs ---------------------------------------------------------------
+const PLAIN: InputView = { div: 1, mod: 0, offset: 0, start: 0, end: -1, fill: 0 };
 
-/** A fusable equation whose result has one element (its operands then have one too). */
-function scalarFusable(e: Eqn): boolean {
-  const k = kindOf(e.prim);
-  if (k === F_NONE || e.outs.length !== 1 || !isOne(e.outs[0]!.shape)) return false;
-  return k !== F_MOVE || isOne(e.inputs[0]!.aval.shape);
-}
-
-/** Whether equation `e` reads a value of run `r`. */
-function readsRegion(e: Eqn, regionOfVar: Int32Array, r: number): boolean {
-  const ins = e.inputs;
-  for (let k = 0; k < ins.length; k++) {
-    const a = ins[k]!;
-    if (a instanceof Var && regionOfVar[a.id] === r) return true;
+/**
+ * The view reading a value of shape `from` broadcast to `to`, when the axes it keeps form one
+ * block (a bias along trailing axes, a column along leading ones, ...); else null.
+ */
+function broadcastView(from: readonly number[], to: readonly number[]): InputView | null {
+  const lead = to.length - from.length;
+  if (lead < 0) return null;
+  // Output axes (other than size 1) where the operand is present, as one contiguous block.
+  let first = -1;
+  let last = -1;
+  for (let d = 0; d < to.length; d++) {
+    if (to[d] === 1) continue;
+    const present = d >= lead && from[d - lead] !== 1;
+    if (present && from[d - lead] !== to[d]) return null;
+    if (!present) continue;
+    if (first < 0) first = d;
+    else if (last !== d - 1) {
+      // a gap: only size-1 axes between them keep it one block
+      for (let g = last + 1; g < d; g++) if (to[g] !== 1) return null;
+    }
+    last = d;
   }
-  return false;
+  if (first < 0) return null; // a single value: read as a scalar
+  let div = 1;
+  for (let d = last + 1; d < to.length; d++) div *= to[d]!;
+  let block = 1;
+  for (let d = first; d <= last; d++) block *= to[d]!;
+  const leading = sizeOf(to) / (div * block) === 1;
+  return { div, mod: leading ? 0 : block, offset: 0, start: 0, end: -1, fill: 0 };
 }
 
-function fuseScalars(program: Program, isConstant: ConstantLit): Program {
+/**
+ * The view of a contiguous slice (size 1 on the axes before its first longer one, whole on the
+ * axes after it), else null.
+ */
+function sliceView(shape: readonly number[], p: SliceParams): InputView | null {
+  const st = stridesOf(shape);
+  let offset = 0;
+  for (let d = 0; d < shape.length; d++) offset += p.begin[d]! * st[d]!;
+  let first = 0;
+  while (first < shape.length - 1 && p.size[first] === 1) first++;
+  for (let d = first + 1; d < shape.length; d++) if (p.size[d] !== shape[d]) return null;
+  return { ...PLAIN, offset };
+}
+
+/**
+ * The view of a pad along one axis whose earlier axes have size 1 (a contiguous block inside a
+ * filled array), else null. The fill is the pad value as stored in `dtype`.
+ */
+function padView(shape: readonly number[], p: PadParams, dtype: DType): InputView | null {
+  let axis = -1;
+  for (let d = 0; d < shape.length; d++) {
+    const [lo, hi] = p.widths[d]!;
+    if (lo === 0 && hi === 0) continue;
+    if (axis >= 0) return null;
+    axis = d;
+  }
+  if (axis < 0) return PLAIN;
+  for (let d = 0; d < axis; d++) if (shape[d] !== 1) return null;
+  const outShape = shape.map((s, d) => s + p.widths[d]![0] + p.widths[d]![1]);
+  const start = p.widths[axis]![0] * stridesOf(outShape)[axis]!;
+  const fill = roundResult(dtype, p.value);
+  return { div: 1, mod: 0, offset: -start, start, end: start + sizeOf(shape), fill };
+}
+
+// ---- regions ---------------------------------------------------------------------------------
+
+/** One region: the equations it holds (indices, in order), its shape, and whether it is still open. */
+interface Region {
+  readonly eqns: number[];
+  readonly shape: readonly number[];
+  readonly scalar: boolean;
+  open: boolean;
+  /** Equations that compute (not alias or view): a region of fewer than two is not worth a kernel. */
+  ops: number;
+  views: number;
+}
+
+/**
+ * Fuse elementwise work (returns a new program; the input is unchanged). `barrier` keeps
+ * equations a backend runs faster on their own out of every kernel.
+ */
+export function fuse(program: Program, isConstant: ConstantLit = () => true, barrier?: Barrier): Program {
   const eqns = program.eqns;
   // Variables are numbered densely by tracing: flat arrays indexed by id instead of maps (this
   // pass sees every equation of programs thousands long, on their first call).
   const maxId = maxVarId(program);
   if (maxId < 0) return program;
-  /** The run (region) that computes each variable, or -1. */
+  /** The region that computes each variable, or -1. */
   const regionOfVar = new Int32Array(maxId + 1).fill(-1);
   const regionOfEqn = new Int32Array(eqns.length).fill(-1);
-  const regions: number[][] = [];
-  let largest = 0;
-  // Partition: a run grows until an equation that reads one of its values needs it.
-  let open = -1;
+  const regions: Region[] = [];
+  /** Emission order: an equation index (>= 0) or a region (-1 - index), when it is cut. */
+  const order: number[] = [];
+  let scalarOpen = -1;
+  const arrayOpen: number[] = [];
+  const close = (r: number) => {
+    const reg = regions[r]!;
+    reg.open = false;
+    if (r === scalarOpen) scalarOpen = -1;
+    else arrayOpen.splice(arrayOpen.indexOf(r), 1);
+    order.push(-1 - r);
+  };
   for (let i = 0; i < eqns.length; i++) {
     const e = eqns[i]!;
-    if (scalarFusable(e)) {
-      if (open < 0) open = regions.push([]) - 1;
-      const reg = regions[open]!;
-      reg.push(i);
-      if (reg.length > largest) largest = reg.length;
-      regionOfEqn[i] = open;
-      regionOfVar[e.outs[0]!.id] = open;
+    const target = regionFor(e, barrier, regions, scalarOpen, arrayOpen, regionOfVar);
+    // Any other open region this equation reads is cut here (its values are needed now).
+    const ins = e.inputs;
+    for (let k = 0; k < ins.length; k++) {
+      const a = ins[k]!;
+      if (!(a instanceof Var)) continue;
+      const r = regionOfVar[a.id]!;
+      if (r >= 0 && r !== target && regions[r]!.open) close(r);
+    }
+    if (target === -2) {
+      order.push(i);
       continue;
     }
-    if (open >= 0 && readsRegion(e, regionOfVar, open)) open = -1;
+    let r = target;
+    if (r < 0) {
+      const shape = e.outs[0]!.shape;
+      const scalar = isOne(shape);
+      r = regions.push({ eqns: [], shape, scalar, open: true, ops: 0, views: 0 }) - 1;
+      if (scalar) scalarOpen = r;
+      else arrayOpen.push(r);
+    }
+    const reg = regions[r]!;
+    reg.eqns.push(i);
+    const k = kindOf(e.prim);
+    if (k >= F_UNARY && k <= F_CAST) reg.ops++;
+    else if (k !== F_RESHAPE && !isAlias(e, k)) reg.views++;
+    regionOfEqn[i] = r;
+    regionOfVar[e.outs[0]!.id] = r;
   }
-  if (largest < 2) return program;
-  // A run's results: its values read outside it, or returned.
+  for (let r = 0; r < regions.length; r++) if (regions[r]!.open) order.push(-1 - r);
+  if (!regions.some((r) => worthFusing(r))) return program;
+  // A region's results: its values read outside it, or returned.
   const escapes = new Uint8Array(maxId + 1);
   for (let i = 0; i < eqns.length; i++) {
     const ins = eqns[i]!.inputs;
@@ -200,42 +298,83 @@ function fuseScalars(program: Program, isConstant: ConstantLit): Program {
     }
   }
   for (const a of program.outputs) if (a instanceof Var) escapes[a.id] = 1;
-  // Each run is emitted where it was cut, just before the first equation that reads it (the
-  // equations between that do not read it went ahead of it), or at the end.
   const out: Eqn[] = [];
   const slot = new Int32Array(maxId + 1).fill(-1);
-  let current = -1;
-  for (let i = 0; i < eqns.length; i++) {
-    const r = regionOfEqn[i]!;
-    if (r >= 0) {
-      current = r; // a run only changes after it was cut, below
+  for (let o = 0; o < order.length; o++) {
+    const x = order[o]!;
+    if (x >= 0) {
+      out.push(eqns[x]!);
       continue;
     }
-    const e = eqns[i]!;
-    if (current >= 0 && readsRegion(e, regionOfVar, current)) {
-      out.push(emitRegion(eqns, regions[current]!, escapes, slot, isConstant));
-      current = -1;
-    }
-    out.push(e);
+    const reg = regions[-1 - x]!;
+    if (worthFusing(reg)) out.push(buildProgram(eqns, reg, escapes, slot, isConstant));
+    else for (let j = 0; j < reg.eqns.length; j++) out.push(eqns[reg.eqns[j]!]!);
   }
-  if (current >= 0) out.push(emitRegion(eqns, regions[current]!, escapes, slot, isConstant));
   return noteMaxVarId(new Program(program.inputs, out, program.outputs), maxId);
 }
 
-function emitRegion(
-  eqns: readonly Eqn[],
-  reg: readonly number[],
-  escapes: Uint8Array,
-  slot: Int32Array,
-  isConstant: ConstantLit,
-): Eqn {
-  return reg.length === 1 ? eqns[reg[0]!]! : buildProgram(eqns, reg, escapes, slot, isConstant);
+function worthFusing(r: Region): boolean {
+  return r.ops >= 2 || (r.ops >= 1 && r.views >= 1);
 }
 
-/** Constants of one run, deduplicated by dtype and value (-0 apart from 0; NaN is one key). */
+/**
+ * The region equation `e` joins: an open one (index), a new one (-1), or none (-2, it is not
+ * fusable). A movement equation joins an array region only where its operand is read through a
+ * view (computed before the region) or it is the identity.
+ */
+function regionFor(
+  e: Eqn,
+  barrier: Barrier | undefined,
+  regions: readonly Region[],
+  scalarOpen: number,
+  arrayOpen: readonly number[],
+  regionOfVar: Int32Array,
+): number {
+  const k = kindOf(e.prim);
+  if (k === F_NONE || e.outs.length !== 1) return -2;
+  const shape = e.outs[0]!.shape;
+  if (isOne(shape)) {
+    // Scalars: elementwise work, and movement of single values (free inside a kernel).
+    if (k >= F_BROADCAST && !isAlias(e, k)) return -2;
+    return scalarOpen >= 0 ? scalarOpen : -1;
+  }
+  if (barrier?.(e)) return -2;
+  let r = -1;
+  for (let j = 0; j < arrayOpen.length; j++)
+    if (shapeEq(regions[arrayOpen[j]!]!.shape, shape)) {
+      r = arrayOpen[j]!;
+      break;
+    }
+  if (k < F_BROADCAST || isAlias(e, k)) return r;
+  // Other movement: an index map of a value from outside the region (never an inner value).
+  const a = e.inputs[0]!;
+  if (a instanceof Var && r >= 0 && regionOfVar[a.id] === r) return -2;
+  return viewOf(e) === null ? -2 : r;
+}
+
+/** The view that reads the operand of movement equation `e` as its result, or null. */
+function viewOf(e: Eqn): InputView | null {
+  const a = e.inputs[0]!;
+  const from = a.aval.shape;
+  const to = e.outs[0]!.shape;
+  switch (kindOf(e.prim)) {
+    case F_BROADCAST:
+      return broadcastView(from, to);
+    case F_RESHAPE:
+      return sizeOf(from) === sizeOf(to) ? PLAIN : null;
+    case F_SLICE:
+      return sliceView(from, e.params as SliceParams);
+    case F_PAD:
+      return padView(from, e.params as PadParams, e.outs[0]!.dtype);
+    default:
+      return null;
+  }
+}
+
+/** Constants of one region, deduplicated by dtype and value (-0 apart from 0; NaN is one key). */
 class ConstantTable {
   private readonly byDtype = new Map<DType, Map<number, number>>();
-  private negZero = new Map<DType, number>();
+  private readonly negZero = new Map<DType, number>();
   readonly nodes: FusedNode[] = [];
 
   /** The index (among the constants) of `value` as a constant of `dtype`. */
@@ -257,53 +396,93 @@ class ConstantTable {
   }
 }
 
+const viewKey = (v: InputView): string => `${v.div},${v.mod},${v.offset},${v.start},${v.end},${v.fill}`;
+
 /**
- * One `fused_program` equation for the equations `region` (indices into `eqns`, in order).
- * Variables are looked up in a flat array by id (`slot`, shared by every run of the program and
- * reset after each); literals that are constants are numbered through a table, other literals
- * (captured tensors, read at every call) become inputs.
+ * One `fused_program` equation for a region. Variables are looked up in a flat array by id
+ * (`slot`, shared by every region of the program and reset after each); literals that are
+ * constants are numbered through a table; other literals (captured tensors, read at every call)
+ * and outside values become inputs, read plainly or through a view.
  */
 function buildProgram(
   eqns: readonly Eqn[],
-  region: readonly number[],
+  reg: Region,
   escapes: Uint8Array,
   slot: Int32Array,
   isConstant: ConstantLit,
 ): Eqn {
-  // slot[v.id]: -2 = made by this run (numbered below), >= 0 = an input's index, or (after the
-  // inputs are known) a value id; constants are encoded as -3 - (their index among constants).
+  const region = reg.eqns;
+  const shape = reg.shape;
+  const n = sizeOf(shape);
+  // slot[v.id]: -2 = made by this region (numbered below), >= 0 = an input (plain read) or a value.
   for (let r = 0; r < region.length; r++) slot[eqns[region[r]!]!.outs[0]!.id] = -2;
   const inputs: Atom[] = [];
   const inputDtypes: DType[] = [];
+  const views: (InputView | null)[] = [];
+  let anyView = false;
   const litInput = new Map<Lit, number>();
+  const viewed = new Map<Atom, Map<string, number>>();
   const consts = new ConstantTable();
   const litConst = new Map<Lit, number>();
+  const addInput = (a: Atom, view: InputView | null): number => {
+    inputs.push(a);
+    inputDtypes.push(a.aval.dtype);
+    views.push(view);
+    if (view !== null) anyView = true;
+    return inputs.length - 1;
+  };
+  /** The input reading outside atom `a` through `view` (deduplicated). */
+  const viewInput = (a: Atom, view: InputView): number => {
+    let m = viewed.get(a);
+    if (m === undefined) viewed.set(a, (m = new Map()));
+    const key = viewKey(view);
+    let k = m.get(key);
+    if (k === undefined) m.set(key, (k = addInput(a, view)));
+    return k;
+  };
+  /** An operand from outside the region, read at this region's shape. */
+  const outside = (a: Atom): void => {
+    if (a instanceof Var) {
+      if (slot[a.id] !== -1) return;
+    } else if (litInput.has(a) || litConst.has(a)) return;
+    const from = a.aval.shape;
+    if (!reg.scalar && !isOne(from) && !shapeEq(from, shape) && sizeOf(from) !== n) {
+      // A broadcast operand: read through a view (or broadcast by the primitive when no view fits).
+      const v = broadcastView(from, shape);
+      if (v !== null) return void viewInput(a, v);
+    }
+    if (a instanceof Var) slot[a.id] = addInput(a, null);
+    else {
+      const c = constantOf(a, isConstant);
+      if (c !== null) litConst.set(a, consts.index(c, a.value.dtype));
+      else litInput.set(a, addInput(a, null));
+    }
+  };
   // Inputs come first in a program's numbering, so collect them before numbering any node.
   for (let r = 0; r < region.length; r++) {
-    const ins = eqns[region[r]!]!.inputs;
-    for (let k = 0; k < ins.length; k++) {
-      const a = ins[k]!;
-      if (a instanceof Var) {
-        if (slot[a.id] !== -1) continue;
-        slot[a.id] = inputs.length;
-      } else {
-        if (litInput.has(a) || litConst.has(a)) continue;
-        const c = constantOf(a, isConstant);
-        if (c !== null) {
-          litConst.set(a, consts.index(c, a.value.dtype));
-          continue;
-        }
-        litInput.set(a, inputs.length);
-      }
-      inputs.push(a);
-      inputDtypes.push(a.aval.dtype);
+    const e = eqns[region[r]!]!;
+    const k = kindOf(e.prim);
+    const ins = e.inputs;
+    if (k >= F_BROADCAST && !isAlias(e, k)) {
+      viewInput(ins[0]!, viewOf(e)!);
+      continue;
     }
+    for (let j = 0; j < ins.length; j++) outside(ins[j]!);
   }
   const base = inputs.length;
   // Constants are the first nodes; the operations follow.
   const nodes: FusedNode[] = consts.nodes;
-  const idOf = (a: Atom): number =>
-    a instanceof Var ? slot[a.id]! : (litInput.get(a) ?? base + litConst.get(a)!);
+  const idOf = (a: Atom): number => {
+    if (a instanceof Var) {
+      const s = slot[a.id]!;
+      if (s !== -1) return s;
+    } else {
+      const l = litInput.get(a) ?? litConst.get(a);
+      if (l !== undefined) return litInput.has(a) ? l : base + l;
+    }
+    // A broadcast operand read through a view.
+    return viewed.get(a)!.get(viewKey(broadcastView(a.aval.shape, shape)!))!;
+  };
   const outs: Var[] = [];
   const outIds: number[] = [];
   for (let r = 0; r < region.length; r++) {
@@ -311,14 +490,15 @@ function buildProgram(
     const ins = e.inputs;
     const v = e.outs[0]!;
     const dtype = v.dtype;
-    const n = e.prim.name;
+    const name = e.prim.name;
     let node: FusedNode | null = null;
-    switch (kindOf(e.prim)) {
+    const k = kindOf(e.prim);
+    switch (k) {
       case F_UNARY:
-        node = { kind: "unary", op: n as UnaryKernel, arg: idOf(ins[0]!), dtype };
+        node = { kind: "unary", op: name as UnaryKernel, arg: idOf(ins[0]!), dtype };
         break;
       case F_BINARY:
-        node = { kind: "binary", op: n as BinaryKernel, a: idOf(ins[0]!), b: idOf(ins[1]!), dtype };
+        node = { kind: "binary", op: name as BinaryKernel, a: idOf(ins[0]!), b: idOf(ins[1]!), dtype };
         break;
       case F_SELECT:
         node = { kind: "select", c: idOf(ins[0]!), a: idOf(ins[1]!), b: idOf(ins[2]!), dtype };
@@ -327,15 +507,19 @@ function buildProgram(
         node = { kind: "cast", arg: idOf(ins[0]!), dtype };
         break;
     }
-    if (node === null)
-      slot[v.id] = idOf(ins[0]!); // moves and stop_gradient alias their operand
-    else slot[v.id] = base + nodes.push(node) - 1;
+    if (node !== null) slot[v.id] = base + nodes.push(node) - 1;
+    else {
+      // Identity, moves of single values and of same-shape values alias their operand; the other
+      // movement reads its outside operand through its view.
+      const a = ins[0]!;
+      slot[v.id] = isAlias(e, k) ? idOf(a) : viewed.get(a)!.get(viewKey(viewOf(e)!))!;
+    }
     if (escapes[v.id]) {
       outs.push(v);
       outIds.push(slot[v.id]!);
     }
   }
-  // Reset the slots this run used.
+  // Reset the slots this region used.
   for (let r = 0; r < region.length; r++) {
     const e = eqns[region[r]!]!;
     slot[e.outs[0]!.id] = -1;
@@ -345,90 +529,14 @@ function buildProgram(
       if (a instanceof Var) slot[a.id] = -1;
     }
   }
-  const prog: FusedProgram = { inputs: inputDtypes, nodes, outputs: outIds };
+  const prog: FusedProgram = anyView
+    ? { inputs: inputDtypes, nodes, outputs: outIds, views }
+    : { inputs: inputDtypes, nodes, outputs: outIds };
   const avals: Aval[] = outs.map((v) => v.aval);
   return {
     prim: fusedProgramP as never,
-    params: { prog, outs: avals, size: 1 },
+    params: { prog, outs: avals, size: n },
     inputs,
     outs,
   };
-}
-
-// ---- pass 2: chains ------------------------------------------------------------------------
-
-/** The expression node of one fusable equation over its operands' expressions. */
-function node(e: Eqn, args: FusedExpr[]): FusedExpr {
-  const n = e.prim.name;
-  const dtype: DType = e.outs[0]!.aval.dtype;
-  if (UNARY.has(n)) return { kind: "unary", op: n as UnaryKernel, arg: args[0]!, dtype };
-  if (BINARY.has(n)) return { kind: "binary", op: n as BinaryKernel, a: args[0]!, b: args[1]!, dtype };
-  if (n === "select") return { kind: "select", c: args[0]!, a: args[1]!, b: args[2]!, dtype };
-  if (n === "convert_element_type") return { kind: "cast", arg: args[0]!, dtype };
-  return args[0]!; // stop_gradient, and moves of a single value, are the identity when running
-}
-
-function fuseChains(program: Program, isConstant: ConstantLit): Program {
-  const producer = new Map<Var, number>();
-  const uses = new Map<Var, number>();
-  program.eqns.forEach((e, i) => {
-    for (const v of e.outs) producer.set(v, i);
-    for (const a of e.inputs) if (a instanceof Var) uses.set(a, (uses.get(a) ?? 0) + 1);
-  });
-  // Program outputs must stay materialised.
-  for (const a of program.outputs) if (a instanceof Var) uses.set(a, (uses.get(a) ?? 0) + 2);
-  const absorbed = new Set<number>();
-  const replaced = new Map<number, Eqn>();
-  for (let i = program.eqns.length - 1; i >= 0; i--) {
-    const root = program.eqns[i]!;
-    if (absorbed.has(i) || !fusable(root)) continue;
-    const leaves: Atom[] = [];
-    const taken: number[] = [];
-    // The tree below `root`, built without recursion (chains may be thousands deep): each
-    // frame is an equation whose operands are expanded first, then combined by `node`.
-    const leaf = (a: Atom): FusedExpr => {
-      const c = constantOf(a, isConstant);
-      if (c !== null) return { kind: "const", value: c, dtype: a.aval.dtype };
-      let k = leaves.indexOf(a);
-      if (k < 0) k = leaves.push(a) - 1;
-      return { kind: "input", index: k, dtype: a.aval.dtype };
-    };
-    const absorbable = (a: Atom): number | null => {
-      if (!(a instanceof Var)) return null;
-      const p = producer.get(a);
-      return p !== undefined && uses.get(a) === 1 && !absorbed.has(p) && fusable(program.eqns[p]!) ? p : null;
-    };
-    const frames: { e: Eqn; next: number; args: FusedExpr[] }[] = [{ e: root, next: 0, args: [] }];
-    let expr: FusedExpr | null = null;
-    while (frames.length > 0) {
-      const f = frames[frames.length - 1]!;
-      if (f.next < f.e.inputs.length) {
-        const a = f.e.inputs[f.next++]!;
-        const p = absorbable(a);
-        if (p === null) f.args.push(leaf(a));
-        else {
-          absorbed.add(p);
-          taken.push(p);
-          frames.push({ e: program.eqns[p]!, next: 0, args: [] });
-        }
-        continue;
-      }
-      frames.pop();
-      const x = node(f.e, f.args);
-      if (frames.length === 0) expr = x;
-      else frames[frames.length - 1]!.args.push(x);
-    }
-    if (exprSize(expr!) < 2) {
-      for (const p of taken) absorbed.delete(p);
-      continue;
-    }
-    replaced.set(i, {
-      prim: fusedP as never,
-      params: { expr: expr!, out: root.outs[0]!.aval },
-      inputs: leaves,
-      outs: root.outs,
-    });
-  }
-  const eqns = program.eqns.flatMap((e, i) => (absorbed.has(i) ? [] : [replaced.get(i) ?? e]));
-  return new Program(program.inputs, eqns, program.outputs);
 }

@@ -6,17 +6,17 @@
  * evaluates the same program through `bind`, so that transform sees every primitive.
  */
 
-import { type DeviceBuffer, getBackend } from "../backend/backend.js";
+import { type Backend, type DeviceBuffer, getBackend } from "../backend/backend.js";
 import { isAnomalyEnabled } from "../core/anomaly-mode.js";
 import type { Aval, Primitive } from "../core/primitive.js";
 import { type Atom, type Program, Var } from "../core/program.js";
 import { Tensor } from "../core/tensor.js";
-import { isHalf } from "../dtype.js";
+import { isFloat, isHalf } from "../dtype.js";
 import { AnomalyError } from "../errors.js";
 import { sizeOf } from "../shape.js";
 import { flatten, showTreeDef, unflatten } from "../tree.js";
 import { checkFunction } from "./args.js";
-import { fuse } from "./fuse.js";
+import { type Barrier, fuse } from "./fuse.js";
 import { type SimplifyStats, simplify } from "./simplify.js";
 import { type Staged, stage, toInputTensor } from "./stage.js";
 
@@ -150,6 +150,30 @@ function runDirect(plan: Plan, args: readonly Tensor[]): Tensor[] {
   return plan.outputs.map((o) => (typeof o === "number" ? env[o]! : o));
 }
 
+/** The backend a call runs on: its first tensor argument's, else the current one. */
+function backendOf(leaves: readonly unknown[]): Backend {
+  for (const l of leaves) if (l instanceof Tensor && l._backend !== null) return l._backend;
+  return getBackend();
+}
+
+/** Unary kernels the wasm backend runs as SIMD polynomials on large float32-stored arrays. */
+const WASM_SIMD_UNARY = new Set(["exp", "log", "tanh", "logistic"]);
+
+/**
+ * What to keep out of fused kernels on `backend`: the wasm backend computes float32 exp, log,
+ * tanh and sigmoid over large arrays an order of magnitude faster in its SIMD kernels than the
+ * JS `Math` calls of a fused kernel (tanh costs ~60 ns per element in V8), so those stay its own.
+ */
+function barrierOf(backend: Backend): Barrier | undefined {
+  if (backend.name !== "wasm") return undefined;
+  const min = (backend as { thresholds?: { elementwise?: number } }).thresholds?.elementwise ?? 2048;
+  return (e) => {
+    if (!WASM_SIMD_UNARY.has(e.prim.name)) return false;
+    const out = e.outs[0]!;
+    return out.dtype !== "float64" && isFloat(out.dtype) && sizeOf(out.shape) >= min;
+  };
+}
+
 export interface Jitted<A extends unknown[], R> {
   (...args: A): R;
   /** The compiled Program for these arguments, as run on concrete inputs (traces if needed). */
@@ -171,7 +195,8 @@ export function jit<A extends unknown[], R>(f: (...args: A) => R): Jitted<A, R> 
   const cache = new Map<string, Compiled>();
   let traces = 0;
   const compile = (args: A, [leaves, def] = flatten(args)): Compiled => {
-    const key = `${showTreeDef(def)}|${leaves.map(leafKey).join(";")}`;
+    const backend = backendOf(leaves);
+    const key = `${backend.name}|${showTreeDef(def)}|${leaves.map(leafKey).join(";")}`;
     const hit = cache.get(key);
     if (hit !== undefined) return hit;
     traces++;
@@ -180,7 +205,7 @@ export function jit<A extends unknown[], R>(f: (...args: A) => R): Jitted<A, R> 
     // Only constants made while tracing are folded: captured tensors may change in place later.
     const optimized = simplify(staged.program, stats, (l) => l.value._id >= staged.firstId);
     // Only literals made while tracing become kernel constants (captured ones may change in place).
-    const fused = fuse(optimized, (l) => l.value._id >= staged.firstId);
+    const fused = fuse(optimized, (l) => l.value._id >= staged.firstId, barrierOf(backend));
     const c: Compiled = { ...staged, optimized, fused, plan: planOf(fused), stats };
     if (staged.reusable) cache.set(key, c);
     return c;
