@@ -36,6 +36,8 @@ interface Sample {
   finalized: number;
   fallbacks: number;
   loss: number;
+  /** Mean wall-clock ms per step since the previous sample. */
+  msPerStep: number;
 }
 
 async function child(mode: "sync" | "async"): Promise<void> {
@@ -62,7 +64,13 @@ async function child(mode: "sync" | "async"): Promise<void> {
   };
   const step = ad.valueAndGrad(loss);
   const samples: Sample[] = [];
+  let lastT = performance.now();
+  let lastStep = 0;
   const sample = (i: number, l: number) => {
+    const t = performance.now();
+    const msPerStep = (t - lastT) / Math.max(1, i - lastStep);
+    lastT = t;
+    lastStep = i;
     const s = ad.wasmStats();
     const m = process.memoryUsage();
     samples.push({
@@ -74,6 +82,7 @@ async function child(mode: "sync" | "async"): Promise<void> {
       finalized: s.finalized,
       fallbacks: s.hostFallbacks,
       loss: l,
+      msPerStep,
     });
   };
   for (let i = 1; i <= STEPS; i++) {
@@ -101,12 +110,14 @@ function run(mode: "sync" | "async"): void {
   console.log(
     `\n${mode} loop (${STEPS} steps, ${mode === "async" ? "yielding every step" : "never yielding"}):`,
   );
-  console.log("   step |  RSS MB | heap MB | wasm MB | resident MB | finalized | GC'd results |   loss");
+  console.log(
+    "   step |  RSS MB | heap MB | wasm MB | resident MB | finalized | GC'd results | ms/step |   loss",
+  );
   for (const x of s)
     console.log(
       `${String(x.step).padStart(7)} | ${x.rss.toFixed(1).padStart(7)} | ${x.heap.toFixed(1).padStart(7)} | ` +
         `${x.wasm.toFixed(1).padStart(7)} | ${x.resident.toFixed(1).padStart(11)} | ${String(x.finalized).padStart(9)} | ` +
-        `${String(x.fallbacks).padStart(12)} | ${x.loss.toFixed(4)}`,
+        `${String(x.fallbacks).padStart(12)} | ${x.msPerStep.toFixed(3).padStart(7)} | ${x.loss.toFixed(4)}`,
     );
   // Growth over the second half of the run: flat means no leak.
   const mid = s.find((x) => x.step >= STEPS / 2)!;

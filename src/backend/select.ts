@@ -234,6 +234,11 @@ export interface WasmStats {
   readonly parallelKernels: number;
   /** Whether relaxed-SIMD FMA is in use. */
   readonly relaxedSimd: boolean;
+  /**
+   * Where relaxed SIMD came from: "native" (the runtime has it), "v8-flag" (switched on at the
+   * user's request, `ADJOINT_WASM_RELAXED_SIMD=1`, on Node 20), or null (not in use).
+   */
+  readonly relaxedSimdVia: "native" | "v8-flag" | null;
   /** Whether the memory is shared (threads possible). */
   readonly sharedMemory: boolean;
   /** Bytes of the WebAssembly.Memory (it grows and never shrinks). */
@@ -245,6 +250,8 @@ export interface WasmStats {
   readonly disposed: number;
   /** Results returned as ordinary typed arrays because the resident budget was spent. */
   readonly hostFallbacks: number;
+  /** Times the heap asked V8 for a garbage collection (half the budget held, nothing freed). */
+  readonly pressureSignals: number;
 }
 
 /**
@@ -258,6 +265,7 @@ export function wasmStats(): WasmStats {
       threads: 1,
       parallelKernels: 0,
       relaxedSimd: false,
+      relaxedSimdVia: null,
       sharedMemory: false,
       memoryBytes: 0,
       residentBytes: 0,
@@ -265,6 +273,7 @@ export function wasmStats(): WasmStats {
       finalized: 0,
       disposed: 0,
       hostFallbacks: 0,
+      pressureSignals: 0,
     };
   const threads = wasm.threads; // (this compiles the kernels if they are not yet)
   const h = wasm.heap;
@@ -272,6 +281,7 @@ export function wasmStats(): WasmStats {
     threads,
     parallelKernels: wasm.stats.parallelKernels,
     relaxedSimd: wasm.features.relaxedSimd,
+    relaxedSimdVia: wasm.features.relaxedSimd ? detectFeatures().relaxedSimdVia : null,
     sharedMemory: wasm.features.sharedMemory,
     memoryBytes: h?.memoryBytes ?? 0,
     residentBytes: h?.residentBytes ?? 0,
@@ -279,5 +289,6 @@ export function wasmStats(): WasmStats {
     finalized: h?.stats.finalized ?? 0,
     disposed: h?.stats.disposed ?? 0,
     hostFallbacks: h?.stats.hostFallbacks ?? 0,
+    pressureSignals: h?.stats.pressureSignals ?? 0,
   };
 }

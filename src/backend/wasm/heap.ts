@@ -9,6 +9,15 @@
  * cannot get blocks back while it runs. The heap therefore keeps a budget for resident bytes
  * not yet finalized: past it, new results are returned as ordinary typed arrays (collected by
  * the GC like the reference backend's) and resident memory stops growing.
+ *
+ * V8 does not count wasm memory when it decides to run a major GC (the only kind that clears
+ * finalization targets), so with a small JS heap dead tensors' blocks could wait for a GC long
+ * after the budget is spent. When half of the budget is held (and nothing was finalized since
+ * the last time), the heap reports memory pressure the one way JS can: it allocates a transient
+ * 128 MiB ArrayBuffer, which V8 counts as external memory and answers with a major GC. The
+ * buffer is never written, so its zero pages are never touched (it costs address space, not
+ * resident memory), and it is dropped at the next allocation. A loop that yields to the event
+ * loop then gets dead tensors' blocks back long before the budget is spent.
  */
 
 import type { AnyTypedArray, DType } from "../../dtype.js";
@@ -40,6 +49,12 @@ export function storageOf(d: DType): Storage {
 export const BYTES: Record<Storage, number> = { f32: 4, f64: 8, i32: 4, u8: 1 };
 
 const PAGE = 65536;
+/**
+ * Bytes of the transient buffer that signals memory pressure. V8 starts a major GC when external
+ * memory has grown past a soft limit, 64 MiB above what the last GC left; a buffer of exactly
+ * that size is not always noticed (measured on V8 11.3), twice that reliably is.
+ */
+const PRESSURE_BYTES = 128 * 2 ** 20;
 const ALIGN = 64;
 /** Bytes below this address are reserved (a null guard). */
 const HEAP_BASE = 1024;
@@ -121,7 +136,11 @@ export class Heap {
   scratchBytes = 0;
   private readonly registry: FinalizationRegistry<number>;
   /** Counters for benchmarks and tests. */
-  readonly stats = { residentAllocs: 0, hostFallbacks: 0, finalized: 0, disposed: 0 };
+  readonly stats = { residentAllocs: 0, hostFallbacks: 0, finalized: 0, disposed: 0, pressureSignals: 0 };
+  /** Whether memory pressure was signalled and nothing was finalized since. */
+  private signalled = false;
+  /** The transient pressure buffer, held until the next allocation (so it cannot be elided). */
+  private pressure: ArrayBuffer | null = null;
 
   constructor(opts: HeapOptions) {
     this.shared = opts.shared;
@@ -136,6 +155,7 @@ export class Heap {
       const cls = token % 128;
       const ptr = (token - cls) / 128;
       this.stats.finalized++;
+      this.signalled = false;
       this.residentBytes -= this.classSize(cls);
       this.push(cls, ptr);
     });
@@ -210,6 +230,16 @@ export class Heap {
    */
   allocResident(storage: Storage, length: number): WasmBuffer | null {
     const bytes = Math.max(length * BYTES[storage], 1);
+    this.pressure = null;
+    if (!this.signalled && this.residentBytes + bytes > this.budget / 2) {
+      this.signalled = true;
+      this.stats.pressureSignals++;
+      try {
+        this.pressure = new ArrayBuffer(PRESSURE_BYTES);
+      } catch {
+        // No address space for it: the budget still bounds resident memory.
+      }
+    }
     if (this.residentBytes + bytes > this.budget) {
       this.stats.hostFallbacks++;
       return null;

@@ -26,7 +26,14 @@ import { wasmApi } from "./wasm-api.js";
 /** What the runtime can do, detected once by validating tiny modules. */
 export interface Features {
   readonly simd: boolean;
+  /** Whether matmul uses relaxed-SIMD fused multiply-add. */
   readonly relaxedSimd: boolean;
+  /**
+   * How relaxed SIMD came to be available: the runtime has it ("native"), or this library
+   * switched V8's flag on because `ADJOINT_WASM_RELAXED_SIMD=1` asked for it ("v8-flag"); null
+   * when it is not used.
+   */
+  readonly relaxedSimdVia: "native" | "v8-flag" | null;
 }
 
 function tinyModule(body: (c: Code) => void): Uint8Array {
@@ -45,10 +52,15 @@ interface NodeGlobal {
 }
 
 /**
- * Detect SIMD128 and relaxed SIMD (f32x4.relaxed_madd). Relaxed SIMD is standard and on by default
- * from V8 11.4 (Chrome 114, Node 22); Node 20's V8 11.3 has it behind a flag, which is switched on
- * here (it only adds instructions) because FMA makes matmul about 1.5x faster. Set
- * ADJOINT_WASM_RELAXED_SIMD=0 to never use it (plain multiply-add, the same rounding everywhere).
+ * Detect SIMD128 and relaxed SIMD (f32x4.relaxed_madd), which matmul uses for fused multiply-add
+ * (about 1.5x faster). Relaxed SIMD is standard and on by default from V8 11.4 (Chrome 114,
+ * Node 22, Deno, current Firefox and Safari): there it is used as is. Node 20 (V8 11.3) has it
+ * behind a V8 flag, and V8 flags are process-wide — they would change what every other
+ * WebAssembly module in the process (and its worker threads) may compile to — so the flag is
+ * only switched on when the user asks with `ADJOINT_WASM_RELAXED_SIMD=1` (or runs
+ * `node --experimental-wasm-relaxed-simd`, which makes it native). The switch is checked by
+ * validating a probe afterwards and undone when that fails. `ADJOINT_WASM_RELAXED_SIMD=0`
+ * never uses it (plain multiply-add, the same rounding on every machine).
  * @example
  * detectFeatures().simd; // true in Node 20 and current browsers
  */
@@ -70,20 +82,22 @@ export function detectFeatures(): Features {
     c.v128const().v128const().v128const().simd("f32x4.relaxed_madd").op("drop");
   });
   const proc = (globalThis as NodeGlobal).process;
-  const wanted = proc?.env?.ADJOINT_WASM_RELAXED_SIMD !== "0";
-  let relaxedSimd = wanted && simd && ok(relaxedProbe);
-  if (wanted && simd && !relaxedSimd) {
-    const v8 = proc?.getBuiltinModule?.("node:v8") as
-      | { setFlagsFromString?: (f: string) => void }
-      | undefined;
-    try {
-      v8?.setFlagsFromString?.("--experimental-wasm-relaxed-simd");
-      relaxedSimd = ok(relaxedProbe);
-    } catch {
-      relaxedSimd = false;
+  const want = proc?.env?.ADJOINT_WASM_RELAXED_SIMD;
+  let via: Features["relaxedSimdVia"] = null;
+  if (simd && want !== "0") {
+    if (ok(relaxedProbe)) via = "native";
+    else if (want === "1") {
+      const v8 = proc?.getBuiltinModule?.("node:v8") as { setFlagsFromString?: (f: string) => void } | undefined;
+      try {
+        v8?.setFlagsFromString?.("--experimental-wasm-relaxed-simd");
+        if (ok(relaxedProbe)) via = "v8-flag";
+        else v8?.setFlagsFromString?.("--no-experimental-wasm-relaxed-simd");
+      } catch {
+        via = null;
+      }
     }
   }
-  features = { simd, relaxedSimd };
+  features = { simd, relaxedSimd: via !== null, relaxedSimdVia: via };
   return features;
 }
 
