@@ -139,8 +139,11 @@ export class Heap {
   readonly stats = { residentAllocs: 0, hostFallbacks: 0, finalized: 0, disposed: 0, pressureSignals: 0 };
   /** Whether memory pressure was signalled and nothing was finalized since. */
   private signalled = false;
-  /** The transient pressure buffer, held until the next allocation (so it cannot be elided). */
-  private pressure: ArrayBuffer | null = null;
+  /**
+   * The transient pressure buffer, held until the next allocation so that no compiler can drop
+   * the allocation as unused (see the file comment); null otherwise.
+   */
+  pressure: ArrayBuffer | null = null;
 
   constructor(opts: HeapOptions) {
     this.shared = opts.shared;

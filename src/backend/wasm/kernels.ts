@@ -87,7 +87,9 @@ export function detectFeatures(): Features {
   if (simd && want !== "0") {
     if (ok(relaxedProbe)) via = "native";
     else if (want === "1") {
-      const v8 = proc?.getBuiltinModule?.("node:v8") as { setFlagsFromString?: (f: string) => void } | undefined;
+      const v8 = proc?.getBuiltinModule?.("node:v8") as
+        | { setFlagsFromString?: (f: string) => void }
+        | undefined;
       try {
         v8?.setFlagsFromString?.("--experimental-wasm-relaxed-simd");
         if (ok(relaxedProbe)) via = "v8-flag";
