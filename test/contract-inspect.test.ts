@@ -99,6 +99,23 @@ describe("§4 explain: the textbook trace tables on the seed example", () => {
     assert.ok(Math.abs(d1 - 2.4623) < 1e-4 && Math.abs(d2 - 0.8415) < 1e-4);
   });
 
+  test("rows: every intermediate in forward order with its value, tangent and adjoint", () => {
+    const e = ad.explain(f, [1, 2], { tangents: [1, 0] });
+    const rows = e.rows;
+    assert.ok(rows.length >= 5, `${rows.length} rows`);
+    const val = (v: unknown) => (typeof v === "number" ? v : (v as T).item());
+    // the inputs come first, the output last
+    assert.equal(val(rows[0]!.value), 1);
+    assert.equal(val(rows[1]!.value), 2);
+    const last = rows[rows.length - 1]!;
+    assert.ok(Math.abs(val(last.value) - 3 * Math.sin(1)) < 1e-6);
+    assert.ok(Math.abs(val(last.tangent) - d1) < 1e-6, "the output's tangent along x1 is ∂f/∂x1");
+    assert.ok(Math.abs(val(last.adjoint) - 1) < 1e-12, "the output's adjoint is 1");
+    assert.ok(Math.abs(val(rows[0]!.adjoint) - d1) < 1e-6, "x1's adjoint is ∂f/∂x1");
+    assert.ok(Math.abs(val(rows[1]!.adjoint) - d2) < 1e-6, "x2's adjoint is ∂f/∂x2");
+    assert.ok(rows.some((r) => /sin/.test(r.op)));
+  });
+
   test("toMarkdown and toHTML render tables", () => {
     const e = ad.explain(f, [1, 2]);
     const md = e.toMarkdown();
