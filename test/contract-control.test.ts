@@ -411,6 +411,21 @@ describe("§3/§10 odeint(f, y0, ts, params, opts) with f(y, t, params)", () => 
     });
   }
 
+  test("rk4 takes {substeps} per interval (default 10): y' = y is exactly the 4th-order Taylor step", () => {
+    const step = (h: number) => 1 + h + h ** 2 / 2 + h ** 3 / 6 + h ** 4 / 24;
+    const grow = (y: T) => y;
+    const run = (opts: object) => num((ad.odeint(grow, f64(1), f64([0, 1]), f64(0), opts) as T).at(1));
+    near(run({ method: "rk4", substeps: 1 }), step(1), 1e-12);
+    near(run({ method: "rk4", substeps: 4 }), step(0.25) ** 4, 1e-12);
+    near(run({ method: "rk4" }), step(0.1) ** 10, 1e-12);
+    near(run({}), Math.E, 1e-5);
+    // dopri5 honours its tolerances
+    const loose = run({ method: "dopri5", rtol: 1e-3, atol: 1e-3 });
+    const tight = run({ method: "dopri5", rtol: 1e-12, atol: 1e-12 });
+    near(tight, Math.E, 1e-10);
+    assert.ok(Math.abs(loose - Math.E) < 1e-2);
+  });
+
   test("pytree params and the time argument (y' = a·t, y(1) = a/2)", () => {
     const f = (_y: T, t: T, p: { a: T }) => ad.mul(p.a, t);
     const ys = ad.odeint(f, f64(0), f64([0, 1]), { a: f64(3) }) as T;
