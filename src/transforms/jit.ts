@@ -157,20 +157,43 @@ function backendOf(leaves: readonly unknown[]): Backend {
 }
 
 /** Unary kernels the wasm backend runs as SIMD polynomials on large float32-stored arrays. */
-const WASM_SIMD_UNARY = new Set(["exp", "log", "tanh", "logistic"]);
+const WASM_TRANSCENDENTAL = new Set(["exp", "log", "tanh", "logistic"]);
+/**
+ * Kernels that branch on the data in JS (a select, a comparison, max/min, logic, sign). On random
+ * data half the branches mispredict: a fused JS loop of relu's `x > 0 ? x : 0` costs ~25 ns per
+ * element, the wasm backend's branch-free SIMD kernels a tenth of that.
+ */
+const WASM_BRANCH_FREE = new Set([
+  "select",
+  "eq",
+  "ne",
+  "lt",
+  "le",
+  "gt",
+  "ge",
+  "max",
+  "min",
+  "and",
+  "or",
+  "not",
+  "sign",
+]);
 
 /**
- * What to keep out of fused kernels on `backend`: the wasm backend computes float32 exp, log,
- * tanh and sigmoid over large arrays an order of magnitude faster in its SIMD kernels than the
- * JS `Math` calls of a fused kernel (tanh costs ~60 ns per element in V8), so those stay its own.
+ * What to keep out of fused kernels on `backend`. Fused kernels are JS loops; over large arrays
+ * the wasm backend runs float32 exp, log, tanh and sigmoid as SIMD polynomials an order of
+ * magnitude faster than `Math` (tanh costs ~60 ns per element in V8), and data-dependent choices
+ * without branches, so those stay its own kernels there. Arithmetic still fuses.
  */
 function barrierOf(backend: Backend): Barrier | undefined {
   if (backend.name !== "wasm") return undefined;
   const min = (backend as { thresholds?: { elementwise?: number } }).thresholds?.elementwise ?? 2048;
   return (e) => {
-    if (!WASM_SIMD_UNARY.has(e.prim.name)) return false;
+    const op = e.prim.name;
     const out = e.outs[0]!;
-    return out.dtype !== "float64" && isFloat(out.dtype) && sizeOf(out.shape) >= min;
+    if (sizeOf(out.shape) < min) return false;
+    if (WASM_BRANCH_FREE.has(op)) return true;
+    return WASM_TRANSCENDENTAL.has(op) && out.dtype !== "float64" && isFloat(out.dtype);
   };
 }
 
