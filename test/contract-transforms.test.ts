@@ -347,6 +347,18 @@ describe("§3 jacobians, hessian, hvp", () => {
     allNear(J, [8, 16, 24]);
   });
 
+  test("jacobian picks reverse mode otherwise (works on a reverse-only customVjp, inputs ≥ outputs)", () => {
+    const sq = ad.customVjp((x: T) => ad.square(x), {
+      fwd: (x: T) => [ad.square(x), x] as [T, unknown],
+      bwd: (x: unknown, ct: T) => [ad.mul(ct, ad.mul(x as T, 2))],
+    });
+    allNear(ad.jacobian((x: T) => ad.sum(sq(x)))(f64([1, 2, 3])), [2, 4, 6]);
+    allNear(ad.jacobian((x: T) => sq(x))(f64([1, 2])), [
+      [2, 0],
+      [0, 4],
+    ]);
+  });
+
   test("hessian (forward-over-reverse): shape [...in, ...in], values", () => {
     const f = (x: T) => ad.add(ad.sum(ad.pow(x, 3)), ad.mul(x.at(0, 0), x.at(1, 2)));
     const H = ad.hessian(f)(A) as T;
