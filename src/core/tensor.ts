@@ -232,6 +232,17 @@ export class Tensor {
   registerHook(hook: GradHook): eager.HookHandle {
     return eager.registerHook(this, hook);
   }
+  /**
+   * Release this tensor's backend memory now instead of when it is garbage collected: an optional
+   * optimisation, never required (as `ad.dispose`). Using it (or a view sharing its storage)
+   * afterwards throws; a tensor without device memory (a tracer, host data) is left as it is.
+   * @example
+   * const t = ad.ones([1000, 1000]);
+   * t.dispose();
+   */
+  dispose(): void {
+    if (this._trace === null && this._buf !== null) this._backend?.dispose?.(this._buf);
+  }
   /** Keep this non-leaf tensor's gradient in `.grad` during backward. @example y.retainGrad(); */
   retainGrad(): void {
     eager.retainGrad(this);
