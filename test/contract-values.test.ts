@@ -216,6 +216,22 @@ describe("§1 creating and reading tensors", () => {
     assert.match(ad.tensor([true, false], { dtype: "bool" }).toString(), /true/);
   });
 
+  test("t.dispose() may be called (an optimisation, never required); twice is harmless", () => {
+    const small = ad.tensor([1, 2]);
+    small.dispose();
+    small.dispose();
+    const big = ad.ones([512, 512]).mul(2);
+    big.dispose();
+    // a disposed tensor either still reads (host memory) or throws a typed error, never garbage
+    try {
+      assert.equal(ad.sum(big).item(), 2 * 512 * 512);
+    } catch (e) {
+      assert.ok(e instanceof ad.AdError, String(e));
+    }
+    // and nothing else is affected
+    assert.equal(ad.sum(ad.ones([512, 512])).item(), 512 * 512);
+  });
+
   test("allclose returns a boolean and honours rtol/atol", () => {
     const a = ad.tensor([1, 2, 3]);
     assert.equal(ad.allclose(a, ad.tensor([1, 2, 3])), true);
