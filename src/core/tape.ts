@@ -10,6 +10,7 @@ import { isFloat } from "../dtype.js";
 import { add, astype, zeros } from "../ops/index.js";
 import { fmtShape, shapeEq } from "../shape.js";
 import { inBackward, isAnomalyEnabled, userSite } from "./anomaly-mode.js";
+import type { Interpreter } from "./interpreter.js";
 import type { Primitive, Tangent } from "./primitive.js";
 import type { Tensor } from "./tensor.js";
 import { isZero } from "./zero.js";
@@ -42,8 +43,13 @@ function needsOf(parents: readonly (Ref | null)[]): boolean[] {
   return parents.map((p) => p !== null);
 }
 
-/** One entry of the Wengert list. A leaf (an input being differentiated) has no primitive. */
-export class Node {
+/**
+ * One entry of the Wengert list. A leaf (an input being differentiated) has no primitive. A node
+ * is also the `Ref` of its first output (`node` is itself, `index` 0), and under a reverse
+ * interpreter the trace state of that output's tracer (`owner`, `primal`): one object per
+ * recorded operation instead of three.
+ */
+export class Node implements Ref {
   /** Per input: does it want a cotangent (is it traced)? Computed once, read by every backward pass. */
   readonly needs: boolean[];
   // The four fields below default to values on the prototype (set after the class): only eager
@@ -66,6 +72,10 @@ export class Node {
   _ct0: Tensor | undefined = undefined;
   /** @internal See `_pass`. */
   _ctRest: (Tensor | undefined)[] | null = null;
+  /** @internal The reverse interpreter whose tracer of output 0 this node is (null otherwise). */
+  owner: Interpreter | null = null;
+  /** As the `Ref` of output 0: always 0 (kept on the prototype). */
+  declare readonly index: number;
   constructor(
     readonly prim: Primitive<unknown> | null,
     readonly params: unknown,
@@ -78,6 +88,16 @@ export class Node {
   ) {
     this.needs = needsOf(parents);
     if (isAnomalyEnabled()) this.site = userSite();
+  }
+
+  /** As the `Ref` of output 0: the node itself. */
+  get node(): Node {
+    return this;
+  }
+
+  /** As a tracer's trace state: output 0's primal. */
+  get primal(): Tensor {
+    return this.outs[0]!;
   }
 
   /** A leaf node for a differentiated input. */
@@ -105,7 +125,7 @@ export class Node {
   }
 }
 
-Object.assign(Node.prototype, { savedVersions: null, freed: false, hooks: null, site: null });
+Object.assign(Node.prototype, { savedVersions: null, freed: false, hooks: null, site: null, index: 0 });
 
 /** Run the hooks registered on a value's gradient, in order; each may replace it. */
 export function runHooks(hooks: readonly GradHook[] | undefined, g: Tensor): Tensor {
@@ -262,7 +282,7 @@ export function backwardPass(seeds: readonly [Ref, Tensor][], opts: BackwardOpti
 
 /** The autograd reference of a tensor that requires grad (a leaf gets its leaf node on first use). */
 export function refOf(t: Tensor): Ref {
-  return (t._ref ??= { node: Node.leaf(t), index: 0 });
+  return (t._ref ??= Node.leaf(t));
 }
 
 /**
@@ -283,10 +303,11 @@ export function recordEager(
     const os = saves === "all" || saves === "outputs";
     node.savedVersions = [...args.map((a) => (ins ? a._version : -1)), ...outs.map(() => (os ? 0 : -1))];
   }
-  outs.forEach((o, index) => {
+  for (let index = 0; index < outs.length; index++) {
+    const o = outs[index]!;
     if (isFloat(o.dtype)) {
       o._requiresGrad = true;
-      o._ref = { node, index };
+      o._ref = index === 0 ? node : { node, index };
     }
-  });
+  }
 }

@@ -87,6 +87,7 @@ export class ReverseInterpreter implements Interpreter {
     for (let k = 0; k < m; k++) if (isFloat(outs[k]!.dtype)) anyFloat = true;
     if (!anyFloat) return outs;
     const node = new Node(prim as Primitive<unknown>, nodeParams, inputs, outs, parents);
+    node.owner = this;
     this.nodes.push(node);
     const lifted: Tensor[] = new Array(m);
     for (let k = 0; k < m; k++) {
@@ -95,7 +96,8 @@ export class ReverseInterpreter implements Interpreter {
         lifted[k] = o;
         continue;
       }
-      const state: RevState = { owner: this, primal: o, node, index: k };
+      // Output 0's trace state is the node itself (see `Node`).
+      const state: RevState = k === 0 ? (node as RevState) : { owner: this, primal: o, node, index: k };
       lifted[k] = new Tensor(o.shape, o.dtype, o.weakType, null, null, state);
     }
     return lifted;
