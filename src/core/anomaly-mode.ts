@@ -12,7 +12,8 @@ import type { Tensor } from "./tensor.js";
 
 let enabled = false;
 /** The primitive whose VJP (backward pass) or JVP rule (forward-mode tangent) is running, for attribution. */
-let ruleOf: { name: string; site: string | null; pass: string; what: string } | null = null;
+// (site undefined: read the stack when an anomaly is found)
+let ruleOf: { name: string; site: string | null | undefined; pass: string; what: string } | null = null;
 
 export function isAnomalyEnabled(): boolean {
   return enabled;
@@ -53,7 +54,13 @@ export function userSite(): string | null {
   return null;
 }
 
-function inRule<T>(name: string, site: string | null, pass: string, what: string, fn: () => T): T {
+function inRule<T>(
+  name: string,
+  site: string | null | undefined,
+  pass: string,
+  what: string,
+  fn: () => T,
+): T {
   const prev = ruleOf;
   ruleOf = { name, site, pass, what };
   try {
@@ -68,9 +75,12 @@ export function inBackward<T>(name: string, site: string | null, fn: () => T): T
   return inRule(name, site, "backward pass", "gradient", fn);
 }
 
-/** Run a JVP rule with its primitive named, so anomalies in it are attributed to forward mode. */
-export function inTangent<T>(name: string, site: string | null, fn: () => T): T {
-  return inRule(name, site, "forward-mode tangent", "tangent", fn);
+/**
+ * Run a JVP rule with its primitive named, so anomalies in it are attributed to forward mode. The
+ * rule runs inside the user's call of the primitive, so the site is read only if one is found.
+ */
+export function inTangent<T>(name: string, fn: () => T): T {
+  return inRule(name, undefined, "forward-mode tangent", "tangent", fn);
 }
 
 function badness(t: Tensor): { nan: boolean; inf: boolean } {
@@ -107,7 +117,8 @@ export function checkResult(prim: string, outs: readonly Tensor[], args: readonl
   if (!created) return;
   const what = outNan && !inNan ? "NaN" : "Inf";
   if (ruleOf !== null) {
-    const where = ruleOf.site ? ` (forward operation at ${ruleOf.site})` : "";
+    const site = ruleOf.site === undefined ? userSite() : ruleOf.site;
+    const where = site ? ` (forward operation at ${site})` : "";
     throw new AnomalyError(
       `${ruleOf.name}: the ${ruleOf.pass} produced ${what} (in ${prim} while computing the ${ruleOf.what} of ${ruleOf.name})${where}`,
     );

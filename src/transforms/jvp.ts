@@ -5,7 +5,7 @@
  * tangents run one level down untouched (symbolic zeros).
  */
 
-import { inTangent, isAnomalyEnabled, userSite } from "../core/anomaly-mode.js";
+import { inTangent, isAnomalyEnabled } from "../core/anomaly-mode.js";
 import { bind, currentInterpreter, type Interpreter, withInterpreter } from "../core/interpreter.js";
 import type { Primitive, Tangent } from "../core/primitive.js";
 import { Tensor, type TraceState } from "../core/tensor.js";
@@ -65,7 +65,7 @@ export class JvpInterpreter implements Interpreter {
       if (!any) return outs;
       // Under anomaly detection a NaN/Inf from the rule names this primitive and the user's line.
       const touts = isAnomalyEnabled()
-        ? inTangent(prim.name, userSite(), () => prim.jvp(primals, tangents, outs, params))
+        ? inTangent(prim.name, () => prim.jvp(primals, tangents, outs, params))
         : prim.jvp(primals, tangents, outs, params);
       return outs.map((o, i) => {
         const t = touts[i];
