@@ -11,8 +11,10 @@ import { AnomalyError } from "../errors.js";
 import type { Tensor } from "./tensor.js";
 
 let enabled = false;
-/** The primitive whose VJP (backward pass) or JVP rule (forward-mode tangent) is running, for attribution. */
-// (site undefined: read the stack when an anomaly is found)
+/**
+ * The primitive whose VJP (backward pass) or JVP rule (forward-mode tangent) is running, for
+ * attribution (`site` undefined: read the stack when an anomaly is found).
+ */
 let ruleOf: { name: string; site: string | null | undefined; pass: string; what: string } | null = null;
 
 export function isAnomalyEnabled(): boolean {
