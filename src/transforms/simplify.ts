@@ -4,6 +4,7 @@
  * and params on the same inputs) and dead-code elimination (equations no output depends on).
  */
 
+import { scalarValue } from "../backend/reference.js";
 import { bind, evalInterpreter, withInterpreter } from "../core/interpreter.js";
 import { type Atom, type Eqn, Lit, Program, Var } from "../core/program.js";
 import { Tensor } from "../core/tensor.js";
@@ -44,6 +45,28 @@ function paramKey(p: unknown): string | null {
   }
 }
 
+/**
+ * One literal per one-element constant value, dtype and weak type (constants made while tracing
+ * never change, so any of them can stand for the others): `ad.mul(x, 0.9)` written twice gives
+ * two literals that CSE would otherwise never find equal.
+ */
+class LiteralTable {
+  private readonly byType = new Map<string, Map<number, Lit>>();
+
+  canonical(l: Lit): Lit {
+    const t = l.value;
+    const v = scalarValue(t._buf);
+    if (v === null || (v === 0 && 1 / v < 0)) return l; // not a plain scalar, or -0 (kept apart)
+    const key = t.weakType ? `${t.dtype}~` : t.dtype;
+    let m = this.byType.get(key);
+    if (m === undefined) this.byType.set(key, (m = new Map()));
+    const c = m.get(v);
+    if (c !== undefined && c.value.shape.length === t.shape.length) return c;
+    if (c === undefined) m.set(v, l);
+    return l;
+  }
+}
+
 /** Entries of the CSE table: equations already kept, by hash of primitive, params and operands. */
 interface Seen {
   readonly prim: unknown;
@@ -73,6 +96,7 @@ export function simplify(
   /** What each variable was replaced by (a folded literal or an earlier equal variable). */
   const subst: (Atom | undefined)[] = new Array(maxId + 1);
   const seen = new Map<number, Seen>();
+  const lits = new LiteralTable();
   const kept: Eqn[] = [];
   for (let i = 0; i < eqns.length; i++) {
     const e0 = eqns[i]!;
@@ -81,7 +105,13 @@ export function simplify(
     let allLit = true;
     for (let k = 0; k < ins0.length; k++) {
       const a = ins0[k]!;
-      const r = a instanceof Var ? subst[a.id] : undefined;
+      let r: Atom | undefined;
+      if (a instanceof Var) r = subst[a.id];
+      else if (a.value._trace === null && foldable(a)) {
+        // Equal one-element constants become one literal, so CSE sees `pow 0.9 t` twice as equal.
+        const c = lits.canonical(a);
+        if (c !== a) r = c;
+      }
       if (r !== undefined) {
         if (inputs === ins0) inputs = ins0.slice();
         (inputs as Atom[])[k] = r;
