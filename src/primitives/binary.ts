@@ -86,25 +86,36 @@ function binary(
       checkSameDType(name, avals);
       return [elementwiseAval(name, avals)];
     },
-    impl(b, [x, y], [ax, ay], _p, [out]): DeviceBuffer[] {
-      return [b.binary(kernel, x!, ax!.shape, y!, ay!.shape, out!.shape, ax!.dtype, out!.dtype)];
+    // Operands are indexed, not destructured: array destructuring goes through the iterator
+    // protocol, which allocates in code the engine has not optimized yet (every traced op).
+    impl(b, xs, avals, _p, outs): DeviceBuffer[] {
+      const ax = avals[0]!;
+      const ay = avals[1]!;
+      const out = outs[0]!;
+      return [b.binary(kernel, xs[0]!, ax.shape, xs[1]!, ay.shape, out.shape, ax.dtype, out.dtype)];
     },
-    jvp([x, y], [tx, ty], [out]) {
-      return [sumTerms(out!, ...jvp(x!, y!, out!, tx!, ty!))];
+    jvp(xs, ts, outs) {
+      const out = outs[0]!;
+      const terms = jvp(xs[0]!, xs[1]!, out, ts[0]!, ts[1]!);
+      return [sumTerms(out, terms[0], terms[1])];
     },
-    vjp([ct], [x, y], [out], _p, needs) {
+    vjp(cts, xs, outs, _p, needs) {
       // (`need` spelled out: this runs for every recorded binary op, so no closures here)
+      const ct = cts[0]!;
+      const x = xs[0]!;
+      const y = xs[1]!;
+      const out = outs[0]!;
       if (typeof vjp !== "function") {
-        const [dx, dy] = vjp;
+        const pair = vjp as readonly [VjpOne, VjpOne];
         return [
-          needs[0] ? unbroadcast(dx(x!, y!, out!, ct!), x!.shape) : Zero.like(x!),
-          needs[1] ? unbroadcast(dy(x!, y!, out!, ct!), y!.shape) : Zero.like(y!),
+          needs[0] ? unbroadcast(pair[0](x, y, out, ct), x.shape) : Zero.like(x),
+          needs[1] ? unbroadcast(pair[1](x, y, out, ct), y.shape) : Zero.like(y),
         ];
       }
-      const [gx, gy] = vjp(x!, y!, out!, ct!);
+      const g = vjp(x, y, out, ct);
       return [
-        needs[0] ? unbroadcast(gx(), x!.shape) : Zero.like(x!),
-        needs[1] ? unbroadcast(gy(), y!.shape) : Zero.like(y!),
+        needs[0] ? unbroadcast(g[0](), x.shape) : Zero.like(x),
+        needs[1] ? unbroadcast(g[1](), y.shape) : Zero.like(y),
       ];
     },
     // "linear": every Taylor coefficient maps through the JVP rule

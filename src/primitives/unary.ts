@@ -72,8 +72,11 @@ function elementwise1(name: string, kernel: UnaryKernel, floatOnly: boolean) {
       if (floatOnly) checkFloat(name, a);
       return [a]; // same shape, dtype and weak type (and no copy: this runs for every op)
     },
-    impl(b: Backend, [x]: DeviceBuffer[], [a]: readonly Aval[]): DeviceBuffer[] {
-      return [b.unary(kernel, x!, sizeOf(a!.shape), a!.dtype)];
+    // (indexed, not destructured, here and in the rules below: array destructuring goes through
+    // the iterator protocol, which allocates in code the engine has not optimized yet)
+    impl(b: Backend, xs: DeviceBuffer[], avals: readonly Aval[]): DeviceBuffer[] {
+      const a = avals[0]!;
+      return [b.unary(kernel, xs[0]!, sizeOf(a.shape), a.dtype)];
     },
   };
 }
@@ -89,8 +92,8 @@ function smooth(
   const prim: Primitive<NoParams> = definePrimitive<NoParams>({
     ...elementwise1(name, kernel, true),
     saves,
-    jvp: ([x], [t], [y]) => [mul(t as Tensor, d(x!, y!))],
-    vjp: ([ct], [x], [y]) => [mul(ct!, d(x!, y!))],
+    jvp: (xs, ts, ys) => [mul(ts[0] as Tensor, d(xs[0]!, ys[0]!))],
+    vjp: (cts, xs, ys) => [mul(cts[0]!, d(xs[0]!, ys[0]!))],
     jet: taylorJet(taylor),
     // f applies to each element, so the batch axis stays put
     batch: unopBatcher(() => prim),
@@ -103,8 +106,8 @@ function piecewiseConstant(name: string, kernel: UnaryKernel): Primitive<NoParam
   const prim: Primitive<NoParams> = definePrimitive<NoParams>({
     ...elementwise1(name, kernel, false),
     saves: "none",
-    jvp: (_, __, [y]) => [Zero.like(y!)],
-    vjp: (_, [x]) => [Zero.like(x!)],
+    jvp: (_, __, ys) => [Zero.like(ys[0]!)],
+    vjp: (_, xs) => [Zero.like(xs[0]!)],
     // locally constant: every Taylor coefficient is 0
     jet: jetZero(),
     // elementwise: the batch axis stays put
@@ -125,8 +128,8 @@ function sqrtOneMinusSquare(a: Coeffs, x: Tensor): Coeffs {
 export const negP: Primitive<NoParams> = definePrimitive<NoParams>({
   ...elementwise1("neg", "neg", false),
   saves: "none",
-  jvp: (_, [t]) => [nz(t!, neg) ?? t!],
-  vjp: ([ct]) => [neg(ct!)],
+  jvp: (_, ts) => [nz(ts[0]!, neg) ?? ts[0]!],
+  vjp: (cts) => [neg(cts[0]!)],
   // y_k = −x_k
   jet: jetLinear(() => negP),
   // elementwise: the batch axis stays put
@@ -284,8 +287,8 @@ export const erfP = smooth(
 export const absP: Primitive<NoParams> = definePrimitive<NoParams>({
   ...elementwise1("abs", "abs", false),
   saves: "inputs",
-  jvp: ([x], [t]) => [mul(t as Tensor, sign(x!))],
-  vjp: ([ct], [x]) => [mul(ct!, sign(x!))],
+  jvp: (xs, ts) => [mul(ts[0] as Tensor, sign(xs[0]!))],
+  vjp: (cts, xs) => [mul(cts[0]!, sign(xs[0]!))],
   // |x| is linear near any x ≠ 0: y_k = sign(x) x_k (0 at x = 0, as the JVP)
   jet: jetLinear(() => absP),
   // elementwise: the batch axis stays put
