@@ -377,7 +377,7 @@ describe("scan", () => {
     assert.deepEqual(plain(j(ad.tensor([1, 2, 3, 4]))), [10, [1, 3, 6, 10]]);
     const p = j.lower(ad.tensor([1, 2, 3, 4]));
     assert.deepEqual(names(p), ["scan"]);
-    assert.match(p.toString(), /scan\[length=4 consts=0 carry=1 body=\{add\}\] 0:f32 v1/);
+    assert.match(p.toString(), /scan\[length=4 consts=0 carry=1 body=\{add\}\] 0:float32 v1/);
   });
 
   test("pytrees of carry, xs and ys; xs null with length; reverse; zero length", () => {

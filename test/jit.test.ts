@@ -11,10 +11,10 @@ describe("trace", () => {
   test("prints one typed equation per line", () => {
     assert.equal(
       ad.trace(f)(x12()).toString(),
-      `{ lambda v1:f32[2] .
-  v2:f32[2] = sin v1
-  v3:f32[2] = mul v2 v1
-  v4:f32[] = reduce_sum[axes=[0]] v3
+      `{ lambda v1:float32[2] .
+  v2 = sin v1 : float32[2]
+  v3 = mul v2 v1 : float32[2]
+  v4 = reduce_sum[axes=[0]] v3 : float32[]
   in (v4) }`,
     );
   });
@@ -22,17 +22,17 @@ describe("trace", () => {
   test("the trace of a gradient shows the backward pass as primitives", () => {
     assert.equal(
       ad.trace(ad.grad(f))(x12()).toString(),
-      `{ lambda v1:f32[2] .
-  v2:f32[2] = sin v1
-  v3:f32[2] = mul v2 v1
-  v4:f32[] = reduce_sum[axes=[0]] v3
-  v5:f32[1] = reshape[shape=[1]] 1:f32
-  v6:f32[2] = broadcast_to[shape=[2]] v5
-  v7:f32[2] = mul v6 v1
-  v8:f32[2] = mul v2 v6
-  v9:f32[2] = cos v1
-  v10:f32[2] = mul v7 v9
-  v11:f32[2] = add v8 v10
+      `{ lambda v1:float32[2] .
+  v2 = sin v1 : float32[2]
+  v3 = mul v2 v1 : float32[2]
+  v4 = reduce_sum[axes=[0]] v3 : float32[]
+  v5 = reshape[shape=[1]] 1:float32 : float32[1]
+  v6 = broadcast_to[shape=[2]] v5 : float32[2]
+  v7 = mul v6 v1 : float32[2]
+  v8 = mul v2 v6 : float32[2]
+  v9 = cos v1 : float32[2]
+  v10 = mul v7 v9 : float32[2]
+  v11 = add v8 v10 : float32[2]
   in (v11) }`,
     );
   });
@@ -41,9 +41,9 @@ describe("trace", () => {
     const p = ad.trace((a: number, t: { w: ad.Tensor }) => ad.mul(t.w, a))(2, { w: ad.zeros([3]) });
     assert.equal(
       p.toString(),
-      `{ lambda v1:f64[]~ v2:f32[3] .
-  v3:f32[] = convert_element_type[new_dtype=float32] v1
-  v4:f32[3] = mul v2 v3
+      `{ lambda v1:float64[]~ v2:float32[3] .
+  v3 = convert_element_type[new_dtype=float32] v1 : float32[]
+  v4 = mul v2 v3 : float32[3]
   in (v4) }`,
     );
     assert.equal(p.eqns.length, 2);
@@ -93,7 +93,7 @@ describe("jit", () => {
     const p = ad.jit(g).lower(x12());
     assert.equal(
       p.toString(),
-      `{ lambda v1:f32[2] .\n  v8:f32[2] = fused_program[3 ops, 1 out: mul(add(sin(#0),sin(#0)),2)] v1\n  in (v8) }`,
+      `{ lambda v1:float32[2] .\n  v8 = fused_program[3 ops, 1 out: mul(add(sin(#0),sin(#0)),2)] v1 : float32[2]\n  in (v8) }`,
     );
     assert.deepEqual(ad.jit(g)(x12()).toArray(), g(x12()).toArray());
   });

@@ -1,7 +1,7 @@
 /**
  * @file The Program IR: a function's Wengert list as typed ANF. Every equation applies one
- * primitive to variables or literal constants and binds fresh variables (`v3:f32[2,3] = add v1
- * v2`). Programs are evaluated through `bind`, so every transform applies to them, and they print
+ * primitive to variables or literal constants and binds fresh variables (`v3 = add v1 v2 :
+ * float32[2,3]`). Programs are evaluated through `bind`, so every transform applies to them, and they print
  * one equation per line, as Graphviz and as Mermaid.
  */
 
@@ -62,18 +62,16 @@ export interface Eqn {
   readonly outs: readonly Var[];
 }
 
-const SHORT: Record<string, string> = { float32: "f32", float64: "f64", int32: "i32", bool: "bool" };
-
-/** `f32[2,3]` (with a trailing `~` for weakly typed values). */
+/** `float32[2,3]` (with a trailing `~` for weakly typed values), dtypes named as in the API. */
 export function showAval(a: Aval): string {
-  return `${SHORT[a.dtype] ?? a.dtype}[${a.shape.join(",")}]${a.weakType ? "~" : ""}`;
+  return `${a.dtype}[${a.shape.join(",")}]${a.weakType ? "~" : ""}`;
 }
 
 function showLit(l: Lit): string {
   const t = l.value;
   if (t.size === 1 && t._trace === null) {
     const v = t._hostData()[0]!;
-    return `${Number.isInteger(v) || !Number.isFinite(v) ? String(v) : String(Number(v.toPrecision(6)))}:${SHORT[t.dtype]}`;
+    return `${Number.isInteger(v) || !Number.isFinite(v) ? String(v) : String(Number(v.toPrecision(6)))}:${t.dtype}`;
   }
   return `const:${showAval(t)}`;
 }
@@ -94,19 +92,20 @@ export class Program {
    * One equation per line, JAX style.
    * @example
    * String(ad.trace((x) => ad.sin(x).mul(2))(1));
-   * // { lambda v1:f64[]~ .
-   * //   v2:f64[]~ = sin v1
-   * //   v3:f64[]~ = mul v2 2:f64
+   * // { lambda v1:float64[]~ .
+   * //   v2 = sin v1 : float64[]~
+   * //   v3 = mul v2 2:float64 : float64[]~
    * //   in (v3) }
    */
   toString(): string {
     const lines = [`{ lambda ${this.inputs.map((v) => `${v}:${showAval(v.aval)}`).join(" ")} .`];
     for (const e of this.eqns) {
-      const lhs = e.outs.map((v) => `${v}:${showAval(v.aval)}`).join(" ");
+      // `v3 = add v1 v2 : float32[2]`: the equation reads first, the result types follow it.
+      const lhs = e.outs.map(String).join(" ");
+      const types = e.outs.map((v) => showAval(v.aval)).join(" ");
       const p = e.prim.showParams?.(e.params as never);
-      lines.push(
-        `  ${lhs} = ${e.prim.name}${p ? `[${p}]` : ""} ${e.inputs.map(showAtom).join(" ")}`.trimEnd(),
-      );
+      const rhs = `${e.prim.name}${p ? `[${p}]` : ""} ${e.inputs.map(showAtom).join(" ")}`.trimEnd();
+      lines.push(`  ${lhs} = ${rhs} : ${types}`);
     }
     lines.push(`  in (${this.outputs.map(showAtom).join(", ")}) }`);
     return lines.join("\n");
