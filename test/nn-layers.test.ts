@@ -378,6 +378,15 @@ describe("Dropout", () => {
     assert.equal(new ad.nn.Dropout(0).forward(x), x);
     assert.deepEqual(new ad.nn.Dropout(1).forward(x).toArray(), [0, 0, 0, 0, 0]);
     assert.throws(() => new ad.nn.Dropout(1.5), ad.ShapeError);
+    assert.throws(() => new ad.nn.Dropout({ p: -0.1 }), ad.ShapeError);
+  });
+
+  test("an options object {p, key} works as the positional form", () => {
+    const x = ad.ones([64]);
+    const a = new ad.nn.Dropout({ p: 0.5, key: ad.random.key(7) }).forward(x);
+    const b = new ad.nn.Dropout(0.5, { key: ad.random.key(7) }).forward(x);
+    assert.deepEqual(a.toArray(), b.toArray());
+    assert.equal(new ad.nn.Dropout({}).p, 0.5);
   });
 
   test("gradcheck in float64 with a fixed key (the mask is a constant)", () => {

@@ -174,8 +174,13 @@ export class Dropout extends Module<[Tensor, Key?], Tensor> {
   readonly p: number;
   private _keys: KeyStream;
 
-  constructor(p = 0.5, opts: { key?: Key } = {}) {
+  /** `new Dropout(p, {key})` as PyTorch, or one options object `new Dropout({p, key})`. */
+  constructor(p: number | { p?: number; key?: Key } = 0.5, opts: { key?: Key } = {}) {
     super();
+    if (typeof p === "object" && p !== null) {
+      opts = { ...opts, ...(p.key === undefined ? {} : { key: p.key }) };
+      p = p.p ?? 0.5;
+    }
     if (typeof p !== "number" || !(p >= 0 && p <= 1))
       throw new ShapeError(`Dropout: p must be a probability in [0, 1], got ${String(p)}`);
     this.p = p;
