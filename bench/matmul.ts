@@ -4,13 +4,16 @@
  * (`ad.matmul`, wasm backend), TensorFlow.js with its wasm backend (XNNPACK; no float64) and
  * jax-js (wasm device). Each library runs in its own child process (a peer failing or hanging
  * cannot take the run down), inputs are made once and each figure is the median of timed runs
- * after warm-up. The last column is adjoint's GFLOP/s over the best peer's.
+ * after warm-up. adjoint runs twice: as the runtime comes (relaxed-SIMD FMA where it is native:
+ * Node >= 22, current browsers) and with `ADJOINT_WASM_RELAXED_SIMD=1` (FMA on Node 20 too, by
+ * V8's flag). The ratio columns are adjoint's GFLOP/s over the best peer's. The load average is
+ * printed before and after: other work on the machine lowers the wall-clock figures.
  *
  * Run: `node --import tsx bench/matmul.ts` (add `quick` for fewer repetitions).
  */
 
 import { spawnSync } from "node:child_process";
-import { cpus } from "node:os";
+import { cpus, loadavg } from "node:os";
 import { fileURLToPath } from "node:url";
 
 interface Row {
@@ -24,6 +27,8 @@ interface Row {
   n: number;
   gflops: number | null;
   note?: string;
+  /** adjoint only: whether its matmul used relaxed-SIMD FMA, and how it came to. */
+  fma?: string;
 }
 
 const SIZES: ["float32" | "float64", number][] = [
@@ -94,14 +99,16 @@ async function childAdjoint(threads: number): Promise<Row[]> {
       // Results are released at once so a tight loop measures the kernel, not the budget.
       ad.dispose(ad.matmul(a, b));
     }, n);
+    const s = ad.wasmStats();
     rows.push({
-      lib: "adjoint (wasm)",
+      lib: process.env.ADJOINT_WASM_RELAXED_SIMD === "1" ? "adjoint FMA" : "adjoint (wasm)",
       requested: threads,
       threads: ad.getNumThreads(),
       dtype,
       n,
       gflops: gflops(n, ms.wall),
       cpuGflops: gflops(n, ms.cpu),
+      fma: s.relaxedSimd ? (s.relaxedSimdVia ?? "yes") : "no",
     });
   }
   const s = ad.wasmStats();
@@ -189,7 +196,7 @@ async function child(which: string, threads: number): Promise<void> {
   process.exit(0);
 }
 
-function runChild(which: string, threads: number): Row[] {
+function runChild(which: string, threads: number, env: Record<string, string> = {}): Row[] {
   const r = spawnSync(
     process.execPath,
     [
@@ -201,7 +208,7 @@ function runChild(which: string, threads: number): Row[] {
       String(threads),
       ...(quick ? ["quick"] : []),
     ],
-    { encoding: "utf8", timeout: 600_000 },
+    { encoding: "utf8", timeout: 600_000, env: { ...process.env, ...env } },
   );
   const line = r.stdout?.split("\n").find((l) => l.startsWith("ROWS "));
   if (line === undefined) {
@@ -214,18 +221,33 @@ function runChild(which: string, threads: number): Row[] {
 
 async function main(): Promise<void> {
   const cpu = cpus()[0]?.model ?? "unknown CPU";
+  const load = () =>
+    loadavg()
+      .map((x) => x.toFixed(2))
+      .join(", ");
   console.log(`matmul GFLOP/s — ${cpu}, ${cpus().length} cores, Node ${process.version}`);
+  console.log(`load average before: ${load()}`);
   const rows: Row[] = [];
   for (const t of [1, 2]) {
-    rows.push(...runChild("adjoint", t));
+    rows.push(...runChild("adjoint", t, { ADJOINT_WASM_RELAXED_SIMD: "" }));
+    rows.push(...runChild("adjoint", t, { ADJOINT_WASM_RELAXED_SIMD: "1" }));
     rows.push(...runChild("tfjs", t));
   }
   rows.push(...runChild("jax", 1));
+  console.log(`load average after: ${load()}`);
   const fmt = (x: number | null | undefined) =>
     x === null || x === undefined ? "  —  " : x.toFixed(1).padStart(5);
+  const ratio = (mine: number | null | undefined, best: number | null) =>
+    mine !== undefined && mine !== null && best !== null
+      ? `${(mine / best).toFixed(2)}x`.padStart(6)
+      : "   —  ";
   const table = (metric: "gflops" | "cpuGflops", threads: number[]) => {
-    console.log(" threads | dtype   |    n | adjoint | tfjs-wasm | jax-js | adjoint / best peer");
-    console.log("---------|---------|------|---------|-----------|--------|--------------------");
+    console.log(
+      " threads | dtype   |    n | adjoint | adjoint FMA | tfjs-wasm | jax-js | adjoint / best peer | FMA / best peer",
+    );
+    console.log(
+      "---------|---------|------|---------|-------------|-----------|--------|---------------------|----------------",
+    );
     for (const t of threads)
       for (const [dtype, n] of SIZES) {
         const pick = (lib: string, th?: number) =>
@@ -236,15 +258,15 @@ async function main(): Promise<void> {
               r.n === n &&
               (th === undefined || r.requested === th),
           )?.[metric];
-        const mine = pick("adjoint", t);
+        const mine = pick("adjoint (wasm)", t);
+        const fma = pick("adjoint FMA", t);
         const tf = pick("tfjs", t);
         const jx = pick("jax");
         const peers = [tf, jx].filter((x): x is number => typeof x === "number");
         const best = peers.length ? Math.max(...peers) : null;
-        const ratio =
-          mine !== undefined && mine !== null && best !== null ? `${(mine / best).toFixed(2)}x` : "—";
         console.log(
-          `       ${t} | ${dtype} | ${String(n).padStart(4)} |   ${fmt(mine)} |     ${fmt(tf)} |  ${fmt(jx)} | ${ratio}`,
+          `       ${t} | ${dtype} | ${String(n).padStart(4)} |   ${fmt(mine)} |       ${fmt(fma)} |     ${fmt(tf)} |  ${fmt(jx)} |` +
+            `              ${ratio(mine, best)} |         ${ratio(fma, best)}`,
         );
       }
   };
@@ -256,8 +278,14 @@ async function main(): Promise<void> {
     [...new Set(rows.filter((r) => r.lib.startsWith(lib) && r.requested === 2).map((r) => r.threads))].join(
       "/",
     );
+  const fmaOf = (lib: string) =>
+    [...new Set(rows.filter((r) => r.lib.startsWith(lib)).map((r) => r.fma))].join("/");
   console.log(
-    `\nThreads actually used when 2 were asked: adjoint ${used("adjoint") || "?"}, tfjs-wasm ${used("tfjs") || "?"}` +
+    `\nRelaxed-SIMD FMA: "adjoint" ${fmaOf("adjoint (wasm)") || "?"}, "adjoint FMA" ${fmaOf("adjoint FMA") || "?"} ` +
+      "(native: the runtime has it; v8-flag: switched on by ADJOINT_WASM_RELAXED_SIMD=1).",
+  );
+  console.log(
+    `Threads actually used when 2 were asked: adjoint ${used("adjoint") || "?"}, tfjs-wasm ${used("tfjs") || "?"}` +
       " (its Node build is single-threaded); jax-js runs as configured by default (no Web Workers in Node 20).",
   );
 }

@@ -634,6 +634,12 @@ describe("threads", () => {
           const expected = on("reference", f);
           await shared(name, f, (t) => assertIdentical(t, expected, `threaded ${name}`));
         }
+        // More threads than cores: any worker may take any block (each its own scratch).
+        ad.setNumThreads(4);
+        for (const [i, p] of products.entries())
+          await shared(`matmul ${p} on 4 threads`, product(p, 60 + 2 * i), (t) =>
+            assertIdentical(t, single[i]!, `matmul ${p} on 4 threads vs one thread`),
+          );
         const S = X.map((v) => (Number.isFinite(v) ? v : 0));
         const sumOf = () => ad.sum(make(S, [600, 512], "float64"), { axis: 1 });
         const refSum = on("reference", sumOf);

@@ -71,7 +71,10 @@ export const DEFAULT_THRESHOLDS: Thresholds = {
   resident: 1024,
 };
 
-/** Per-participant gemm scratch: `parts` packed-A blocks, packed-B panels and tiles (addresses). */
+/**
+ * Per-participant gemm scratch: `parts` packed-A blocks, packed-B panels (-1 until a kernel needs
+ * them) and tiles (addresses).
+ */
 interface GemmScratch {
   readonly parts: number;
   readonly pA: number;
@@ -719,18 +722,23 @@ export class WasmBackend implements Backend {
 
   // ---- matmul ----
 
-  /** Per-participant gemm scratch for `parts` participants (see `Core.gemmScratch`). */
-  private scratchFor(t: "f32" | "f64", parts: number, s: GemmShape): GemmScratch {
+  /**
+   * Gemm scratch for `parts` participants (see `Core.gemmScratch`), with packed-B panels too when
+   * `withB` (the shared-panel product packs B elsewhere). A parallel kernel may run on any of the
+   * pool's workers, so callers ask for the pool's size, not for the workers ready now.
+   */
+  private scratchFor(t: "f32" | "f64", parts: number, s: GemmShape, withB: boolean): GemmScratch {
     const have = this.c.gemmScratch[t];
-    if (have !== null && have.parts >= parts) return have;
+    if (have !== null && have.parts >= parts && (have.pB >= 0 || !withB)) return have;
     const heap = this.c.heap;
-    if (have !== null) for (const p of [have.pA, have.pB, have.tile]) heap.release(p);
+    if (have !== null) for (const p of [have.pA, have.pB, have.tile]) if (p >= 0) heap.release(p);
     const sz = gemmScratchBytes(s, t === "f32" ? 4 : 8);
+    const n = Math.max(parts, have?.parts ?? 1);
     const made = {
-      parts,
-      pA: heap.scratch(sz.a * parts),
-      pB: heap.scratch(sz.b * parts),
-      tile: heap.scratch(sz.tile * parts),
+      parts: n,
+      pA: heap.scratch(sz.a * n),
+      pB: withB || (have !== null && have.pB >= 0) ? heap.scratch(sz.b * n) : -1,
+      tile: heap.scratch(sz.tile * n),
     };
     this.c.gemmScratch[t] = made;
     return made;
@@ -756,7 +764,13 @@ export class WasmBackend implements Backend {
     let parts = 1;
     if (pool !== null && work >= this.thresholds.matmulThreads)
       parts = Math.min(pool.available(), this.c.threads);
-    const sc = this.scratchFor(st, parts, shape);
+    // Packed-B scratch per participant unless one large product shares a packed panel.
+    const sc = this.scratchFor(
+      st,
+      parts > 1 ? pool!.size : 1,
+      shape,
+      parts <= 1 || per < this.thresholds.matmulThreads,
+    );
     return this.runKernel(
       [
         { buf: a, dtype, length: batch * m * k },

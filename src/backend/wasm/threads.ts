@@ -327,16 +327,36 @@ export class WorkerPool {
     Atomics.add(ctrl, SEQ, 1);
     if (Atomics.load(ctrl, SLEEPERS) > 0) Atomics.notify(ctrl, SEQ);
     this.stats.jobs++;
-    // This thread takes tasks like any worker.
-    const f = fn;
+    // This thread takes tasks like any worker; the workers are joined even if a task throws
+    // (the next job must not start while one of them still runs this one).
     let mine = 0;
-    for (;;) {
-      const i = Atomics.add(ctrl, NEXT, 1);
-      if (i >= n) break;
-      mine++;
-      this.run1(f, part ? [0, ...tasks[i]!.args] : tasks[i]!.args);
+    let joined = 0;
+    try {
+      for (;;) {
+        const i = Atomics.add(ctrl, NEXT, 1);
+        if (i >= n) break;
+        mine++;
+        this.run1(fn, part ? [0, ...tasks[i]!.args] : tasks[i]!.args);
+      }
+    } finally {
+      Atomics.store(ctrl, NEXT, n); // no task is left for anyone once this thread stops
+      joined = this.join(posted, job);
     }
-    // Cancel the job for workers that have not claimed it; wait for those running it.
+    if (Atomics.load(ctrl, ERROR) !== 0) {
+      Atomics.store(ctrl, ERROR, 0);
+      throw new Error("wasm backend: a kernel failed on a worker thread");
+    }
+    const onWorkers = n - mine;
+    this.stats.tasksOnWorkers += onWorkers;
+    return joined > 0 ? onWorkers : 0;
+  }
+
+  /**
+   * Cancel job `job` for the posted workers that have not claimed it and wait for those running
+   * it; returns how many ran it.
+   */
+  private join(posted: readonly number[], job: number): number {
+    const ctrl = this.ctrl;
     const block = canBlock();
     let joined = 0;
     for (const w of posted) {
@@ -353,13 +373,7 @@ export class WorkerPool {
         if (block && (++k & 63) === 0 && now() - t0 > CALLER_SPIN_MS) Atomics.wait(ctrl, at, -job, 50);
       }
     }
-    if (Atomics.load(ctrl, ERROR) !== 0) {
-      Atomics.store(ctrl, ERROR, 0);
-      throw new Error("wasm backend: a kernel failed on a worker thread");
-    }
-    const onWorkers = n - mine;
-    this.stats.tasksOnWorkers += onWorkers;
-    return joined > 0 ? onWorkers : 0;
+    return joined;
   }
 
   /** Stop the workers (the pool is unusable afterwards). */
