@@ -4,9 +4,9 @@
  * (`ad.matmul`, wasm backend), TensorFlow.js with its wasm backend (XNNPACK; no float64) and
  * jax-js (wasm device). Each library runs in its own child process (a peer failing or hanging
  * cannot take the run down), inputs are made once and each figure is the median of timed runs
- * after warm-up. adjoint runs twice: as the runtime comes (relaxed-SIMD FMA where it is native:
- * Node >= 22, current browsers) and with `ADJOINT_WASM_RELAXED_SIMD=1` (FMA on Node 20 too, by
- * V8's flag). The ratio columns are adjoint's GFLOP/s over the best peer's. The load average is
+ * after warm-up. adjoint runs twice: by default (relaxed-SIMD FMA: native on Node >= 22 and
+ * current browsers, by V8's flag on Node 20) and with `ADJOINT_WASM_RELAXED_SIMD=0` (plain
+ * multiply-add, for runtimes without relaxed SIMD). The ratio columns are adjoint's GFLOP/s over the best peer's. The load average is
  * printed before and after: other work on the machine lowers the wall-clock figures.
  *
  * Run: `node --import tsx bench/matmul.ts` (add `quick` for fewer repetitions).
@@ -101,7 +101,7 @@ async function childAdjoint(threads: number): Promise<Row[]> {
     }, n);
     const s = ad.wasmStats();
     rows.push({
-      lib: process.env.ADJOINT_WASM_RELAXED_SIMD === "1" ? "adjoint FMA" : "adjoint (wasm)",
+      lib: process.env.ADJOINT_WASM_RELAXED_SIMD === "0" ? "adjoint no-FMA" : "adjoint (wasm)",
       requested: threads,
       threads: ad.getNumThreads(),
       dtype,
@@ -230,7 +230,7 @@ async function main(): Promise<void> {
   const rows: Row[] = [];
   for (const t of [1, 2]) {
     rows.push(...runChild("adjoint", t, { ADJOINT_WASM_RELAXED_SIMD: "" }));
-    rows.push(...runChild("adjoint", t, { ADJOINT_WASM_RELAXED_SIMD: "1" }));
+    rows.push(...runChild("adjoint", t, { ADJOINT_WASM_RELAXED_SIMD: "0" }));
     rows.push(...runChild("tfjs", t));
   }
   rows.push(...runChild("jax", 1));
@@ -243,10 +243,10 @@ async function main(): Promise<void> {
       : "   —  ";
   const table = (metric: "gflops" | "cpuGflops", threads: number[]) => {
     console.log(
-      " threads | dtype   |    n | adjoint | adjoint FMA | tfjs-wasm | jax-js | adjoint / best peer | FMA / best peer",
+      " threads | dtype   |    n | adjoint | no FMA | tfjs-wasm | jax-js | adjoint / best peer | no FMA / best peer",
     );
     console.log(
-      "---------|---------|------|---------|-------------|-----------|--------|---------------------|----------------",
+      "---------|---------|------|---------|--------|-----------|--------|---------------------|-------------------",
     );
     for (const t of threads)
       for (const [dtype, n] of SIZES) {
@@ -259,14 +259,14 @@ async function main(): Promise<void> {
               (th === undefined || r.requested === th),
           )?.[metric];
         const mine = pick("adjoint (wasm)", t);
-        const fma = pick("adjoint FMA", t);
+        const plain = pick("adjoint no-FMA", t);
         const tf = pick("tfjs", t);
         const jx = pick("jax");
         const peers = [tf, jx].filter((x): x is number => typeof x === "number");
         const best = peers.length ? Math.max(...peers) : null;
         console.log(
-          `       ${t} | ${dtype} | ${String(n).padStart(4)} |   ${fmt(mine)} |       ${fmt(fma)} |     ${fmt(tf)} |  ${fmt(jx)} |` +
-            `              ${ratio(mine, best)} |         ${ratio(fma, best)}`,
+          `       ${t} | ${dtype} | ${String(n).padStart(4)} |   ${fmt(mine)} |  ${fmt(plain)} |     ${fmt(tf)} |  ${fmt(jx)} |` +
+            `              ${ratio(mine, best)} |            ${ratio(plain, best)}`,
         );
       }
   };
@@ -281,8 +281,8 @@ async function main(): Promise<void> {
   const fmaOf = (lib: string) =>
     [...new Set(rows.filter((r) => r.lib.startsWith(lib)).map((r) => r.fma))].join("/");
   console.log(
-    `\nRelaxed-SIMD FMA: "adjoint" ${fmaOf("adjoint (wasm)") || "?"}, "adjoint FMA" ${fmaOf("adjoint FMA") || "?"} ` +
-      "(native: the runtime has it; v8-flag: switched on by ADJOINT_WASM_RELAXED_SIMD=1).",
+    `\nRelaxed-SIMD FMA: "adjoint" ${fmaOf("adjoint (wasm)") || "?"}, "no FMA" ${fmaOf("adjoint no-FMA") || "?"} ` +
+      "(native: the runtime has it; v8-flag: V8's flag switched on by adjoint, Node 20; no: ADJOINT_WASM_RELAXED_SIMD=0).",
   );
   console.log(
     `Threads actually used when 2 were asked: adjoint ${used("adjoint") || "?"}, tfjs-wasm ${used("tfjs") || "?"}` +

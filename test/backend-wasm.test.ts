@@ -574,8 +574,8 @@ describe("threads", () => {
         const products: [ad.DType, number, number, number, number][] = [
           ["float32", 1, 256, 256, 256],
           ["float32", 1, 50, 700, 2100],
-          ["float64", 1, 301, 129, 77],
-          ["float32", 8, 40, 60, 70],
+          ["float64", 1, 301, 257, 129],
+          ["float32", 64, 40, 60, 70],
         ];
         const product =
           ([dtype, bt, m, k, n]: (typeof products)[number], seed: number) =>

@@ -235,8 +235,9 @@ export interface WasmStats {
   /** Whether relaxed-SIMD FMA is in use. */
   readonly relaxedSimd: boolean;
   /**
-   * Where relaxed SIMD came from: "native" (the runtime has it), "v8-flag" (switched on at the
-   * user's request, `ADJOINT_WASM_RELAXED_SIMD=1`, on Node 20), or null (not in use).
+   * Where relaxed SIMD came from: "native" (the runtime has it), "v8-flag" (Node 20, where
+   * V8 has it behind a flag that adjoint switches on), or null (not in use, or
+   * `ADJOINT_WASM_RELAXED_SIMD=0`).
    */
   readonly relaxedSimdVia: "native" | "v8-flag" | null;
   /** Whether the memory is shared (threads possible). */

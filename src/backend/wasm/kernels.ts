@@ -30,8 +30,7 @@ export interface Features {
   readonly relaxedSimd: boolean;
   /**
    * How relaxed SIMD came to be available: the runtime has it ("native"), or this library
-   * switched V8's flag on because `ADJOINT_WASM_RELAXED_SIMD=1` asked for it ("v8-flag"); null
-   * when it is not used.
+   * switched V8's flag on (Node 20: "v8-flag"); null when it is not used.
    */
   readonly relaxedSimdVia: "native" | "v8-flag" | null;
 }
@@ -53,14 +52,13 @@ interface NodeGlobal {
 
 /**
  * Detect SIMD128 and relaxed SIMD (f32x4.relaxed_madd), which matmul uses for fused multiply-add
- * (about 1.5x faster). Relaxed SIMD is standard and on by default from V8 11.4 (Chrome 114,
- * Node 22, Deno, current Firefox and Safari): there it is used as is. Node 20 (V8 11.3) has it
- * behind a V8 flag, and V8 flags are process-wide — they would change what every other
- * WebAssembly module in the process (and its worker threads) may compile to — so the flag is
- * only switched on when the user asks with `ADJOINT_WASM_RELAXED_SIMD=1` (or runs
- * `node --experimental-wasm-relaxed-simd`, which makes it native). The switch is checked by
- * validating a probe afterwards and undone when that fails. `ADJOINT_WASM_RELAXED_SIMD=0`
- * never uses it (plain multiply-add, the same rounding on every machine).
+ * (about 1.5x faster). Relaxed SIMD is standard (WebAssembly 3.0) and on by default from V8 11.4
+ * (Chrome 114, Node 22, Deno, current Firefox and Safari): there it is used as is. Node 20
+ * (V8 11.3) ships it behind a V8 flag, which is switched on here before the kernels compile, so
+ * Node 20 validates exactly what Node 22 does; the switch is checked by validating a probe
+ * afterwards and undone when that fails. The flag is process-wide (other modules compiled later
+ * may also use relaxed SIMD, as they would on Node 22), so `ADJOINT_WASM_RELAXED_SIMD=0` leaves
+ * V8 alone and never uses FMA (plain multiply-add: the same rounding on every machine).
  * @example
  * detectFeatures().simd; // true in Node 20 and current browsers
  */
@@ -86,7 +84,7 @@ export function detectFeatures(): Features {
   let via: Features["relaxedSimdVia"] = null;
   if (simd && want !== "0") {
     if (ok(relaxedProbe)) via = "native";
-    else if (want === "1") {
+    else {
       const v8 = proc?.getBuiltinModule?.("node:v8") as
         | { setFlagsFromString?: (f: string) => void }
         | undefined;
