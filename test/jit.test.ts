@@ -98,6 +98,35 @@ describe("jit", () => {
     assert.deepEqual(ad.jit(g)(x12()).toArray(), g(x12()).toArray());
   });
 
+  test("simplification: x * 1 (a broadcast one too) is x, and add/mul operands in either order are one", () => {
+    const g = (x: ad.Tensor) => {
+      const one = ad.broadcastTo(ad.tensor([1]), x.shape);
+      const a = ad.mul(one, x); // x
+      const b = ad.mul(ad.exp(a), x);
+      const c = ad.mul(x, ad.exp(x)); // the same as b
+      return ad.add(ad.add(b, c), ad.add(c, b)).mul(1);
+    };
+    const p = ad.jit(g).lower(x12());
+    assert.equal(
+      p.toString(),
+      `{ lambda v1:float32[2] .\n  v10 = fused_program[4 ops, 1 out: add(add(mul(#0,exp(#0)),mul(#0,exp(#0))),add(mul(#0,exp(#0)),mul(#0,exp(#0))))] v1 : float32[2]\n  in (v10) }`,
+    );
+    assert.deepEqual(ad.jit(g)(x12()).toArray(), g(x12()).toArray());
+    // Not when the one changes the type: int32 * float32 1 is a float32 result.
+    const h = (i: ad.Tensor) => ad.mul(i, ad.tensor(1, { dtype: "float32" }));
+    const hp = ad.jit(h).lower(ad.tensor([1, 2], { dtype: "int32" }));
+    assert.ok(hp.eqns.length >= 1);
+    assert.equal(ad.jit(h)(ad.tensor([1, 2], { dtype: "int32" })).dtype, "float32");
+    // The reverse pass seeds with a broadcast one: no multiplication by it is left.
+    const rosen = (x: ad.Tensor) => ad.sum(ad.square(ad.sub(1, x)));
+    const gp = ad.jit(ad.grad(rosen)).lower(ad.tensor([0.5, 2, 3]));
+    assert.doesNotMatch(gp.toString(), /mul\([^()]*,1\)|mul\(1,/);
+    // neg, abs and max of float32 values skip the redundant rounding and keep the same bits.
+    const k = (x: ad.Tensor) => ad.maximum(ad.neg(ad.abs(ad.mul(x, 1.1))), ad.floor(x));
+    const xs = ad.random.normal(ad.random.key(3), [4096]);
+    assert.deepEqual(ad.jit(k)(xs).toArray(), k(xs).toArray());
+  });
+
   test("fusion: elementwise chains become one kernel with bit-identical results", () => {
     const h = (x: ad.Tensor) => ad.sum(ad.tanh(ad.add(ad.mul(x, 2), 1)).mul(ad.sigmoid(x)));
     const x = ad.random.normal(ad.random.key(0), [1000]);

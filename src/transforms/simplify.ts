@@ -1,11 +1,14 @@
 /**
  * @file Program simplification before `jit` runs it: constant folding (equations whose inputs are
- * all concrete literals are evaluated once), common-subexpression elimination (the same primitive
- * and params on the same inputs) and dead-code elimination (equations no output depends on).
+ * all concrete literals are evaluated once), exact algebraic identities (`x * 1` is `x`, where 1
+ * may be a broadcast one: every reverse pass starts from one), common-subexpression elimination
+ * (the same primitive and params on the same inputs, in either order for `add` and `mul`) and
+ * dead-code elimination (equations no output depends on).
  */
 
 import { scalarValue } from "../backend/reference.js";
 import { bind, evalInterpreter, withInterpreter } from "../core/interpreter.js";
+import type { Aval } from "../core/primitive.js";
 import { type Atom, type Eqn, Lit, Program, Var } from "../core/program.js";
 import { Tensor } from "../core/tensor.js";
 import { sizeOf } from "../shape.js";
@@ -98,6 +101,9 @@ export function simplify(
   const seen = new Map<number, Seen>();
   const lits = new LiteralTable();
   const kept: Eqn[] = [];
+  /** Variables known to hold ones everywhere (a one-element literal 1 broadcast or reshaped). */
+  const ones = new Uint8Array(maxId + 1);
+  const isOne = (a: Atom): boolean => (a instanceof Var ? ones[a.id] === 1 : litIsOnes(a));
   for (let i = 0; i < eqns.length; i++) {
     const e0 = eqns[i]!;
     const ins0 = e0.inputs;
@@ -138,6 +144,23 @@ export function simplify(
         if (stats) stats.folded++;
         continue;
       }
+    }
+    const name = e0.prim.name;
+    if (inputs.length === 1 && (name === "broadcast_to" || name === "reshape") && isOne(inputs[0]!))
+      ones[e0.outs[0]!.id] = 1;
+    if (name === "mul" && inputs.length === 2) {
+      // x * 1 is x exactly (NaN, infinities and -0 included) when it has the result's type.
+      const out = e0.outs[0]!.aval;
+      const x = isOne(inputs[1]!) ? inputs[0]! : isOne(inputs[0]!) ? inputs[1]! : null;
+      if (x !== null && sameAval(x.aval, out)) {
+        subst[e0.outs[0]!.id] = x;
+        if (stats) stats.merged++;
+        continue;
+      }
+    }
+    if ((name === "add" || name === "mul") && inputs.length === 2 && !atomBefore(inputs[0]!, inputs[1]!)) {
+      // IEEE addition and multiplication commute exactly: one operand order for CSE to compare.
+      inputs = [inputs[1]!, inputs[0]!];
     }
     // CSE: same primitive, params and inputs as an earlier equation.
     const pk = paramKey(e0.params);
@@ -225,6 +248,27 @@ export function maxVarId(program: Program): number {
     for (let j = 0; j < outs.length; j++) if (!bind1(outs[j]!)) return -1;
   }
   return maxId;
+}
+
+/** Variables first (by id), then literals (by creation): the order CSE compares operands in. */
+function atomBefore(a: Atom, b: Atom): boolean {
+  if (a instanceof Var) return !(b instanceof Var) || a.id <= b.id;
+  return !(b instanceof Var) && a.id <= b.id;
+}
+
+/** A small concrete literal holding ones only (folding turns a broadcast one into one). */
+function litIsOnes(l: Lit): boolean {
+  const t = l.value;
+  if (t._trace !== null || sizeOf(l.aval.shape) > 16) return false;
+  const d = t.data();
+  for (let k = 0; k < d.length; k++) if (d[k] !== 1) return false;
+  return true;
+}
+
+function sameAval(a: Aval, b: Aval): boolean {
+  if (a.dtype !== b.dtype || a.weakType !== b.weakType || a.shape.length !== b.shape.length) return false;
+  for (let k = 0; k < a.shape.length; k++) if (a.shape[k] !== b.shape[k]) return false;
+  return true;
 }
 
 function sameEqn(c: Seen, prim: unknown, pk: string, inputs: readonly Atom[], nOuts: number): boolean {
