@@ -597,6 +597,15 @@ export function setFusedCodegen(on: boolean | "wasm" | null): void {
 }
 
 /**
+ * @internal Whether a backend may run array programs as its own compiled kernels (the wasm
+ * backend's loops) instead of the generated JS: by default and in "wasm" mode, not when tests
+ * force the generated JS (true) or the interpreter (false).
+ */
+export function fusedBackendKernelsAllowed(): boolean {
+  return wasmMode !== false;
+}
+
+/**
  * The program's straight-line body as chunks of at most `CHUNK` operations: `read(k)` is the
  * expression that reads input k, `write(j, v)` the statement that stores result j (in the last
  * chunk). Constants are written inline. A value defined in one chunk and read in a later one

@@ -232,6 +232,8 @@ export interface WasmStats {
   readonly threads: number;
   /** Kernels that ran on more than one thread so far. */
   readonly parallelKernels: number;
+  /** Runs of jit's fused elementwise programs as compiled wasm loops (SIMD where they allow). */
+  readonly fusedKernels: number;
   /** Whether relaxed-SIMD FMA is in use. */
   readonly relaxedSimd: boolean;
   /**
@@ -265,6 +267,7 @@ export function wasmStats(): WasmStats {
     return {
       threads: 1,
       parallelKernels: 0,
+      fusedKernels: 0,
       relaxedSimd: false,
       relaxedSimdVia: null,
       sharedMemory: false,
@@ -281,6 +284,7 @@ export function wasmStats(): WasmStats {
   return {
     threads,
     parallelKernels: wasm.stats.parallelKernels,
+    fusedKernels: wasm.stats.fusedKernels,
     relaxedSimd: wasm.features.relaxedSimd,
     relaxedSimdVia: wasm.features.relaxedSimd ? detectFeatures().relaxedSimdVia : null,
     sharedMemory: wasm.features.sharedMemory,

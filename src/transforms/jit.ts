@@ -161,7 +161,9 @@ const WASM_TRANSCENDENTAL = new Set(["exp", "log", "tanh", "logistic"]);
 /**
  * Kernels that branch on the data in JS (a select, a comparison, max/min, logic, sign). On random
  * data half the branches mispredict: a fused JS loop of relu's `x > 0 ? x : 0` costs ~25 ns per
- * element, the wasm backend's branch-free SIMD kernels a tenth of that.
+ * element, the wasm backend's branch-free kernels a tenth of that. Its compiled fused loops are
+ * branch-free too (`select`, SIMD bit-selects) for float32, float64 and bool values, so only the
+ * choices it cannot compile (int32 and 16-bit floats, `sign`) stay out of fused kernels.
  */
 const WASM_BRANCH_FREE = new Set([
   "select",
@@ -178,12 +180,13 @@ const WASM_BRANCH_FREE = new Set([
   "not",
   "sign",
 ]);
+const WASM_LOOP_TYPES = new Set<string>(["float32", "float64", "bool"]);
 
 /**
- * What to keep out of fused kernels on `backend`. Fused kernels are JS loops; over large arrays
- * the wasm backend runs float32 exp, log, tanh and sigmoid as SIMD polynomials an order of
- * magnitude faster than `Math` (tanh costs ~60 ns per element in V8), and data-dependent choices
- * without branches, so those stay its own kernels there. Arithmetic still fuses.
+ * What to keep out of fused kernels on `backend`. Over large arrays the wasm backend runs float32
+ * exp, log, tanh and sigmoid as SIMD polynomials an order of magnitude faster than `Math` (tanh
+ * costs ~60 ns per element in V8), so those stay its own kernels there, as do data-dependent
+ * choices its fused loops do not compile. Arithmetic still fuses.
  */
 function barrierOf(backend: Backend): Barrier | undefined {
   if (backend.name !== "wasm") return undefined;
@@ -192,7 +195,12 @@ function barrierOf(backend: Backend): Barrier | undefined {
     const op = e.prim.name;
     const out = e.outs[0]!;
     if (sizeOf(out.shape) < min) return false;
-    if (WASM_BRANCH_FREE.has(op)) return true;
+    if (WASM_BRANCH_FREE.has(op))
+      return (
+        op === "sign" ||
+        !WASM_LOOP_TYPES.has(out.dtype) ||
+        e.inputs.some((a) => !WASM_LOOP_TYPES.has(a.aval.dtype))
+      );
     return WASM_TRANSCENDENTAL.has(op) && out.dtype !== "float64" && isFloat(out.dtype);
   };
 }

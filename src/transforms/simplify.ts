@@ -259,7 +259,10 @@ function atomBefore(a: Atom, b: Atom): boolean {
 /** A small concrete literal holding ones only (folding turns a broadcast one into one). */
 function litIsOnes(l: Lit): boolean {
   const t = l.value;
-  if (t._trace !== null || sizeOf(l.aval.shape) > 16) return false;
+  if (t._trace !== null) return false;
+  const v = scalarValue(t._buf);
+  if (v !== null) return v === 1;
+  if (sizeOf(l.aval.shape) > 16) return false;
   const d = t.data();
   for (let k = 0; k < d.length; k++) if (d[k] !== 1) return false;
   return true;

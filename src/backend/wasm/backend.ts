@@ -22,8 +22,8 @@ import type {
   TriangularSolveOptions,
   UnaryKernel,
 } from "../backend.js";
-import type { FusedExpr, FusedProgram } from "../kernel.js";
-import { ReferenceBackend } from "../reference.js";
+import { type FusedExpr, type FusedProgram, fusedBackendKernelsAllowed } from "../kernel.js";
+import { ReferenceBackend, scalarValue } from "../reference.js";
 import type { CastTo } from "./convert.js";
 import {
   WASM_BINARY,
@@ -33,6 +33,7 @@ import {
   type WasmCompare,
   type WasmUnary,
 } from "./elementwise.js";
+import { emitFusedArray } from "./fused-array.js";
 import { type GemmShape, gemmScratchBytes, gemmShape } from "./gemm.js";
 import { BYTES, Heap, type Storage, storageOf, WasmBuffer } from "./heap.js";
 import { buildKernels, detectFeatures, type Features } from "./kernels.js";
@@ -309,8 +310,8 @@ class Core {
 export class WasmBackend implements Backend {
   readonly name = "wasm";
   readonly thresholds: Thresholds = { ...DEFAULT_THRESHOLDS };
-  /** Kernels that ran on more than one thread. */
-  readonly stats = { parallelKernels: 0 };
+  /** Kernels that ran on more than one thread; jit's fused programs run as compiled wasm loops. */
+  readonly stats = { parallelKernels: 0, fusedKernels: 0 };
   /** The oracle, typed as the interface: its algorithms serve every kernel without a wasm one. */
   private readonly ref: Backend = new ReferenceBackend();
   private k: Core | null = null;
@@ -332,10 +333,108 @@ export class WasmBackend implements Backend {
     if (wasmApi() === null) throw new Error("wasm backend: this runtime has no WebAssembly");
     const ref = this.ref;
     if (ref.fusedProgram !== undefined)
-      this.fusedProgram = (prog, inputs, size, outDtypes) =>
-        ref.fusedProgram!(prog, this.hosts(inputs), size, outDtypes);
+      this.fusedProgram = (prog, inputs, size, outDtypes) => {
+        if (size >= this.thresholds.elementwise && fusedBackendKernelsAllowed() && this.core()) {
+          const res = this.fusedArray(prog, inputs, size, outDtypes);
+          if (res !== null) return res;
+        }
+        return ref.fusedProgram!(prog, this.hosts(inputs), size, outDtypes);
+      };
     this.wantThreads = opts.threads ?? hardwareThreads();
     if (opts.compiled !== undefined) this.k = new Core(opts.compiled, opts.budget, this.wantThreads);
+  }
+
+  /** Compiled fused programs by input mask ("1" where an input is one element); null: not covered. */
+  private readonly fusedKernels = new WeakMap<FusedProgram, Map<string, Kernel | null>>();
+
+  /**
+   * jit's fused program as one wasm loop (`fused-array.ts`) over the inputs in wasm memory (host
+   * inputs copied in); null when the program is not covered (the generated JS kernel runs it).
+   */
+  private fusedArray(
+    prog: FusedProgram,
+    inputs: readonly DeviceBuffer[],
+    size: number,
+    outDtypes: readonly DType[],
+  ): DeviceBuffer[] | null {
+    // Each input: resident here (an address), or host values to copy in.
+    const hosts: (Arr | null)[] = [];
+    const lengths: number[] = [];
+    for (const b of inputs) {
+      const x = b as unknown as WasmBuffer;
+      if (x instanceof WasmBuffer && x.heap === this.heap) {
+        hosts.push(null);
+        lengths.push(x.length);
+      } else {
+        const v = scalarValue(b);
+        const h =
+          v !== null ? Float64Array.of(v) : x instanceof WasmBuffer ? x.toHostArray() : (b as unknown as Arr);
+        hosts.push(h);
+        lengths.push(h.length);
+      }
+    }
+    const mask = lengths.map((n) => (n === 1 ? "1" : "0")).join("");
+    let perMask = this.fusedKernels.get(prog);
+    if (perMask === undefined) this.fusedKernels.set(prog, (perMask = new Map()));
+    let kernel = perMask.get(mask);
+    if (kernel === undefined) {
+      kernel = null;
+      const c = this.c.compiled;
+      const bytes = emitFusedArray(
+        prog,
+        lengths.map((n) => n === 1),
+        outDtypes,
+        { shared: c.shared, initial: 1, maximum: c.maxPages },
+      );
+      if (bytes !== null) {
+        try {
+          const api = wasmApi()!;
+          const inst = new api.Instance(new api.Module(bytes), { env: { memory: this.c.heap.memory } });
+          kernel = inst.exports.kernel as Kernel;
+        } catch {
+          kernel = null; // e.g. a Content-Security-Policy refusing wasm compilation
+        }
+      }
+      perMask.set(mask, kernel);
+    }
+    if (kernel === null) return null;
+    const heap = this.c.heap;
+    const temps: number[] = [];
+    try {
+      const args: number[] = [size];
+      inputs.forEach((b, k) => {
+        const h = hosts[k]!;
+        if (h === null) {
+          const x = b as unknown as WasmBuffer;
+          x.check();
+          args.push(x.ptr);
+          return;
+        }
+        const st = storageOf(prog.inputs[k]!);
+        const p = heap.scratch(h.length * BYTES[st]);
+        temps.push(p);
+        heap.view(st, p, h.length).set(h);
+        args.push(p);
+      });
+      const outs: (WasmBuffer | number)[] = outDtypes.map((d) => {
+        const st = storageOf(d);
+        const r = size >= this.thresholds.resident ? heap.allocResident(st, size) : null;
+        if (r !== null) return r;
+        const p = heap.scratch(size * BYTES[st]);
+        temps.push(p);
+        return p;
+      });
+      for (const o of outs) args.push(typeof o === "number" ? o : o.ptr);
+      kernel(...args);
+      this.stats.fusedKernels++;
+      return outs.map((o, j) =>
+        typeof o === "number"
+          ? (heap.view(storageOf(outDtypes[j]!), o, size).slice() as unknown as DeviceBuffer)
+          : (o as unknown as DeviceBuffer),
+      );
+    } finally {
+      for (const p of temps) heap.release(p);
+    }
   }
 
   /** The wasm machinery, made on first use; null where the module cannot be compiled here. */
