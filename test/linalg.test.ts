@@ -256,7 +256,12 @@ describe("known values", () => {
     assert.equal(ad.linalg.norm(m, { ord: Infinity }).item(), 7);
     assert.equal(ad.linalg.norm(m, { ord: -1 }).item(), 4);
     assertClose(ad.linalg.norm(m, { axis: 1, keepdims: true }), [[Math.sqrt(5)], [5]]);
-    assert.throws(() => ad.linalg.norm(m, { ord: 2 }), ad.ShapeError);
+    // Singular values of [[1, -2], [3, 4]]: sqrt(15 ± sqrt(125)) (eigenvalues of AᵀA = [[10, 10], [10, 20]]).
+    const s1 = Math.sqrt(15 + Math.sqrt(125));
+    const s2 = Math.sqrt(15 - Math.sqrt(125));
+    assertClose(ad.linalg.norm(m, { ord: 2 }), s1);
+    assertClose(ad.linalg.norm(m, { ord: -2 }), s2);
+    assertClose(ad.linalg.norm(m, { ord: "nuc" }), s1 + s2);
   });
 });
 
@@ -657,6 +662,30 @@ const DERIVATIVE_ROWS: Row[] = [
     ],
   },
   {
+    name: "norm, spectral 2 and -2 and nuclear (wide, tall, batched over axes (0, 2))",
+    fn: (x) =>
+      ad.concat([
+        ad
+          .stack([2, -2, "nuc" as const].map((ord) => ad.linalg.norm(x!, { ord, axis: [1, 2] })))
+          .reshape([-1]),
+        ad.stack(
+          [2, -2, "nuc" as const].map((ord) =>
+            ad.linalg.norm(ad.slice(x!, [0, 0, 0], [1, 3, 2]).reshape([3, 2]), { ord }),
+          ),
+        ),
+        ad.linalg.norm(x!, { ord: 2, axis: [0, 2], keepdims: true }).reshape([-1]),
+      ]),
+    shapes: [[2, 3, 2]],
+  },
+  {
+    name: "eigh, eigenvalues and eigenvectors (distinct eigenvalues), batched",
+    fn: (a) => {
+      const [w, v] = ad.linalg.eigh(a!);
+      return ad.concat([w.reshape([-1]), v.reshape([-1])]);
+    },
+    shapes: [[2, 3, 3]],
+  },
+  {
     name: "norm, induced ∞ over axes (2, 0) of a batch",
     fn: (x) => ad.linalg.norm(x!, { ord: Infinity, axis: [2, 0] }),
     shapes: [[3, 2, 2]],
@@ -676,7 +705,17 @@ describe("derivatives: gradcheck and gradgradcheck in float64 (forward and rever
 
   test("every public function has a row", () => {
     const covered = new Set(DERIVATIVE_ROWS.map((r) => r.name.split(",")[0]));
-    for (const f of ["solve", "inv", "det", "slogdet", "cholesky", "triangularSolve", "luFactor", "norm"])
+    for (const f of [
+      "solve",
+      "inv",
+      "det",
+      "slogdet",
+      "cholesky",
+      "triangularSolve",
+      "luFactor",
+      "norm",
+      "eigh",
+    ])
       assert.ok(covered.has(f), f);
     assert.ok(DERIVATIVE_ROWS.some((r) => r.shapes[0]!.length > 2 && r.name.startsWith("cholesky")));
   });
@@ -752,8 +791,9 @@ describe("norm: the ord options as documented (NumPy semantics)", () => {
 
   test("the unsupported and invalid combinations are ShapeErrors naming the problem", () => {
     const msg = (re: RegExp) => (e: unknown) => e instanceof ad.ShapeError && re.test((e as Error).message);
-    for (const ord of [2, -2, "nuc" as never])
+    for (const ord of [3, 0.5])
       assert.throws(() => ad.linalg.norm(mt, { ord }), msg(/norm: matrix ord .* not supported/));
+    assert.throws(() => ad.linalg.norm(vt, { ord: "nuc" }), msg(/matrix norm/));
     assert.throws(() => ad.linalg.norm(vt, { ord: "fro" }), msg(/matrix norm/));
     assert.throws(() => ad.linalg.norm(mt, { ord: "fro", axis: 1 }), msg(/two axes/));
     assert.throws(() => ad.linalg.norm(ad.stack([mt, mt]), { ord: 1 }), msg(/explicit axis/));

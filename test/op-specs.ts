@@ -754,6 +754,23 @@ export const opSpecs: readonly OpSpec[] = [
   },
   { name: "linalg.cholesky", fn: (a) => ad.linalg.cholesky(spd(a)), shapes: [[3, 3]], ...LINALG },
   {
+    name: "linalg.eigh",
+    label: "eigenvalues and eigenvectors",
+    fn: (a) => {
+      const [w, v] = ad.linalg.eigh(a);
+      return ad.concat([w, ad.reshape(v, [-1])]);
+    },
+    shapes: [[3, 3]],
+    ...LINALG,
+  },
+  {
+    name: "linalg.eigh",
+    label: "batched, eigenvalues",
+    fn: (a) => ad.linalg.eigh(a)[0],
+    shapes: [[2, 3, 3]],
+    ...LINALG,
+  },
+  {
     name: "linalg.cholesky",
     label: "batched, upper",
     fn: (a) => ad.linalg.cholesky(spd(a), { upper: true }),

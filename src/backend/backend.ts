@@ -158,6 +158,18 @@ export interface Backend {
   lu(a: DeviceBuffer, batch: number, n: number, dtype: DType): LuBuffers;
   /** Determinants of `batch` `[n, n]` matrices (LU with partial pivoting, product in float64). */
   det(a: DeviceBuffer, batch: number, n: number, dtype: DType): DeviceBuffer;
+  /**
+   * Symmetric eigendecomposition of `batch` `[n, n]` matrices, read as (A + Aᵀ)/2: eigenvalues
+   * `[batch, n]` in ascending order and orthonormal eigenvectors as the columns of `[batch, n, n]`
+   * (A V = V diag(w)), each column's largest component positive. Cyclic Jacobi rotations in
+   * float64, to convergence at machine precision. A NaN or infinite input gives all NaN.
+   */
+  eigh(
+    a: DeviceBuffer,
+    batch: number,
+    n: number,
+    dtype: DType,
+  ): { values: DeviceBuffer; vectors: DeviceBuffer };
   transpose(x: DeviceBuffer, shape: Shape, perm: readonly number[], dtype: DType): DeviceBuffer;
   /** NumPy `broadcast_to` (shapes aligned on the right). */
   broadcast(x: DeviceBuffer, shape: Shape, outShape: Shape, dtype: DType): DeviceBuffer;

@@ -124,6 +124,14 @@ export class InteropReferenceBackend implements Backend {
   lu(a: DeviceBuffer, batch: number, n: number, dtype: DType): LuBuffers {
     return this.r.lu(h(a), batch, n, dtype);
   }
+  eigh(
+    a: DeviceBuffer,
+    batch: number,
+    n: number,
+    dtype: DType,
+  ): { values: DeviceBuffer; vectors: DeviceBuffer } {
+    return this.r.eigh(h(a), batch, n, dtype);
+  }
   det(a: DeviceBuffer, batch: number, n: number, dtype: DType): DeviceBuffer {
     return this.r.det(h(a), batch, n, dtype);
   }

@@ -193,6 +193,54 @@ function luInPlace(w: Float64Array, n: number, piv: Int32Array, perm: Int32Array
   }
 }
 
+/**
+ * Cyclic Jacobi eigenvalue iteration on the symmetric `m` (n x n, row-major), in place: `m`
+ * becomes diagonal (the eigenvalues) and the rotations accumulate into `v` (its columns the
+ * eigenvectors). Each rotation zeroes one off-diagonal pair (Rutishauser's stable formulas);
+ * sweeps stop when the off-diagonal mass is below machine precision relative to the matrix.
+ */
+function jacobiEigen(m: Float64Array, v: Float64Array, n: number): void {
+  let scale = 0;
+  for (let i = 0; i < n * n; i++) scale += m[i]! * m[i]!;
+  for (let sweep = 0; sweep < 100; sweep++) {
+    let off = 0;
+    for (let i = 0; i < n; i++) for (let j = i + 1; j < n; j++) off += m[i * n + j]! * m[i * n + j]!;
+    if (off <= 1e-32 * scale || off === 0) return;
+    for (let p = 0; p < n; p++)
+      for (let q = p + 1; q < n; q++) {
+        const apq = m[p * n + q]!;
+        if (apq === 0) continue;
+        const app = m[p * n + p]!;
+        const aqq = m[q * n + q]!;
+        const theta = (aqq - app) / (2 * apq);
+        const t = (theta >= 0 ? 1 : -1) / (Math.abs(theta) + Math.sqrt(theta * theta + 1));
+        const c = 1 / Math.sqrt(t * t + 1);
+        const s = t * c;
+        // M <- Jᵀ M J with J the rotation in the (p, q) plane.
+        for (let k = 0; k < n; k++) {
+          const mkp = m[k * n + p]!;
+          const mkq = m[k * n + q]!;
+          m[k * n + p] = c * mkp - s * mkq;
+          m[k * n + q] = s * mkp + c * mkq;
+        }
+        for (let k = 0; k < n; k++) {
+          const mpk = m[p * n + k]!;
+          const mqk = m[q * n + k]!;
+          m[p * n + k] = c * mpk - s * mqk;
+          m[q * n + k] = s * mpk + c * mqk;
+        }
+        m[p * n + q] = 0;
+        m[q * n + p] = 0;
+        for (let k = 0; k < n; k++) {
+          const vkp = v[k * n + p]!;
+          const vkq = v[k * n + q]!;
+          v[k * n + p] = c * vkp - s * vkq;
+          v[k * n + q] = s * vkp + c * vkq;
+        }
+      }
+  }
+}
+
 export class ReferenceBackend implements Backend {
   readonly name = "reference";
 
@@ -484,6 +532,53 @@ export class ReferenceBackend implements Backend {
       for (let i = 0; i < n * n; i++) out[o + i] = ok ? l[i]! : Number.NaN;
     }
     return buf(out);
+  }
+
+  eigh(
+    a: DeviceBuffer,
+    batch: number,
+    n: number,
+    dtype: DType,
+  ): { values: DeviceBuffer; vectors: DeviceBuffer } {
+    const as = arr(a);
+    const values = allocArray(dtype, batch * n);
+    const vectors = allocArray(dtype, batch * n * n);
+    const m = new Float64Array(n * n);
+    const v = new Float64Array(n * n);
+    const w = new Float64Array(n);
+    const order = new Array<number>(n);
+    for (let p = 0; p < batch; p++) {
+      const o = p * n * n;
+      let finite = true;
+      for (let i = 0; i < n; i++)
+        for (let j = 0; j < n; j++) {
+          const x = (as[o + i * n + j]! + as[o + j * n + i]!) / 2;
+          if (!Number.isFinite(x)) finite = false;
+          m[i * n + j] = x;
+          v[i * n + j] = i === j ? 1 : 0;
+        }
+      if (!finite) {
+        values.fill(Number.NaN, p * n, (p + 1) * n);
+        vectors.fill(Number.NaN, o, o + n * n);
+        continue;
+      }
+      jacobiEigen(m, v, n);
+      for (let i = 0; i < n; i++) {
+        w[i] = m[i * n + i]!;
+        order[i] = i;
+      }
+      order.sort((x, y) => w[x]! - w[y]!);
+      for (let c = 0; c < n; c++) {
+        const k = order[c]!;
+        values[p * n + c] = w[k]!;
+        // Sign: the component of largest magnitude positive (first of ties), so results are unique.
+        let big = 0;
+        for (let i = 1; i < n; i++) if (Math.abs(v[i * n + k]!) > Math.abs(v[big * n + k]!)) big = i;
+        const sg = v[big * n + k]! < 0 ? -1 : 1;
+        for (let i = 0; i < n; i++) vectors[o + i * n + c] = sg * v[i * n + k]!;
+      }
+    }
+    return { values: buf(values), vectors: buf(vectors) };
   }
 
   triangularSolve(

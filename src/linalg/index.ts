@@ -2,6 +2,7 @@
 
 export { type CholeskyOptions, cholesky } from "./cholesky.js";
 export { det, slogdet } from "./det.js";
+export { eigh } from "./eigh.js";
 export { type NormOptions, norm } from "./norm.js";
 export {
   inv,

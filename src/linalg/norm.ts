@@ -7,9 +7,26 @@
 import type { Tensor, TensorLike } from "../core/tensor.js";
 import { inOp, ShapeError } from "../errors.js";
 import { promoteArgs } from "../ops/convert.js";
-import { abs, astype, equal, max, min, notEqual, pow, reshape, sum, where } from "../ops/index.js";
+import {
+  abs,
+  astype,
+  equal,
+  matmul,
+  max,
+  maximum,
+  min,
+  notEqual,
+  pow,
+  reshape,
+  sqrt,
+  sum,
+  swapLastAxes,
+  transpose,
+  where,
+} from "../ops/index.js";
 import { safeNorm } from "../ops/nn.js";
 import { normAxes } from "../shape.js";
+import { eigh } from "./eigh.js";
 
 export interface NormOptions {
   /**
@@ -17,10 +34,12 @@ export interface NormOptions {
    * (min |xᵢ|), 0 (the count of non-zeros, zero derivative) or any other p ≠ 0:
    * (Σ|xᵢ|ᵖ)^(1/p), as NumPy (a negative p gives 0 when an entry is 0).
    * Matrix norms (2-D input or two axes): "fro" (default), 1 (max column sum of |aᵢⱼ|), -1 (min
-   * column sum), Infinity (max row sum), -Infinity (min row sum). The spectral and nuclear norms
-   * (2, -2, "nuc") need an SVD and are not available: a ShapeError says so.
+   * column sum), Infinity (max row sum), -Infinity (min row sum), 2 (the largest singular
+   * value), -2 (the smallest) and "nuc" (their sum). Singular values are the square roots of the
+   * eigenvalues of the smaller Gram matrix (A Aᵀ or Aᵀ A, `eigh`): the largest is accurate to
+   * working precision, the smallest to about ε·σ_max²/σ_min (enough unless A is ill-conditioned).
    */
-  ord?: number | "fro";
+  ord?: number | "fro" | "nuc";
   /** One axis (vector norm) or two axes (matrix norm); default: the whole tensor (flattened). */
   axis?: number | readonly [number, number];
   keepdims?: boolean;
@@ -43,14 +62,40 @@ function vectorNorm(x: Tensor, ord: number, axis: number[], keepdims: boolean): 
   return root(sum(pow(abs(x), ord), o), ord);
 }
 
-function matrixNorm(x: Tensor, ord: number | "fro", axes: [number, number], keepdims: boolean): Tensor {
+/** Singular values of the matrices over axes (r, c) of x (moved last), from the smaller Gram matrix. */
+function singularValues(x: Tensor, r: number, c: number): Tensor {
+  const rest = x.shape.map((_, i) => i).filter((i) => i !== r && i !== c);
+  const a = transpose(x, [...rest, r, c]);
+  const m = x.shape[r]!;
+  const n = x.shape[c]!;
+  const gram = m <= n ? matmul(a, swapLastAxes(a)) : matmul(swapLastAxes(a), a);
+  const [w] = eigh(gram);
+  // Rounding can leave a zero eigenvalue slightly negative; sqrt(0) keeps IEEE's infinite slope.
+  return sqrt(maximum(w, 0));
+}
+
+function matrixNorm(
+  x: Tensor,
+  ord: number | "fro" | "nuc",
+  axes: [number, number],
+  keepdims: boolean,
+): Tensor {
   const [r, c] = axes;
   if (ord === "fro") return safeNorm(x, axes, keepdims);
+  if (ord === 2 || ord === -2 || ord === "nuc") {
+    const s = singularValues(x, r, c);
+    const out = ord === 2 ? max(s, { axis: -1 }) : ord === -2 ? min(s, { axis: -1 }) : sum(s, { axis: -1 });
+    if (!keepdims) return out;
+    const shape = x.shape.slice();
+    shape[r] = 1;
+    shape[c] = 1;
+    return reshape(out, shape);
+  }
   // Induced norms: 1 = max column sum, Infinity = max row sum (min for the negative orders).
   const [inner, outer] = ord === 1 || ord === -1 ? [r, c] : [c, r];
   if (!(ord === 1 || ord === -1 || ord === Infinity || ord === -Infinity))
     throw new ShapeError(
-      `norm: matrix ord ${ord} is not supported (use "fro", 1, -1, Infinity or -Infinity)`,
+      `norm: matrix ord ${ord} is not supported (use "fro", "nuc", 1, -1, 2, -2, Infinity or -Infinity)`,
     );
   const sums = sum(abs(x), { axis: inner, keepdims: true });
   const pick = ord > 0 ? max : min;

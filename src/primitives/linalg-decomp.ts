@@ -31,6 +31,7 @@ import {
   arange,
   argmin,
   broadcastTo,
+  div,
   equal,
   expandDims,
   eye,
@@ -470,4 +471,61 @@ export const detP: Primitive<NoParams> = definePrimitive<NoParams>({
     return [need(needs, 0, a!, () => mul(expandDims(ct!, [-2, -1]), cofactor(a!)))];
   },
   batch: matrixBatcher(() => detP),
+});
+
+// ---- eigh ----------------------------------------------------------------------------------------
+
+/** F with F_ij = 1/(w_j − w_i) off the diagonal and 0 on it (double-where: no 1/0 anywhere). */
+function eigGaps(w: Tensor): Tensor {
+  const n = w.shape[w.ndim - 1]!;
+  const d = sub(expandDims(w, -2), expandDims(w, -1)); // d_ij = w_j − w_i
+  const diag = equal(eye(n, { dtype: w.dtype }), 1);
+  return where(diag, 0, div(1, where(diag, 1, d)));
+}
+
+/** diag(w) for a stack of vectors `[..., n]`. */
+function diagOf(w: Tensor): Tensor {
+  return mul(expandDims(w, -1), eye(w.shape[w.ndim - 1]!, { dtype: w.dtype }));
+}
+
+/**
+ * Symmetric eigendecomposition of S(A) = (A + Aᵀ)/2: eigenvalues w (ascending) and orthonormal
+ * eigenvectors V (columns). With M = Vᵀ S(dA) V and F the inverse eigenvalue gaps: dw = diag(M),
+ * dV = V (F ∘ M) (distinct eigenvalues; a repeated one makes dV infinite, as in JAX and PyTorch).
+ */
+// vjp: Ā = S(V (diag(w̄) + F ∘ (Vᵀ V̄)) Vᵀ)
+export const eighP: Primitive<NoParams> = definePrimitive<NoParams>({
+  name: "eigh",
+  saves: "outputs",
+  abstractEval(avals) {
+    checkArity("eigh", avals, 1);
+    const a = avals[0]!;
+    checkSquare("eigh", "the operand", a);
+    return [
+      { shape: a.shape.slice(0, -1), dtype: a.dtype, weakType: a.weakType },
+      { shape: a.shape, dtype: a.dtype, weakType: a.weakType },
+    ];
+  },
+  impl(bk, [x], [a]) {
+    const r = bk.eigh(x!, sizeOf(a!.shape.slice(0, -2)), lastDim(a!), a!.dtype);
+    return [r.values, r.vectors];
+  },
+  jvp(_primals, [ta], [w, v]) {
+    if (isZero(ta!)) return [Zero.like(w!), Zero.like(v!)];
+    const s = mul(add(ta!, swapLastAxes(ta!)), 0.5);
+    const m = matmul(swapLastAxes(v!), matmul(s, v!));
+    const n = lastDim(m);
+    const dw = sum(mul(m, eye(n, { dtype: m.dtype })), { axis: -1 });
+    return [dw, matmul(v!, mul(eigGaps(w!), m))];
+  },
+  vjp([wbar, vbar], [a], [w, v], _p, needs) {
+    return [
+      need(needs, 0, a!, () => {
+        const inner = add(diagOf(wbar!), mul(eigGaps(w!), matmul(swapLastAxes(v!), vbar!)));
+        const g = matmul(v!, matmul(inner, swapLastAxes(v!)));
+        return mul(add(g, swapLastAxes(g)), 0.5);
+      }),
+    ];
+  },
+  batch: matrixBatcher(() => eighP),
 });

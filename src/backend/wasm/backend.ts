@@ -1025,6 +1025,15 @@ export class WasmBackend implements Backend {
     return this.ref.lu(this.host(a), batch, n, dtype);
   }
 
+  eigh(
+    a: DeviceBuffer,
+    batch: number,
+    n: number,
+    dtype: DType,
+  ): { values: DeviceBuffer; vectors: DeviceBuffer } {
+    return this.ref.eigh(this.host(a), batch, n, dtype);
+  }
+
   det(a: DeviceBuffer, batch: number, n: number, dtype: DType): DeviceBuffer {
     return this.ref.det(this.host(a), batch, n, dtype);
   }
