@@ -9,7 +9,7 @@
  *   loading does): FinalizationRegistry hands dead buffers back to the size-class pool and the
  *   wasm memory stops growing after the first steps.
  * - sync: one synchronous loop that never yields. Finalizers cannot run until it ends, so
- *   resident memory grows to the budget (ADJOINT_WASM_BUDGET_MB, default 64), after which
+ *   resident memory grows to the budget (ADJOINT_WASM_BUDGET_MB, default 256 in Node), after which
  *   results are ordinary typed arrays reclaimed by the GC: memory stays flat at that level.
  *
  * Finalizers only run after a major GC, which V8 schedules by JS heap growth (it does not see
