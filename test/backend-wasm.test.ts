@@ -99,6 +99,12 @@ describe("matmul matches the reference backend", () => {
     [3, 40, 30, 50],
     [1, 64, 64, 64],
     [1, 1, 600, 9],
+    // matrix-vector kernels (gemv.ts): one or two rows (column blocks of 8 vectors, single
+    // vectors, scalar tail), and one column (dot products with a tail)
+    [2, 2, 300, 77],
+    [1, 1, 100, 1000],
+    [1, 50, 701, 1],
+    [3, 90, 33, 1],
   ];
   for (const dtype of ["float32", "float64"] as const)
     for (const [b, m, k, n] of shapes)

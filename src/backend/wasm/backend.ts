@@ -94,6 +94,8 @@ const MIN_TILES = 8;
 const MIN_COLS = 64;
 /** Shared B panels up to this size are packed by the calling thread alone. */
 const SMALL_PANEL_BYTES = 128 * 1024;
+/** Products with at most this many rows (or one column) run the matrix-vector kernels (gemv.ts). */
+const GEMV_ROWS = 2;
 
 /** Options of `createWasmBackend`. */
 export interface WasmBackendOptions {
@@ -859,6 +861,25 @@ export class WasmBackend implements Backend {
       return this.ref.matmul(this.host(a), this.host(b), batch, m, k, n, dtype);
     const st = storageOf(dtype) as "f32" | "f64";
     const es = BYTES[st];
+    if (m <= GEMV_ROWS || n === 1) {
+      // Matrix-vector shapes: read in place (packing B would cost as much as the product).
+      const fn = this.c.fns[m <= GEMV_ROWS ? `gemv_${st}` : `gemvt_${st}`]!;
+      return this.runKernel(
+        [
+          { buf: a, dtype, length: batch * m * k },
+          { buf: b, dtype, length: batch * k * n },
+        ],
+        st,
+        batch * m * n,
+        ([pa, pb], pc) => {
+          for (let p = 0; p < batch; p++) {
+            const args = [pa! + p * m * k * es, pb! + p * k * n * es, pc + p * m * n * es, m, k];
+            if (m <= GEMV_ROWS) fn(...args, n);
+            else fn(...args);
+          }
+        },
+      );
+    }
     const shape = gemmShape(st, this.c.compiled.fma);
     const per = m * k * n;
     const pool = this.c.pool;

@@ -18,6 +18,7 @@ import {
 } from "./elementwise.js";
 import { type Code, ModuleBuilder } from "./emitter.js";
 import { emitGemm, gemmShape } from "./gemm.js";
+import { emitGemv } from "./gemv.js";
 import { ELEM_SIZES, emitStridedCopy, emitTranspose2d } from "./movement.js";
 import { emitExtremum, emitSum, WASM_EXTREMA } from "./reduce.js";
 import { emitTranscendental, WASM_TRANSCENDENTAL } from "./transcendental.js";
@@ -119,6 +120,8 @@ export function buildKernels(shared: boolean, maxPages: number, fma: boolean): K
   const m = new ModuleBuilder({ shared, initial: 64, maximum: maxPages });
   emitGemm(m, "f32", gemmShape("f32", fma), fma);
   emitGemm(m, "f64", gemmShape("f64", fma), fma);
+  emitGemv(m, "f32", fma);
+  emitGemv(m, "f64", fma);
   for (const t of ["f32", "f64"] as const) {
     for (const op of WASM_BINARY) emitBinary(m, t, op);
     for (const op of WASM_UNARY) emitUnary(m, t, op);
