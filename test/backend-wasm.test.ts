@@ -105,6 +105,10 @@ describe("matmul matches the reference backend", () => {
     [1, 1, 100, 1000],
     [1, 50, 701, 1],
     [3, 90, 33, 1],
+    // a few rows: groups of four sharing B, then the rest one at a time
+    [2, 7, 130, 45],
+    [1, 8, 64, 200],
+    [1, 3, 50, 33],
   ];
   for (const dtype of ["float32", "float64"] as const)
     for (const [b, m, k, n] of shapes)

@@ -8,6 +8,10 @@
  * - `gemv_{t}(a, b, c, m, k, n)`: C = A B row by row. Columns of C go in blocks of eight vectors
  *   held in registers while k is walked (each step reads one contiguous run of B's row), then
  *   single vectors, then scalars.
+ * - `gemv4_{t}(a, b, c, m, k, n)`: the same four rows at a time (blocks of two vectors), so each
+ *   vector of B loaded serves four rows: the unpacked product for a few rows (3 to 16), whose
+ *   packing would still cost a large share of the product. Rows past the last group of four are
+ *   left to `gemv_{t}`.
  * - `gemvt_{t}(a, b, c, m, k)`: C = A b for a vector b (B with one column): a SIMD dot product
  *   per row of A, two vector accumulators, then a scalar tail.
  *
@@ -23,10 +27,10 @@ type Elem = "f32" | "f64";
 const BLOCK = 8;
 
 /**
- * Emit `gemv_{t}` and `gemvt_{t}` (see the file comment).
+ * Emit `gemv_{t}`, `gemv4_{t}` and `gemvt_{t}` (see the file comment).
  * @example
  * const m = new ModuleBuilder({ shared: false, initial: 1 });
- * emitGemv(m, "f32", false); // m now defines gemv_f32 and gemvt_f32
+ * emitGemv(m, "f32", false); // m now defines gemv_f32, gemv4_f32 and gemvt_f32
  */
 export function emitGemv(m: ModuleBuilder, t: Elem, fma: boolean): void {
   const L = t === "f32" ? 4 : 2;
@@ -53,46 +57,124 @@ export function emitGemv(m: ModuleBuilder, t: Elem, fma: boolean): void {
     }
   };
 
-  m.func(`gemv_${t}`, ["i32", "i32", "i32", "i32", "i32", "i32"], [], (c) => {
-    const [A, B, C, M, K, N] = [0, 1, 2, 3, 4, 5];
-    const i = c.local("i32");
-    const j = c.local("i32");
-    const kk = c.local("i32");
-    const pa = c.local("i32");
-    const pb = c.local("i32");
-    const row = c.local("i32"); // address of A's row i
-    const stride = c.local("i32"); // bytes per row of B
-    const limit = c.local("i32");
-    const av = c.local("v128");
-    const acc = Array.from({ length: BLOCK }, () => c.local("v128"));
-    const s = c.local(t);
-    c.get(N).i32(es).op("i32.mul").set(stride);
-    c.i32(0).set(i);
-    c.forLoop(
-      i,
-      () => c.get(M),
-      1,
-      () => {
-        c.get(A).get(i).get(K).op("i32.mul").i32(es).op("i32.mul").op("i32.add").set(row);
-        c.i32(0).set(j);
-        for (const nv of [BLOCK, 1]) {
-          const w = nv * L;
-          // Blocks start while j + w <= N, i.e. j < N - w + 1 (0 when N < w).
-          c.get(N)
-            .i32(w - 1)
-            .op("i32.sub")
-            .i32(0)
-            .get(N)
-            .i32(w)
-            .op("i32.ge_u")
-            .op("select")
-            .set(limit);
+  // R rows at a time: each vector of B read from memory serves R rows of A.
+  for (const R of [1, 4]) {
+    const blocks = R === 1 ? [BLOCK, 1] : [2, 1];
+    m.func(R === 1 ? `gemv_${t}` : `gemv${R}_${t}`, ["i32", "i32", "i32", "i32", "i32", "i32"], [], (c) => {
+      const [A, B, C, M, K, N] = [0, 1, 2, 3, 4, 5];
+      const i = c.local("i32");
+      const j = c.local("i32");
+      const kk = c.local("i32");
+      const pa = c.local("i32"); // A[i, kk]
+      const pb = c.local("i32"); // B[kk, j]
+      const row = c.local("i32"); // address of A's row i
+      const rowBytes = c.local("i32"); // bytes per row of A
+      const stride = c.local("i32"); // bytes per row of B
+      const limit = c.local("i32");
+      const rowLimit = c.local("i32");
+      const av = Array.from({ length: R }, () => c.local("v128"));
+      const acc = Array.from({ length: R * Math.max(...blocks) }, () => c.local("v128"));
+      const bv = c.local("v128");
+      const s = Array.from({ length: R }, () => c.local(t));
+      /** Push the address of C[i + r, j] plus nothing (stores add their own offsets). */
+      const cAt = (r: number) =>
+        c
+          .get(C)
+          .get(i)
+          .i32(r)
+          .op("i32.add")
+          .get(N)
+          .op("i32.mul")
+          .get(j)
+          .op("i32.add")
+          .i32(es)
+          .op("i32.mul")
+          .op("i32.add");
+      c.get(N).i32(es).op("i32.mul").set(stride);
+      c.get(K).i32(es).op("i32.mul").set(rowBytes);
+      // Row groups start while i + R <= M (the caller does the last M mod R rows with R = 1).
+      c.get(M)
+        .i32(R - 1)
+        .op("i32.sub")
+        .i32(0)
+        .get(M)
+        .i32(R)
+        .op("i32.ge_u")
+        .op("select")
+        .set(rowLimit);
+      c.i32(0).set(i);
+      c.forLoop(
+        i,
+        () => c.get(rowLimit),
+        R,
+        () => {
+          c.get(A).get(i).get(rowBytes).op("i32.mul").op("i32.add").set(row);
+          c.i32(0).set(j);
+          for (const nv of blocks) {
+            const w = nv * L;
+            // Blocks start while j + w <= N, i.e. j < N - w + 1 (0 when N < w).
+            c.get(N)
+              .i32(w - 1)
+              .op("i32.sub")
+              .i32(0)
+              .get(N)
+              .i32(w)
+              .op("i32.ge_u")
+              .op("select")
+              .set(limit);
+            c.forLoop(
+              j,
+              () => c.get(limit),
+              w,
+              () => {
+                for (let v = 0; v < R * nv; v++) c.v128const().set(acc[v]!);
+                c.get(row).set(pa);
+                c.get(B).get(j).i32(es).op("i32.mul").op("i32.add").set(pb);
+                c.i32(0).set(kk);
+                c.forLoop(
+                  kk,
+                  () => c.get(K),
+                  1,
+                  () => {
+                    for (let r = 0; r < R; r++) {
+                      c.get(pa);
+                      if (r > 0) c.get(rowBytes).i32(r).op("i32.mul").op("i32.add");
+                      load(c)
+                        .simd(`${V}.splat` as SimdOp)
+                        .set(av[r]!);
+                    }
+                    for (let v = 0; v < nv; v++) {
+                      if (R > 1)
+                        c.get(pb)
+                          .mem("v128.load", v * 16)
+                          .set(bv);
+                      for (let r = 0; r < R; r++)
+                        madd(
+                          c,
+                          () => c.get(av[r]!),
+                          () => (R > 1 ? c.get(bv) : c.get(pb).mem("v128.load", v * 16)),
+                          acc[r * nv + v]!,
+                        );
+                    }
+                    c.get(pa).i32(es).op("i32.add").set(pa);
+                    c.get(pb).get(stride).op("i32.add").set(pb);
+                  },
+                );
+                for (let r = 0; r < R; r++)
+                  for (let v = 0; v < nv; v++) {
+                    cAt(r);
+                    c.get(acc[r * nv + v]!).mem("v128.store", v * 16);
+                  }
+              },
+            );
+          }
+          // The last columns, one at a time.
           c.forLoop(
             j,
-            () => c.get(limit),
-            w,
+            () => c.get(N),
+            1,
             () => {
-              for (let v = 0; v < nv; v++) c.v128const().set(acc[v]!);
+              for (let r = 0; r < R; r++) (t === "f32" ? c.f32(0) : c.f64(0)).set(s[r]!);
               c.get(row).set(pa);
               c.get(B).get(j).i32(es).op("i32.mul").op("i32.add").set(pb);
               c.i32(0).set(kk);
@@ -101,58 +183,27 @@ export function emitGemv(m: ModuleBuilder, t: Elem, fma: boolean): void {
                 () => c.get(K),
                 1,
                 () => {
-                  c.get(pa);
-                  load(c)
-                    .simd(`${V}.splat` as SimdOp)
-                    .set(av);
-                  for (let v = 0; v < nv; v++)
-                    madd(
-                      c,
-                      () => c.get(av),
-                      () => c.get(pb).mem("v128.load", v * 16),
-                      acc[v]!,
-                    );
+                  for (let r = 0; r < R; r++) {
+                    c.get(s[r]!).get(pa);
+                    if (r > 0) c.get(rowBytes).i32(r).op("i32.mul").op("i32.add");
+                    load(c).get(pb);
+                    load(c).op(op("mul")).op(op("add")).set(s[r]!);
+                  }
                   c.get(pa).i32(es).op("i32.add").set(pa);
                   c.get(pb).get(stride).op("i32.add").set(pb);
                 },
               );
-              for (let v = 0; v < nv; v++) {
-                c.get(C).get(i).get(N).op("i32.mul").get(j).op("i32.add").i32(es).op("i32.mul").op("i32.add");
-                c.get(acc[v]!).mem("v128.store", v * 16);
+              for (let r = 0; r < R; r++) {
+                cAt(r);
+                c.get(s[r]!);
+                store(c);
               }
             },
           );
-        }
-        // The last columns, one at a time.
-        c.forLoop(
-          j,
-          () => c.get(N),
-          1,
-          () => {
-            (t === "f32" ? c.f32(0) : c.f64(0)).set(s);
-            c.get(row).set(pa);
-            c.get(B).get(j).i32(es).op("i32.mul").op("i32.add").set(pb);
-            c.i32(0).set(kk);
-            c.forLoop(
-              kk,
-              () => c.get(K),
-              1,
-              () => {
-                c.get(s).get(pa);
-                load(c).get(pb);
-                load(c).op(op("mul")).op(op("add")).set(s);
-                c.get(pa).i32(es).op("i32.add").set(pa);
-                c.get(pb).get(stride).op("i32.add").set(pb);
-              },
-            );
-            c.get(C).get(i).get(N).op("i32.mul").get(j).op("i32.add").i32(es).op("i32.mul").op("i32.add");
-            c.get(s);
-            store(c);
-          },
-        );
-      },
-    );
-  });
+        },
+      );
+    });
+  }
 
   m.func(`gemvt_${t}`, ["i32", "i32", "i32", "i32", "i32"], [], (c) => {
     const [A, B, C, M, K] = [0, 1, 2, 3, 4];
