@@ -341,6 +341,38 @@ describe("reductions and the JS-path kernels over resident buffers", () => {
     }
   });
 
+  test("reductions over axes in several runs: extrema exact (first NaN, ±0 as met), sums to rounding", () => {
+    const r = rng(81);
+    const shape = [6, 5, 7, 13]; // a conv bias gradient's pattern: axes 0, 2 and 3
+    const n = shape.reduce((a, b) => a * b, 1);
+    const vals = Array.from({ length: n }, () => {
+      const u = r();
+      return u < 0.02 ? Number.NaN : u < 0.1 ? 0 : u < 0.2 ? -0 : Math.round(u * 8 - 4);
+    });
+    for (const dtype of ["float32", "float64"] as const)
+      for (const axis of [
+        [0, 2, 3],
+        [0, 2],
+        [1, 3],
+        [0, 1, 3],
+      ]) {
+        for (const [name, f] of [
+          ["max", (x: ad.Tensor) => ad.max(x, { axis })],
+          ["min", (x: ad.Tensor) => ad.min(x, { axis })],
+        ] as const) {
+          const { wasm, ref } = both(() => f(make(vals, shape, dtype)));
+          assertIdentical(wasm, ref, `${name} ${dtype} axis ${axis}`);
+        }
+        const X = data(n, 82);
+        const { wasm, ref } = both(() => ad.sum(make(X, shape, dtype), { axis, keepdims: true }));
+        assert.deepEqual(wasm.shape, ref.shape);
+        assert.ok(
+          maxRelError(wasm, ref) <= (dtype === "float64" ? 1e-14 : 1e-6),
+          `sum ${dtype} axis ${axis}`,
+        );
+      }
+  });
+
   test("sums over non-trailing axes equal the reference's bits (terms in the same order)", () => {
     const X = data(700 * 37, 81);
     for (const dtype of ["float32", "float64"] as const)

@@ -787,6 +787,31 @@ export class WasmBackend implements Backend {
     const contiguous = axes.every((a, i) => i === 0 || a === axes[i - 1]! + 1);
     const isArg = op === "argmax" || op === "argmin";
     if (
+      !contiguous &&
+      !isArg &&
+      n >= this.thresholds.elementwise &&
+      isFloatStorage(inDtype) &&
+      inDtype === outDtype
+    ) {
+      // Axes in several runs (a conv bias gradient sums [N, C, H, W] over N, H and W): reduce the
+      // last run, then the earlier ones on the smaller result. Extrema come out exactly as in one
+      // pass (the first extreme met in row-major order stays first); sums differ by order only.
+      const runs: number[][] = [];
+      for (const a of axes) {
+        const run = runs[runs.length - 1];
+        if (run !== undefined && run[run.length - 1] === a - 1) run.push(a);
+        else runs.push([a]);
+      }
+      let buf = x;
+      let cur = [...shape];
+      for (let r = runs.length - 1; r >= 0; r--) {
+        const run = runs[r]!;
+        buf = this.reduce(op, buf, cur, run, inDtype, outDtype);
+        cur = cur.filter((_, i) => !run.includes(i));
+      }
+      return buf;
+    }
+    if (
       n < this.thresholds.elementwise ||
       !isFloatStorage(inDtype) ||
       (isArg ? outDtype !== "int32" : inDtype !== outDtype) ||
