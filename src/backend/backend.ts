@@ -88,6 +88,12 @@ export interface Backend {
   scalar?(value: number, dtype: DType): DeviceBuffer;
   /** A host copy (or a read-only view the caller must not modify) of a device buffer. */
   toHost(buf: DeviceBuffer, dtype: DType, size: number): AnyTypedArray;
+  /**
+   * Optional: a zero-copy read-only view of a device buffer, valid only until the backend runs
+   * another kernel or allocates (so a caller copies from it at once). Saves `toHost`'s copy where
+   * the caller copies anyway (`t.data()`).
+   */
+  transientView?(buf: DeviceBuffer, dtype: DType, size: number): AnyTypedArray;
   unary(op: UnaryKernel, x: DeviceBuffer, size: number, dtype: DType): DeviceBuffer;
   binary(
     op: BinaryKernel,

@@ -143,7 +143,13 @@ export class Tensor {
    * ad.tensor([1, 2]).data(); // Float32Array [1, 2]
    */
   data(): AnyTypedArray {
-    const src = this._hostData();
+    const c = this._concrete();
+    const b = c._backend;
+    // One copy: from a zero-copy view where the backend has one (the host copy would be a second).
+    const src =
+      b !== null && c._buf !== null && b.transientView !== undefined
+        ? b.transientView(c._buf, c.dtype, c.size)
+        : this._hostData();
     const out = allocArray(this.dtype, src.length);
     out.set(src);
     return out;

@@ -114,6 +114,11 @@ export function conv2d(
         ]);
   const patches: Tensor[] = [];
   for (let i = 0; i < kh; i++) {
+    if (sh === 1 && sw === 1) {
+      // Unit strides: each patch is one window of the padded input (one copy, not two).
+      for (let j = 0; j < kw; j++) patches.push(slice(xp, [0, 0, i * dh, j * dw], [N, C, Ho, Wo]));
+      continue;
+    }
     const rows = strided(xp, 2, i * dh, Ho, sh);
     for (let j = 0; j < kw; j++) patches.push(strided(rows, 3, j * dw, Wo, sw));
   }

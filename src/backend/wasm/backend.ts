@@ -530,6 +530,15 @@ export class WasmBackend implements Backend {
     return this.ref.toHost(b, dtype, size);
   }
 
+  transientView(b: DeviceBuffer, dtype: DType, size: number): Arr {
+    const x = b as unknown as Arr | WasmBuffer;
+    if (x instanceof WasmBuffer && x.heap === this.heap) {
+      x.check();
+      return x.heap.view(x.storage, x.ptr, x.length);
+    }
+    return this.toHost(b, dtype, size);
+  }
+
   /** Give a resident buffer's memory back now (optional; the GC does it otherwise). */
   dispose(b: DeviceBuffer): void {
     const x = b as unknown as Arr | WasmBuffer;
