@@ -131,6 +131,18 @@ export class Tensor {
   }
 
   /** @internal Host storage of the concrete value; callers must not modify it. */
+  /**
+   * @internal The values for reading at once: a zero-copy view where the backend has one (valid
+   * until its next kernel or allocation; nothing may run in between), else a host copy.
+   */
+  _readView(): AnyTypedArray {
+    const c = this._concrete();
+    const b = c._backend;
+    return b !== null && c._buf !== null && b.transientView !== undefined
+      ? b.transientView(c._buf, c.dtype, c.size)
+      : this._hostData();
+  }
+
   _hostData(): AnyTypedArray {
     const c = this._concrete();
     if (c._buf === null || c._backend === null) throw new TransformError("tensor has no data");
@@ -143,13 +155,7 @@ export class Tensor {
    * ad.tensor([1, 2]).data(); // Float32Array [1, 2]
    */
   data(): AnyTypedArray {
-    const c = this._concrete();
-    const b = c._backend;
-    // One copy: from a zero-copy view where the backend has one (the host copy would be a second).
-    const src =
-      b !== null && c._buf !== null && b.transientView !== undefined
-        ? b.transientView(c._buf, c.dtype, c.size)
-        : this._hostData();
+    const src = this._readView();
     const out = allocArray(this.dtype, src.length);
     out.set(src);
     return out;
@@ -161,7 +167,7 @@ export class Tensor {
    * ad.tensor([[1, 2], [3, 4]]).toArray(); // [[1, 2], [3, 4]]
    */
   toArray(): NestedArray {
-    const d = this._hostData();
+    const d = this._readView();
     const isBool = this.dtype === "bool";
     const build = (dim: number, off: number): [NestedArray, number] => {
       if (dim === this.shape.length) return [isBool ? d[off] !== 0 : d[off]!, off + 1];
