@@ -94,6 +94,17 @@ export interface Backend {
    * the caller copies anyway (`t.data()`).
    */
   transientView?(buf: DeviceBuffer, dtype: DType, size: number): AnyTypedArray;
+  /**
+   * Optional: start recording the buffers this backend makes from now on, for a library routine
+   * whose intermediates never reach the user (a backward pass, an optimizer step).
+   */
+  openScope?(): void;
+  /**
+   * Optional: end the innermost scope. Its buffers are released at once, except those in `keep`
+   * (the routine's results, and any view sharing their storage); null keeps every one (after an
+   * error). Kept buffers join the enclosing scope, if any.
+   */
+  closeScope?(keep: readonly DeviceBuffer[] | null): void;
   unary(op: UnaryKernel, x: DeviceBuffer, size: number, dtype: DType): DeviceBuffer;
   binary(
     op: BinaryKernel,

@@ -7,6 +7,7 @@
  */
 
 import { isGradEnabled, withGradMode } from "../core/grad-mode.js";
+import { openScratch, type ScratchScope } from "../core/scratch.js";
 import { backwardPass, type GradHook, type Node, type Ref, refOf, runHooks, topoSort } from "../core/tape.js";
 import { Tensor, type TensorLike } from "../core/tensor.js";
 import { isFloat } from "../dtype.js";
@@ -96,19 +97,33 @@ function run(
   seeds: readonly Tensor[],
   opts: BackwardOptions,
   onGrad?: (node: Node, index: number, g: Tensor) => Tensor,
-): { adj: Map<Node, (Tensor | undefined)[]>; order: Node[] } {
+): { adj: Map<Node, (Tensor | undefined)[]>; order: Node[]; scope: ScratchScope } {
   const refs: [Ref, Tensor][] = outs.map((o, i) => [refOf(o), seeds[i]!]);
   const order = topoSort(refs.map(([r]) => r.node));
   const hooks = (node: Node, k: number, g: Tensor) => {
     const h = runHooks(node.hooks?.[k], g);
     return onGrad ? onGrad(node, k, h) : h;
   };
-  const adj = withGradMode(opts.createGraph ?? false, () =>
-    backwardPass(refs, { order, before: checkNode, onGrad: hooks }),
-  );
+  // The pass's cotangents are private unless a hook may keep one or the pass is itself recorded
+  // (createGraph): then their buffers are released when the caller closes the scope.
+  const scope =
+    (opts.createGraph ?? false) || order.some(hasHooks) ? openScratch(null) : openScratch(outs[0]!._backend);
+  let adj: Map<Node, (Tensor | undefined)[]>;
+  try {
+    adj = withGradMode(opts.createGraph ?? false, () =>
+      backwardPass(refs, { order, before: checkNode, onGrad: hooks }),
+    );
+  } catch (e) {
+    scope.close(null);
+    throw e;
+  }
   // As PyTorch: a recorded backward reuses the saved values, so it keeps the graph by default.
   if (!(opts.retainGraph ?? opts.createGraph ?? false)) for (const n of order) n.free();
-  return { adj, order };
+  return { adj, order, scope };
+}
+
+function hasHooks(n: Node): boolean {
+  return n.hooks?.some((h) => h !== undefined && h.length > 0) ?? false;
 }
 
 /**
@@ -125,17 +140,25 @@ export function backward(y: Tensor, gradOutput?: TensorLike, opts: BackwardOptio
       "backward: this tensor does not require grad and has no recorded history; create its inputs with { requiresGrad: true }",
     );
   const seed = seedFor(y, gradOutput, "backward", 0);
-  const { adj } = run([y], [seed], opts);
-  withGradMode(opts.createGraph ?? false, () => {
-    for (const [node, slot] of adj) {
-      if (node.prim !== null) continue;
-      const g0 = slot[0];
-      if (g0 === undefined) continue;
-      const leaf = node.outs[0]!;
-      const g = runHooks(node.hooks?.[0], g0);
-      leaf.grad = leaf.grad === null ? g : add(leaf.grad, g);
-    }
-  });
+  const { adj, scope } = run([y], [seed], opts);
+  const kept: Tensor[] = [];
+  try {
+    withGradMode(opts.createGraph ?? false, () => {
+      for (const [node, slot] of adj) {
+        if (node.prim !== null) continue;
+        const g0 = slot[0];
+        if (g0 === undefined) continue;
+        const leaf = node.outs[0]!;
+        const g = runHooks(node.hooks?.[0], g0);
+        leaf.grad = leaf.grad === null ? g : add(leaf.grad, g);
+        kept.push(leaf.grad);
+      }
+    });
+  } catch (e) {
+    scope.close(null);
+    throw e;
+  }
+  scope.close(kept);
 }
 
 /**
@@ -175,21 +198,24 @@ export function grad(
   const seeds = outs.map((o, i) => seedFor(o, gos[i], "autograd.grad", i));
   const want = ins.map((t) => refOf(t));
   const found: (Tensor | null)[] = ins.map(() => null);
-  const { adj } = run(outs, seeds, opts, (node, k, g) => {
+  const { adj, scope } = run(outs, seeds, opts, (node, k, g) => {
     want.forEach((r, i) => {
       if (r.node === node && r.index === k) found[i] = g;
     });
     return g;
   });
-  return ins.map((t, i) => {
+  const grads = ins.map((_, i) => {
     const r = want[i]!;
-    const g = r.node.prim === null ? (adj.get(r.node)?.[0] ?? null) : found[i]!;
+    return r.node.prim === null ? (adj.get(r.node)?.[0] ?? null) : found[i]!;
+  });
+  scope.close(grads);
+  grads.forEach((g, i) => {
     if (g === null && !opts.allowUnused)
       throw new TransformError(
-        `autograd.grad: input ${i} (shape ${fmtShape(t.shape)}) was not used to compute the outputs; pass { allowUnused: true } to get null`,
+        `autograd.grad: input ${i} (shape ${fmtShape(ins[i]!.shape)}) was not used to compute the outputs; pass { allowUnused: true } to get null`,
       );
-    return g;
   });
+  return grads;
 }
 
 /**

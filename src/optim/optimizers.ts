@@ -11,6 +11,7 @@
  */
 
 import { noGrad } from "../core/grad-mode.js";
+import { openScratch } from "../core/scratch.js";
 import { Tensor } from "../core/tensor.js";
 import { isFloat } from "../dtype.js";
 import { DTypeError, ShapeError, TransformError } from "../errors.js";
@@ -169,13 +170,22 @@ export abstract class Optimizer<H extends object = object> {
           }
           for (const n of rule.slots) st.slots[n] ??= zerosLike(p);
           st.step += 1;
-          if (g instanceof SparseTensor) this.sparseUpdate(p, g, st, rule, group.lr);
-          else {
-            const gd = g.dtype === p.dtype ? g.detach() : astype(g.detach(), p.dtype);
-            const [delta, next] = rule.apply(p, gd, st.slots, st.step, group.lr);
-            p.add_(delta);
-            Object.assign(st.slots, next);
+          // The update's intermediates are private: released as soon as the parameter and its
+          // state hold the results (see core/scratch.ts).
+          const scope = openScratch(p._backend);
+          try {
+            if (g instanceof SparseTensor) this.sparseUpdate(p, g, st, rule, group.lr);
+            else {
+              const gd = g.dtype === p.dtype ? g.detach() : astype(g.detach(), p.dtype);
+              const [delta, next] = rule.apply(p, gd, st.slots, st.step, group.lr);
+              p.add_(delta);
+              Object.assign(st.slots, next);
+            }
+          } catch (e) {
+            scope.close(null);
+            throw e;
           }
+          scope.close([p, ...Object.values(st.slots)]);
         }
       }
     });

@@ -539,6 +539,25 @@ export class WasmBackend implements Backend {
     return this.toHost(b, dtype, size);
   }
 
+  /** Per open scope: whether the heap records it (the heap may not exist yet when it opens). */
+  private readonly scopeFlags: boolean[] = [];
+
+  openScope(): void {
+    const on = this.k !== null;
+    this.scopeFlags.push(on);
+    if (on) this.k!.heap.openScope();
+  }
+
+  closeScope(keep: readonly DeviceBuffer[] | null): void {
+    if (this.scopeFlags.pop() !== true) return;
+    let set: Set<WasmBuffer> | null = null;
+    if (keep !== null) {
+      set = new Set();
+      for (const b of keep) if ((b as unknown) instanceof WasmBuffer) set.add(b as unknown as WasmBuffer);
+    }
+    this.k!.heap.closeScope(set);
+  }
+
   /** Give a resident buffer's memory back now (optional; the GC does it otherwise). */
   dispose(b: DeviceBuffer): void {
     const x = b as unknown as Arr | WasmBuffer;

@@ -147,7 +147,15 @@ export class Heap {
   scratchBytes = 0;
   private readonly registry: FinalizationRegistry<number>;
   /** Counters for benchmarks and tests. */
-  readonly stats = { residentAllocs: 0, hostFallbacks: 0, finalized: 0, disposed: 0, pressureSignals: 0 };
+  readonly stats = {
+    residentAllocs: 0,
+    hostFallbacks: 0,
+    finalized: 0,
+    disposed: 0,
+    pressureSignals: 0,
+    /** Buffers released when a library routine's scope closed (included in `disposed`). */
+    scopeReleased: 0,
+  };
   /** Whether memory pressure was signalled and nothing was finalized since. */
   private signalled = false;
   /**
@@ -267,7 +275,36 @@ export class Heap {
     this.stats.residentAllocs++;
     const buf = new WasmBuffer(this, b.ptr, length, storage, b.cls);
     this.registry.register(buf, b.ptr * 128 + b.cls, buf);
+    this.scopes[this.scopes.length - 1]?.push(buf);
     return buf;
+  }
+
+  /** Buffers made inside each open scope, innermost last (see `openScope`). */
+  private readonly scopes: WasmBuffer[][] = [];
+
+  /** Record the resident buffers made from now on (a backward pass, an optimizer step). */
+  openScope(): void {
+    this.scopes.push([]);
+  }
+
+  /**
+   * Close the innermost scope: dispose its buffers except those in `keep` (null: keep all), which
+   * join the enclosing scope. Returns how many were disposed.
+   */
+  closeScope(keep: ReadonlySet<WasmBuffer> | null): number {
+    const list = this.scopes.pop();
+    if (list === undefined) return 0;
+    const parent = this.scopes[this.scopes.length - 1];
+    let n = 0;
+    for (const b of list) {
+      if (keep === null || keep.has(b)) parent?.push(b);
+      else if (b.live) {
+        this.dispose(b);
+        n++;
+      }
+    }
+    this.stats.scopeReleased += n;
+    return n;
   }
 
   /** Give a resident buffer's memory back now; later uses of it throw. */
