@@ -6,7 +6,8 @@
  * SparseTensor` and update only those rows.
  */
 
-import type { Backend, DeviceBuffer } from "./backend/backend.js";
+import { type Backend, type DeviceBuffer, getBackend } from "./backend/backend.js";
+import { withoutScratch } from "./core/scratch.js";
 import { Tensor } from "./core/tensor.js";
 import { allocArray, isFloat } from "./dtype.js";
 import { DTypeError, InPlaceError, ShapeError } from "./errors.js";
@@ -104,7 +105,8 @@ export class SparseTensor extends Tensor {
       const src = k * rowLen;
       for (let j = 0; j < rowLen; j++) out[base + j]! += vals[src + j]!;
     }
-    this._dense = Tensor._fromHost(out, [...this.shape], this.dtype);
+    // Cached on this tensor: never released by a scratch scope that happens to be open.
+    this._dense = withoutScratch(getBackend(), () => Tensor._fromHost(out, [...this.shape], this.dtype));
     return this._dense;
   }
 

@@ -337,6 +337,22 @@ describe("private intermediates of backward and optimizer steps are released at 
     assert.ok(Number.isFinite(ad.sum(w2.grad!).item()));
   });
 
+  test("a jitted function first compiled inside backward keeps its cached constants", () => {
+    const n = 3000; // large enough to live in wasm memory
+    const jb = ad.jit((c: ad.Tensor) => ad.mul(c, ad.add(ad.ones([n], { dtype: "float64" }), 1)));
+    const f = ad.customVjp((x: ad.Tensor) => ad.mul(x, 2), {
+      fwd: (x: ad.Tensor) => [ad.mul(x, 2), null],
+      bwd: (_r: unknown, ct: ad.Tensor) => [jb(ct)],
+    });
+    const x = ad.tensor(new Float64Array(n).fill(3), { dtype: "float64", requiresGrad: true });
+    ad.sum(f(x)).backward();
+    assert.equal(x.grad!.data()[0], 2);
+    // The compiled program (and its folded constant 2·ones) is reused after the backward pass.
+    const again = jb(ad.full([n], 5, { dtype: "float64" })).data();
+    assert.deepEqual([again[0], again[n - 1]], [10, 10]);
+    assert.equal(jb.traces, 1);
+  });
+
   test("an optimizer step releases its intermediates; parameters and state match the functional Adam", () => {
     const { w1, w2, loss } = net();
     const opt = new ad.optim.Adam([w1, w2], { lr: 1e-3 });

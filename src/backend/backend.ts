@@ -96,9 +96,11 @@ export interface Backend {
   transientView?(buf: DeviceBuffer, dtype: DType, size: number): AnyTypedArray;
   /**
    * Optional: start recording the buffers this backend makes from now on, for a library routine
-   * whose intermediates never reach the user (a backward pass, an optimizer step).
+   * whose intermediates never reach the user (a backward pass, an optimizer step). With
+   * `record` false, a level that records nothing (work whose results outlive the routine, such
+   * as compiling a jitted function, whose constants stay in its cache).
    */
-  openScope?(): void;
+  openScope?(record?: boolean): void;
   /**
    * Optional: end the innermost scope. Its buffers are released at once, except those in `keep`
    * (the routine's results, and any view sharing their storage); null keeps every one (after an

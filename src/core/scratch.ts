@@ -37,6 +37,23 @@ export function openScratch(backend: Backend | null): ScratchScope {
   };
 }
 
+/**
+ * @internal Run `fn` with nothing recorded by the open scratch scopes: for work whose results
+ * outlive the routine that happens to run it (a jitted function compiled during a backward pass
+ * keeps its folded constants in its cache; a sparse tensor caches its dense value).
+ * @example
+ * withoutScratch(backend, () => compileAndCache());
+ */
+export function withoutScratch<T>(backend: Backend | null, fn: () => T): T {
+  if (backend === null || backend.openScope === undefined || backend.closeScope === undefined) return fn();
+  backend.openScope(false);
+  try {
+    return fn();
+  } finally {
+    backend.closeScope(null);
+  }
+}
+
 /** The storage of tensors (and of a sparse tensor's parts and dense cache) among `xs`. */
 function buffersOf(xs: readonly unknown[]): DeviceBuffer[] {
   const out: DeviceBuffer[] = [];

@@ -10,6 +10,7 @@ import { type Backend, type DeviceBuffer, getBackend } from "../backend/backend.
 import { isAnomalyEnabled } from "../core/anomaly-mode.js";
 import type { Aval, Primitive } from "../core/primitive.js";
 import { type Atom, type Program, Var } from "../core/program.js";
+import { withoutScratch } from "../core/scratch.js";
 import { Tensor } from "../core/tensor.js";
 import { isFloat, isHalf } from "../dtype.js";
 import { AnomalyError } from "../errors.js";
@@ -231,15 +232,19 @@ export function jit<A extends unknown[], R>(f: (...args: A) => R): Jitted<A, R> 
     const hit = cache.get(key);
     if (hit !== undefined) return hit;
     traces++;
-    const staged = stage(f as (...a: never[]) => unknown, args, "jit");
-    const stats: SimplifyStats = { folded: 0, merged: 0, removed: 0 };
-    // Only constants made while tracing are folded: captured tensors may change in place later.
-    const optimized = simplify(staged.program, stats, (l) => l.value._id >= staged.firstId);
-    // Only literals made while tracing become kernel constants (captured ones may change in place).
-    const fused = fuse(optimized, (l) => l.value._id >= staged.firstId, barrierOf(backend));
-    const c: Compiled = { ...staged, optimized, fused, plan: planOf(fused), stats };
-    if (staged.reusable) cache.set(key, c);
-    return c;
+    // The compiled program and its constants live in the cache: never released by a scratch
+    // scope that happens to be open (a jitted function first called inside a backward pass).
+    return withoutScratch(backend, () => {
+      const staged = stage(f as (...a: never[]) => unknown, args, "jit");
+      const stats: SimplifyStats = { folded: 0, merged: 0, removed: 0 };
+      // Only constants made while tracing are folded: captured tensors may change in place later.
+      const optimized = simplify(staged.program, stats, (l) => l.value._id >= staged.firstId);
+      // Only literals made while tracing become kernel constants (captured ones may change in place).
+      const fused = fuse(optimized, (l) => l.value._id >= staged.firstId, barrierOf(backend));
+      const c: Compiled = { ...staged, optimized, fused, plan: planOf(fused), stats };
+      if (staged.reusable) cache.set(key, c);
+      return c;
+    });
   };
   const call = (...args: A): R => {
     const flat = flatten(args);

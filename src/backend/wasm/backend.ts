@@ -542,10 +542,10 @@ export class WasmBackend implements Backend {
   /** Per open scope: whether the heap records it (the heap may not exist yet when it opens). */
   private readonly scopeFlags: boolean[] = [];
 
-  openScope(): void {
+  openScope(record = true): void {
     const on = this.k !== null;
     this.scopeFlags.push(on);
-    if (on) this.k!.heap.openScope();
+    if (on) this.k!.heap.openScope(record);
   }
 
   closeScope(keep: readonly DeviceBuffer[] | null): void {

@@ -279,12 +279,15 @@ export class Heap {
     return buf;
   }
 
-  /** Buffers made inside each open scope, innermost last (see `openScope`). */
-  private readonly scopes: WasmBuffer[][] = [];
+  /** Buffers made inside each open scope, innermost last (null: a level that records nothing). */
+  private readonly scopes: (WasmBuffer[] | null)[] = [];
 
-  /** Record the resident buffers made from now on (a backward pass, an optimizer step). */
-  openScope(): void {
-    this.scopes.push([]);
+  /**
+   * Record the resident buffers made from now on (a backward pass, an optimizer step); with
+   * `record` false, open a level under which nothing is recorded (so nothing is released).
+   */
+  openScope(record = true): void {
+    this.scopes.push(record ? [] : null);
   }
 
   /**
@@ -293,7 +296,7 @@ export class Heap {
    */
   closeScope(keep: ReadonlySet<WasmBuffer> | null): number {
     const list = this.scopes.pop();
-    if (list === undefined) return 0;
+    if (list === undefined || list === null) return 0;
     const parent = this.scopes[this.scopes.length - 1];
     let n = 0;
     for (const b of list) {
