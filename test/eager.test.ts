@@ -337,6 +337,25 @@ describe("private intermediates of backward and optimizer steps are released at 
     assert.ok(Number.isFinite(ad.sum(w2.grad!).item()));
   });
 
+  test("tensors user code sees during backward stay usable (customVjp's bwd keeps its cotangent)", () => {
+    const n = 3000;
+    let seen: ad.Tensor | null = null;
+    const f = ad.customVjp((x: ad.Tensor) => ad.tanh(x), {
+      fwd: (x: ad.Tensor) => {
+        const y = ad.tanh(x);
+        return [y, y];
+      },
+      bwd: (y: ad.Tensor, ct: ad.Tensor) => {
+        seen = ct;
+        return [ad.mul(ct, ad.sub(1, ad.square(y)))];
+      },
+    });
+    const x = ad.tensor(new Float64Array(n).fill(0.5), { dtype: "float64", requiresGrad: true });
+    ad.sum(ad.mul(ad.exp(f(ad.mul(x, 2))), 3)).backward();
+    const c = (seen as ad.Tensor | null)!.data();
+    assert.ok(Math.abs(c[0]! - 3 * Math.exp(Math.tanh(1))) < 1e-12);
+  });
+
   test("a jitted function first compiled inside backward keeps its cached constants", () => {
     const n = 3000; // large enough to live in wasm memory
     const jb = ad.jit((c: ad.Tensor) => ad.mul(c, ad.add(ad.ones([n], { dtype: "float64" }), 1)));

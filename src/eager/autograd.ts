@@ -104,10 +104,14 @@ function run(
     const h = runHooks(node.hooks?.[k], g);
     return onGrad ? onGrad(node, k, h) : h;
   };
-  // The pass's cotangents are private unless a hook may keep one or the pass is itself recorded
-  // (createGraph): then their buffers are released when the caller closes the scope.
+  // The pass's cotangents are private, and their buffers are released when the caller closes the
+  // scope, unless the pass is itself recorded (createGraph) or user code sees them: a hook, or a
+  // higher-order primitive (customVjp's bwd, a checkpointed or control-flow body, a solver's
+  // callback) that may keep a tensor it was given.
   const scope =
-    (opts.createGraph ?? false) || order.some(hasHooks) ? openScratch(null) : openScratch(outs[0]!._backend);
+    (opts.createGraph ?? false) || order.some(seenByUserCode)
+      ? openScratch(null)
+      : openScratch(outs[0]!._backend);
   let adj: Map<Node, (Tensor | undefined)[]>;
   try {
     adj = withGradMode(opts.createGraph ?? false, () =>
@@ -122,7 +126,8 @@ function run(
   return { adj, order, scope };
 }
 
-function hasHooks(n: Node): boolean {
+function seenByUserCode(n: Node): boolean {
+  if (n.prim?.evaluate !== undefined) return true;
   return n.hooks?.some((h) => h !== undefined && h.length > 0) ?? false;
 }
 
