@@ -8,34 +8,15 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import * as ad from "adjoint";
+import { checks, f64, num, type T } from "./contract-helpers.js";
 
-type T = ad.Tensor;
-
-function num(v: unknown): number {
-  if (typeof v === "number") return v;
-  assert.ok(v instanceof ad.Tensor, `expected a number or a Tensor, got ${String(v)}`);
-  return v.item();
-}
-
-function flat(v: unknown): number[] {
-  if (v instanceof ad.Tensor) return flat(v.toArray());
-  if (Array.isArray(v)) return v.flatMap(flat);
-  return [v as number];
-}
+const { near: nearNumber, allNear } = checks(1e-9);
 
 function near(a: ad.DualLike, e: number, tol = 1e-9, what = ""): void {
   assert.equal(typeof a, "number", `${what} expected a number`);
-  assert.ok(Math.abs((a as number) - e) <= tol * (1 + Math.abs(e)), `${what} got ${a}, expected ${e}`);
+  nearNumber(a as number, e, tol, what);
 }
 
-function allNear(a: unknown, e: unknown, tol = 1e-9, what = ""): void {
-  const av = flat(a);
-  const ev = flat(e);
-  assert.equal(av.length, ev.length, `${what} length ${av.length} vs ${ev.length}`);
-  av.forEach((x, i) => near(x, ev[i]!, tol, `${what}[${i}]`));
-}
-
-const f64 = (x: unknown) => ad.tensor(x as number[], { dtype: "float64" });
 const i32 = (x: number) => ad.scalar(x, { dtype: "int32" });
 
 describe("§3 cond", () => {

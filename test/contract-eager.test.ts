@@ -8,23 +8,9 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import * as ad from "adjoint";
+import { checks, flat, type T } from "./contract-helpers.js";
 
-type T = ad.Tensor;
-
-function flat(v: unknown): number[] {
-  if (v instanceof ad.Tensor) return flat(v.toArray());
-  if (Array.isArray(v)) return v.flatMap(flat);
-  return [v as number];
-}
-
-function allNear(a: unknown, e: unknown, tol = 1e-9): void {
-  const av = flat(a);
-  const ev = flat(e);
-  assert.equal(av.length, ev.length, `length ${av.length} vs ${ev.length}`);
-  av.forEach((x, i) =>
-    assert.ok(Math.abs(x - ev[i]!) <= tol * (1 + Math.abs(ev[i]!)), `[${i}] ${x} vs ${ev[i]}`),
-  );
-}
+const { allNear } = checks(1e-9);
 
 const leaf = (x: unknown, dtype: "float32" | "float64" = "float64") =>
   ad.tensor(x as number[], { dtype, requiresGrad: true });

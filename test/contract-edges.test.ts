@@ -9,37 +9,10 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import * as ad from "adjoint";
+import { checks, f64, flat, n, num, type T } from "./contract-helpers.js";
 
-type T = ad.Tensor;
+const { near, allNear } = checks(1e-9);
 
-/** A JS number where a signature names a Tensor (the contract accepts numbers everywhere). */
-const n = (x: number) => x as unknown as T;
-
-function num(v: unknown): number {
-  if (typeof v === "number") return v;
-  assert.ok(v instanceof ad.Tensor, `expected a number or a Tensor, got ${String(v)}`);
-  return v.item();
-}
-
-function flat(v: unknown): number[] {
-  if (v instanceof ad.Tensor) return flat(v.toArray());
-  if (Array.isArray(v)) return v.flatMap(flat);
-  if (typeof v === "boolean") return [v ? 1 : 0];
-  return [v as number];
-}
-
-function near(a: number, e: number, tol = 1e-9, what = ""): void {
-  assert.ok(Math.abs(a - e) <= tol * (1 + Math.abs(e)), `${what} got ${a}, expected ${e}`);
-}
-
-function allNear(a: unknown, e: unknown, tol = 1e-9, what = ""): void {
-  const av = flat(a);
-  const ev = flat(e);
-  assert.equal(av.length, ev.length, `${what} length ${av.length} vs ${ev.length}`);
-  av.forEach((x, i) => near(x, ev[i]!, tol, `${what}[${i}]`));
-}
-
-const f64 = (x: unknown) => ad.tensor(x as number[], { dtype: "float64" });
 const i32 = (x: unknown) => ad.tensor(x as number[], { dtype: "int32" });
 
 describe("dtype promotion between tensors (as JAX/NumPy)", () => {

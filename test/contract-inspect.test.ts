@@ -7,19 +7,7 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import * as ad from "adjoint";
-
-type T = ad.Tensor;
-
-/** A JS number where a signature names a Tensor (the contract accepts numbers everywhere). */
-const n = (x: number) => x as unknown as T;
-
-function flat(v: unknown): number[] {
-  if (v instanceof ad.Tensor) return flat(v.toArray());
-  if (Array.isArray(v)) return v.flatMap(flat);
-  return [v as number];
-}
-
-const f64 = (x: unknown) => ad.tensor(x as number[], { dtype: "float64" });
+import { f64, flat, n, type T } from "./contract-helpers.js";
 
 describe("§4 trace → Program", () => {
   const f = (x: T, y: T) => ad.mul(ad.add(x, y), ad.sin(x));

@@ -8,39 +8,9 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import * as ad from "adjoint";
+import { checks, f64, flat, n, num, type T } from "./contract-helpers.js";
 
-type T = ad.Tensor;
-
-/** A JS number where a signature names a Tensor (the contract accepts numbers everywhere). */
-const n = (x: number) => x as unknown as T;
-
-function num(v: unknown): number {
-  if (typeof v === "number") return v;
-  assert.ok(v instanceof ad.Tensor, `expected a number or a Tensor, got ${String(v)}`);
-  return v.item();
-}
-
-function flat(v: unknown): number[] {
-  if (v instanceof ad.Tensor) return flat(v.toArray());
-  if (Array.isArray(v)) return v.flatMap(flat);
-  if (typeof v === "boolean") return [v ? 1 : 0];
-  return [v as number];
-}
-
-function near(a: number, e: number, tol = 1e-6, what = ""): void {
-  if (Number.isNaN(e)) assert.ok(Number.isNaN(a), `${what} expected NaN, got ${a}`);
-  else if (!Number.isFinite(e)) assert.equal(a, e, `${what}`);
-  else assert.ok(Math.abs(a - e) <= tol * (1 + Math.abs(e)), `${what} got ${a}, expected ${e}`);
-}
-
-function allNear(a: unknown, e: unknown, tol = 1e-6, what = ""): void {
-  const av = flat(a);
-  const ev = flat(e);
-  assert.equal(av.length, ev.length, `${what} length ${av.length} vs ${ev.length}`);
-  av.forEach((x, i) => near(x, ev[i]!, tol, `${what}[${i}]`));
-}
-
-const f64 = (x: unknown) => ad.tensor(x as number[], { dtype: "float64" });
+const { near, allNear } = checks(1e-6);
 
 /** Calls a method by name (the method forms are the contract under test). */
 function method(t: T, name: string, ...args: unknown[]): T {

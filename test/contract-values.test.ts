@@ -7,33 +7,11 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import * as ad from "adjoint";
+import { checks, flat, n, num } from "./contract-helpers.js";
+
+const { near, allNear } = checks(1e-6);
 
 /** A number from a number or a size-1 tensor (transforms may return either where the contract allows). */
-/** A JS number where a signature names a Tensor (the contract accepts numbers everywhere). */
-const n = (x: number) => x as unknown as ad.Tensor;
-
-function num(v: unknown): number {
-  if (typeof v === "number") return v;
-  assert.ok(v instanceof ad.Tensor, `expected a number or a Tensor, got ${String(v)}`);
-  return v.item();
-}
-
-function near(a: number, e: number, tol = 1e-6): void {
-  assert.ok(Math.abs(a - e) <= tol * (1 + Math.abs(e)), `got ${a}, expected ${e}`);
-}
-
-function flat(v: unknown): number[] {
-  if (Array.isArray(v)) return v.flatMap(flat);
-  if (typeof v === "boolean") return [v ? 1 : 0];
-  return [v as number];
-}
-
-function allNear(a: unknown, e: unknown, tol = 1e-6): void {
-  const av = flat(a instanceof ad.Tensor ? a.toArray() : a);
-  const ev = flat(e instanceof ad.Tensor ? e.toArray() : e);
-  assert.equal(av.length, ev.length, `length ${av.length} vs ${ev.length}`);
-  av.forEach((x, i) => near(x, ev[i]!, tol));
-}
 
 describe("§1 creating and reading tensors", () => {
   test("ad.tensor of nested JS arrays: shape, dtype float32, size, ndim", () => {
