@@ -918,6 +918,10 @@ export class WasmBackend implements Backend {
       return this.ref.matmul(this.host(a), this.host(b), batch, m, k, n, dtype);
     const st = storageOf(dtype) as "f32" | "f64";
     const es = BYTES[st];
+    const operands = [
+      { buf: a, dtype, length: batch * m * k },
+      { buf: b, dtype, length: batch * k * n },
+    ];
     if (m <= GEMV_ROWS || n === 1) {
       // Matrix-vector shapes and a few rows: read in place (packing B would cost a large share of
       // the product). Groups of four rows share each load of B; the rest go one at a time.
@@ -926,26 +930,18 @@ export class WasmBackend implements Backend {
       const four = fns[`gemv4_${st}`]!;
       const dot = fns[`gemvt_${st}`]!;
       const m4 = m >= 3 ? m - (m % 4) : 0;
-      return this.runKernel(
-        [
-          { buf: a, dtype, length: batch * m * k },
-          { buf: b, dtype, length: batch * k * n },
-        ],
-        st,
-        batch * m * n,
-        ([pa, pb], pc) => {
-          for (let p = 0; p < batch; p++) {
-            const A = pa! + p * m * k * es;
-            const B = pb! + p * k * n * es;
-            const C = pc + p * m * n * es;
-            if (n === 1 && m > GEMV_ROWS) dot(A, B, C, m, k);
-            else {
-              if (m4 > 0) four(A, B, C, m4, k, n);
-              if (m4 < m) one(A + m4 * k * es, B, C + m4 * n * es, m - m4, k, n);
-            }
+      return this.runKernel(operands, st, batch * m * n, ([pa, pb], pc) => {
+        for (let p = 0; p < batch; p++) {
+          const A = pa! + p * m * k * es;
+          const B = pb! + p * k * n * es;
+          const C = pc + p * m * n * es;
+          if (n === 1 && m > GEMV_ROWS) dot(A, B, C, m, k);
+          else {
+            if (m4 > 0) four(A, B, C, m4, k, n);
+            if (m4 < m) one(A + m4 * k * es, B, C + m4 * n * es, m - m4, k, n);
           }
-        },
-      );
+        }
+      });
     }
     const shape = gemmShape(st, this.c.compiled.fma);
     const per = m * k * n;
@@ -960,41 +956,33 @@ export class WasmBackend implements Backend {
       shape,
       parts <= 1 || per < this.thresholds.matmulThreads,
     );
-    return this.runKernel(
-      [
-        { buf: a, dtype, length: batch * m * k },
-        { buf: b, dtype, length: batch * k * n },
-      ],
-      st,
-      batch * m * n,
-      ([pa, pb], pc) => {
-        const item = (p: number): number[] => [
-          pa! + p * m * k * es,
-          pb! + p * k * n * es,
-          pc + p * m * n * es,
-          m,
-          k,
-          n,
-          k,
-          n,
-          n,
-        ];
-        if (parts <= 1 || pool === null) {
-          const gemm = this.c.fns[`gemm_${st}`]!;
-          for (let p = 0; p < batch; p++) gemm(...item(p), sc.pA, sc.pB, sc.tile);
-        } else if (per < this.thresholds.matmulThreads) {
-          // Many small products: whole items are the tasks.
-          const tasks: Task[] = [];
-          for (let p = 0; p < batch; p++)
-            tasks.push({ fn: `gemmp_${st}`, args: [...item(p), sc.pA, sc.pB, sc.tile] });
-          if (pool.run(tasks, { withParticipant: true }) > 0) this.stats.parallelKernels++;
-        } else
-          for (let p = 0; p < batch; p++) {
-            const [A, B, C] = item(p) as [number, number, number];
-            this.parallelGemm(st, shape, sc, parts, A, B, C, m, k, n);
-          }
-      },
-    );
+    return this.runKernel(operands, st, batch * m * n, ([pa, pb], pc) => {
+      const item = (p: number): number[] => [
+        pa! + p * m * k * es,
+        pb! + p * k * n * es,
+        pc + p * m * n * es,
+        m,
+        k,
+        n,
+        k,
+        n,
+        n,
+      ];
+      if (parts <= 1 || pool === null) {
+        const gemm = this.c.fns[`gemm_${st}`]!;
+        for (let p = 0; p < batch; p++) gemm(...item(p), sc.pA, sc.pB, sc.tile);
+      } else if (per < this.thresholds.matmulThreads) {
+        // Many small products: whole items are the tasks.
+        const tasks: Task[] = [];
+        for (let p = 0; p < batch; p++)
+          tasks.push({ fn: `gemmp_${st}`, args: [...item(p), sc.pA, sc.pB, sc.tile] });
+        if (pool.run(tasks, { withParticipant: true }) > 0) this.stats.parallelKernels++;
+      } else
+        for (let p = 0; p < batch; p++) {
+          const [A, B, C] = item(p) as [number, number, number];
+          this.parallelGemm(st, shape, sc, parts, A, B, C, m, k, n);
+        }
+    });
   }
 
   /**

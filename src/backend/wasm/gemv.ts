@@ -27,6 +27,22 @@ type Elem = "f32" | "f64";
 const BLOCK = 8;
 
 /**
+ * dst = the bound below which a run of `w` elements starting at an index still fits in `n`
+ * (a local): n − w + 1, or 0 when n < w (so an unsigned `i < dst` loop runs no step).
+ */
+function startLimit(c: Code, n: number, w: number, dst: number): void {
+  c.get(n)
+    .i32(w - 1)
+    .op("i32.sub")
+    .i32(0)
+    .get(n)
+    .i32(w)
+    .op("i32.ge_u")
+    .op("select")
+    .set(dst);
+}
+
+/**
  * Emit `gemv_{t}`, `gemv4_{t}` and `gemvt_{t}` (see the file comment).
  * @example
  * const m = new ModuleBuilder({ shared: false, initial: 1 });
@@ -93,15 +109,7 @@ export function emitGemv(m: ModuleBuilder, t: Elem, fma: boolean): void {
       c.get(N).i32(es).op("i32.mul").set(stride);
       c.get(K).i32(es).op("i32.mul").set(rowBytes);
       // Row groups start while i + R <= M (the caller does the last M mod R rows with R = 1).
-      c.get(M)
-        .i32(R - 1)
-        .op("i32.sub")
-        .i32(0)
-        .get(M)
-        .i32(R)
-        .op("i32.ge_u")
-        .op("select")
-        .set(rowLimit);
+      startLimit(c, M, R, rowLimit);
       c.i32(0).set(i);
       c.forLoop(
         i,
@@ -113,15 +121,7 @@ export function emitGemv(m: ModuleBuilder, t: Elem, fma: boolean): void {
           for (const nv of blocks) {
             const w = nv * L;
             // Blocks start while j + w <= N, i.e. j < N - w + 1 (0 when N < w).
-            c.get(N)
-              .i32(w - 1)
-              .op("i32.sub")
-              .i32(0)
-              .get(N)
-              .i32(w)
-              .op("i32.ge_u")
-              .op("select")
-              .set(limit);
+            startLimit(c, N, w, limit);
             c.forLoop(
               j,
               () => c.get(limit),
@@ -215,15 +215,7 @@ export function emitGemv(m: ModuleBuilder, t: Elem, fma: boolean): void {
     const a1 = c.local("v128");
     const s = c.local(t);
     const w = 2 * L;
-    c.get(K)
-      .i32(w - 1)
-      .op("i32.sub")
-      .i32(0)
-      .get(K)
-      .i32(w)
-      .op("i32.ge_u")
-      .op("select")
-      .set(limit);
+    startLimit(c, K, w, limit);
     c.i32(0).set(i);
     c.forLoop(
       i,
