@@ -802,3 +802,59 @@ describe("norm: the ord options as documented (NumPy semantics)", () => {
     assert.throws(() => ad.linalg.norm(vt, { ord: Number.NaN }), msg(/NaN/));
   });
 });
+
+describe("eigh and the spectral norms at degenerate matrices", () => {
+  const f64 = (x: number[][]) => ad.tensor(x, { dtype: "float64" });
+  test("eigenvalue gradients stay finite and exact with repeated eigenvalues", () => {
+    // d(sum w)/dA = d tr(A)/dA = I; at diag(3, 2, 2), d(max w)/dA = e₁e₁ᵀ (the top one is simple).
+    const g = ad.grad((a: ad.Tensor) => ad.sum(ad.linalg.eigh(a)[0]))(
+      f64([
+        [1, 0, 0],
+        [0, 1, 0],
+        [0, 0, 1],
+      ]),
+    );
+    assertClose(g, [
+      [1, 0, 0],
+      [0, 1, 0],
+      [0, 0, 1],
+    ]);
+    const h = ad.grad((a: ad.Tensor) => ad.max(ad.linalg.eigh(a)[0]))(
+      f64([
+        [3, 0, 0],
+        [0, 2, 0],
+        [0, 0, 2],
+      ]),
+    );
+    assertClose(h, [
+      [1, 0, 0],
+      [0, 0, 0],
+      [0, 0, 0],
+    ]);
+  });
+  test("the spectral and nuclear norms of a zero matrix have gradient 0; of the identity, the subgradient", () => {
+    for (const ord of [2, -2, "nuc"] as const) {
+      const g = ad.grad((m: ad.Tensor) => ad.linalg.norm(m, { ord }))(
+        f64([
+          [0, 0],
+          [0, 0],
+        ]),
+      );
+      assertClose(g, [
+        [0, 0],
+        [0, 0],
+      ]);
+    }
+    // ‖A‖_* = tr(A) near I (A symmetric positive definite): gradient I.
+    const gi = ad.grad((m: ad.Tensor) => ad.linalg.norm(m, { ord: "nuc" }))(
+      f64([
+        [1, 0],
+        [0, 1],
+      ]),
+    );
+    assertClose(gi, [
+      [1, 0],
+      [0, 1],
+    ]);
+  });
+});

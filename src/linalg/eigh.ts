@@ -13,9 +13,10 @@ import { squareSize } from "./solve.js";
  * orthonormal eigenvectors as the columns of V `[..., n, n]`, A V = V diag(w); each column's
  * largest component is positive, so the result is unique for distinct eigenvalues. Cyclic
  * Jacobi rotations in float64. Derivatives in both modes, to any order: dw = diag(Vᵀ dA V) and
- * dV = V (F ∘ Vᵀ dA V) with F_ij = 1/(w_j − w_i) — finite for distinct eigenvalues only (a
- * repeated one has no unique eigenvectors; w's derivative stays finite). NaN or infinite input
- * gives NaN.
+ * dV = V (F ∘ Vᵀ dA V) with F_ij = 1/(w_j − w_i), exact for distinct eigenvalues; an exactly
+ * repeated pair has no unique eigenvectors and its term is dropped (0, not an infinity), so the
+ * eigenvalues' gradients stay finite at a degenerate matrix such as the identity. NaN or
+ * infinite input gives NaN.
  * @example
  * const [w, v] = ad.linalg.eigh(ad.tensor([[2, 1], [1, 2]], { dtype: "float64" }));
  * w.toArray(); // [1, 3]

@@ -11,9 +11,9 @@ import {
   abs,
   astype,
   equal,
+  greater,
   matmul,
   max,
-  maximum,
   min,
   notEqual,
   pow,
@@ -70,8 +70,10 @@ function singularValues(x: Tensor, r: number, c: number): Tensor {
   const n = x.shape[c]!;
   const gram = m <= n ? matmul(a, swapLastAxes(a)) : matmul(swapLastAxes(a), a);
   const [w] = eigh(gram);
-  // Rounding can leave a zero eigenvalue slightly negative; sqrt(0) keeps IEEE's infinite slope.
-  return sqrt(maximum(w, 0));
+  // σ = √max(w, 0) (rounding can leave a zero eigenvalue slightly negative), with the double-where
+  // pattern at 0 so that a zero singular value has gradient 0 (as ‖x‖₂ at the origin) not 0·∞.
+  const pos = greater(w, 0);
+  return where(pos, sqrt(where(pos, w, 1)), 0);
 }
 
 function matrixNorm(

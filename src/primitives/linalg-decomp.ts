@@ -475,12 +475,16 @@ export const detP: Primitive<NoParams> = definePrimitive<NoParams>({
 
 // ---- eigh ----------------------------------------------------------------------------------------
 
-/** F with F_ij = 1/(w_j − w_i) off the diagonal and 0 on it (double-where: no 1/0 anywhere). */
+/**
+ * F with F_ij = 1/(w_j − w_i), and 0 where w_i = w_j (the diagonal, and exactly repeated
+ * eigenvalues, whose eigenvectors have no unique derivative: their term is dropped so that
+ * gradients of the eigenvalues, and of functions of the whole eigenspace, stay finite). Built
+ * with the double-where pattern, so no 1/0 appears anywhere, also in higher derivatives.
+ */
 function eigGaps(w: Tensor): Tensor {
-  const n = w.shape[w.ndim - 1]!;
   const d = sub(expandDims(w, -2), expandDims(w, -1)); // d_ij = w_j − w_i
-  const diag = equal(eye(n, { dtype: w.dtype }), 1);
-  return where(diag, 0, div(1, where(diag, 1, d)));
+  const same = equal(d, 0);
+  return where(same, 0, div(1, where(same, 1, d)));
 }
 
 /** diag(w) for a stack of vectors `[..., n]`. */
@@ -491,7 +495,7 @@ function diagOf(w: Tensor): Tensor {
 /**
  * Symmetric eigendecomposition of S(A) = (A + Aᵀ)/2: eigenvalues w (ascending) and orthonormal
  * eigenvectors V (columns). With M = Vᵀ S(dA) V and F the inverse eigenvalue gaps: dw = diag(M),
- * dV = V (F ∘ M) (distinct eigenvalues; a repeated one makes dV infinite, as in JAX and PyTorch).
+ * dV = V (F ∘ M) (for distinct eigenvalues; the terms of an exactly repeated pair are dropped).
  */
 // vjp: Ā = S(V (diag(w̄) + F ∘ (Vᵀ V̄)) Vᵀ)
 export const eighP: Primitive<NoParams> = definePrimitive<NoParams>({
