@@ -130,6 +130,38 @@ describe("jit: fused programs as wasm loops, bit-identical to the unfused operat
     check("mixed float types", (a) => ad.add(ad.astype(ad.mul(a, 3), "float32"), 1), [d]);
   });
 
+  for (const dtype of ["float32", "float64"] as const)
+    test(`${dtype}: broadcast rows and columns run row by row in SIMD (bias + relu, masks, 3-d)`, () => {
+      for (const [m, n] of [
+        [64, 40],
+        [70, 37],
+        [33, 130],
+        [16, 512],
+      ] as const) {
+        const a = ad.tensor(values(m * n, 11), { shape: [m, n], dtype });
+        const row = ad.tensor(values(n, 12), { dtype });
+        const col = ad.tensor(values(m, 13), { shape: [m, 1], dtype });
+        const tag = `${m}x${n}`;
+        check(`bias + relu ${tag}`, (x, b) => ad.relu(ad.add(x, b)), [a, row]);
+        check(`row and column ${tag}`, (x, r, c) => ad.add(ad.mul(x, r), ad.sub(c, x)), [a, row, col]);
+        check(`scalar too ${tag}`, (x, r, s) => ad.div(ad.add(x, r), s), [a, row, ad.scalar(3, { dtype })]);
+        const mask = ad.greater(ad.tensor(values(n, 14), { dtype }), 0);
+        check(`bool row ${tag}`, (x, mk) => ad.mul(ad.where(mk, x, ad.neg(x)), 2), [a, mask]);
+        check(`bool column ${tag}`, (x, mk) => ad.where(mk, ad.add(x, 1), ad.mul(x, x)), [
+          a,
+          ad.greater(ad.tensor(values(m, 15), { shape: [m, 1], dtype }), 0),
+        ]);
+        check(`bool result ${tag}`, (x, r) => ad.logicalAnd(ad.greater(ad.add(x, r), 0), ad.less(x, r)), [
+          a,
+          row,
+        ]);
+      }
+      const t = ad.tensor(values(4 * 24 * 40, 16), { shape: [4, 24, 40], dtype });
+      const plane = ad.tensor(values(24 * 40, 17), { shape: [24, 40], dtype });
+      const perRow = ad.tensor(values(4 * 24, 18), { shape: [4, 24, 1], dtype });
+      check("3-d: plane and per-row", (x, p, r) => ad.mul(ad.add(x, p), ad.sub(r, 0.5)), [t, plane, perRow]);
+    });
+
   test("programs with operations a wasm loop does not cover keep the JS kernel", () => {
     const x = ad.tensor(values(3000, 8));
     check("transcendental", (a) => ad.mul(ad.sin(a), ad.cos(ad.neg(a))), [x], false);

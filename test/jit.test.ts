@@ -199,3 +199,40 @@ describe("jit and captured tensors", () => {
     ]);
   });
 });
+
+describe("jit: memory of a run", () => {
+  test("intermediates are released when a run ends; outputs, aliases of them and inputs stay valid", () => {
+    const onWasm = ad.getBackendName() === "wasm";
+    const n = 256;
+    const a = ad.tensor(
+      Float32Array.from({ length: n * n }, (_, i) => Math.sin(i) * 0.1),
+      { shape: [n, n] },
+    );
+    const b = ad.tensor(
+      Float32Array.from({ length: n }, (_, i) => Math.cos(i)),
+      { shape: [n] },
+    );
+    // h is private; y is returned twice (once reshaped), `x` passes through.
+    const f = ad.jit((x: ad.Tensor, bias: ad.Tensor) => {
+      const h = ad.tanh(ad.matmul(x, x));
+      const y = ad.relu(ad.add(ad.matmul(h, x), bias));
+      return [y, ad.reshape(y, [n * n]), x];
+    });
+    const ref = () => {
+      const h = ad.tanh(ad.matmul(a, a));
+      return ad.relu(ad.add(ad.matmul(h, a), b)).data();
+    };
+    const want = ref();
+    const keep: ad.Tensor[][] = [];
+    const before = ad.wasmStats().disposed;
+    for (let i = 0; i < 5; i++) keep.push(f(a, b) as ad.Tensor[]);
+    if (onWasm) assert.ok(ad.wasmStats().disposed > before, "no intermediate was released");
+    // Every kept result is still intact after later runs reused the released memory.
+    for (const [y, flat, x] of keep) {
+      assert.deepEqual(y!.data(), want);
+      assert.deepEqual(flat!.data(), want);
+      assert.equal(x, a);
+    }
+    assert.deepEqual(a.data()[1], Math.fround(Math.sin(1) * 0.1));
+  });
+});

@@ -10,7 +10,7 @@ import { type Backend, type DeviceBuffer, getBackend } from "../backend/backend.
 import { isAnomalyEnabled } from "../core/anomaly-mode.js";
 import type { Aval, Primitive } from "../core/primitive.js";
 import { type Atom, type Program, Var } from "../core/program.js";
-import { withoutScratch } from "../core/scratch.js";
+import { openScratch, withoutScratch } from "../core/scratch.js";
 import { Tensor } from "../core/tensor.js";
 import { isFloat, isHalf } from "../dtype.js";
 import { AnomalyError } from "../errors.js";
@@ -84,6 +84,8 @@ interface Plan {
   readonly inputs: readonly number[];
   readonly steps: readonly Step[];
   readonly outputs: readonly (number | Tensor)[];
+  /** No step runs other code (no higher-order primitive): the intermediates are private. */
+  readonly private: boolean;
 }
 
 /** Kernels that round their 16-bit float results themselves. */
@@ -117,14 +119,32 @@ function planOf(p: Program): Plan {
         seen.add(x);
         if (!kept.has(x)) steps[i]!.frees.push(x);
       }
-  return { slots: slot.size, inputs, steps, outputs };
+  const priv = steps.every((st) => st.prim.evaluate === undefined);
+  return { slots: slot.size, inputs, steps, outputs, private: priv };
 }
 
-/** Run a planned program on concrete tensors by calling kernels directly. */
+/**
+ * Run a planned program on concrete tensors by calling kernels directly. Its intermediates never
+ * reach the caller, so a scratch scope gives their memory back as soon as the run ends (wasm
+ * blocks otherwise wait for finalizers, which a synchronous loop never lets run): the next call
+ * reuses them. Programs with higher-order steps (which may run other code) skip it.
+ */
 function runDirect(plan: Plan, args: readonly Tensor[]): Tensor[] {
+  const backend = args[0]?._backend ?? getBackend();
+  if (!plan.private) return runSteps(plan, args, backend);
+  const scope = openScratch(backend);
+  let outs: Tensor[] | null = null;
+  try {
+    outs = runSteps(plan, args, backend);
+  } finally {
+    scope.close(outs);
+  }
+  return outs;
+}
+
+function runSteps(plan: Plan, args: readonly Tensor[], backend: Backend): Tensor[] {
   const env: (Tensor | null)[] = new Array(plan.slots).fill(null);
   for (let i = 0; i < plan.inputs.length; i++) env[plan.inputs[i]!] = args[i]!;
-  const backend = args[0]?._backend ?? getBackend();
   for (const st of plan.steps) {
     const n = st.ins.length;
     const ins: Tensor[] = new Array(n);
