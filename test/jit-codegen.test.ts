@@ -370,3 +370,65 @@ describe("jit: elementwise DAGs over arrays, movement read through views", () =>
     sameBits(ad.jit(f)(big), f(big));
   });
 });
+
+describe("jit: transposes feeding products are read by the product's packing", () => {
+  const same = (a: ad.Tensor, b: ad.Tensor, what: string) => {
+    const x = a.data();
+    const y = b.data();
+    assert.equal(x.length, y.length, what);
+    for (let i = 0; i < x.length; i++)
+      assert.ok(Object.is(x[i], y[i]), `${what}: element ${i}: ${x[i]} vs ${y[i]}`);
+  };
+  const rnd = (seed: number, shape: number[], dtype: "float32" | "float64") =>
+    ad.random.normal(ad.random.key(seed), shape, { dtype });
+  for (const dtype of ["float32", "float64"] as const)
+    test(`${dtype}: Aᵀ B, A Bᵀ and Aᵀ Bᵀ are matmul_t, bit-identical to transposing first`, () => {
+      // Small (reference loops), matrix-vector shapes, packed products, edges, threaded sizes.
+      for (const [m, k, n] of [
+        [3, 5, 7],
+        [1, 64, 64],
+        [64, 64, 1],
+        [8, 300, 300],
+        [40, 33, 17],
+        [200, 150, 260],
+        [128, 784, 256],
+      ] as const)
+        for (const [ta, tb] of [
+          [true, false],
+          [false, true],
+          [true, true],
+        ] as const) {
+          const a = rnd(1, ta ? [k, m] : [m, k], dtype);
+          const b = rnd(2, tb ? [n, k] : [k, n], dtype);
+          const f = (x: ad.Tensor, y: ad.Tensor) =>
+            ad.matmul(ta ? ad.transpose(x) : x, tb ? ad.transpose(y) : y);
+          const j = ad.jit(f);
+          const lowered = j.lower(a, b).toString();
+          assert.match(lowered, /matmul_t\[/, `${m}x${k}x${n} ${ta} ${tb}`);
+          assert.doesNotMatch(lowered, /transpose/);
+          same(j(a, b), f(a, b), `${m}x${k}x${n} transA=${ta} transB=${tb}`);
+        }
+    });
+
+  test("batched products, a transpose also read elsewhere, and an MLP's gradient", () => {
+    const a = rnd(3, [4, 30, 20], "float32");
+    const b = rnd(4, [4, 30, 25], "float32");
+    const swap = (x: ad.Tensor) => ad.transpose(x, [0, 2, 1]);
+    const batched = (x: ad.Tensor, y: ad.Tensor) => ad.matmul(swap(x), y);
+    same(ad.jit(batched)(a, b), batched(a, b), "batched");
+    // The transpose is also returned: it stays, and the product still reads the operand as stored.
+    const both = (x: ad.Tensor, y: ad.Tensor) => [ad.matmul(swap(x), y), swap(x)];
+    const jb = ad.jit(both);
+    assert.match(jb.lower(a, b).toString(), /transpose/);
+    const [p1, t1] = jb(a, b) as ad.Tensor[];
+    const [p2, t2] = both(a, b) as ad.Tensor[];
+    same(p1!, p2!, "product");
+    same(t1!, t2!, "transpose");
+    const w = rnd(5, [64, 32], "float32");
+    const x = rnd(6, [48, 64], "float32");
+    const loss = (wt: ad.Tensor) => ad.sum(ad.square(ad.tanh(ad.matmul(x, wt))));
+    const g = ad.jit(ad.grad(loss));
+    assert.match(g.lower(w).toString(), /matmul_t\[transA\]/);
+    same(g(w), ad.grad(loss)(w), "gradient");
+  });
+});

@@ -59,6 +59,12 @@ export type BinaryKernel =
 
 export type ReduceKernel = "sum" | "max" | "min" | "argmax" | "argmin";
 
+/** Operands of a matmul stored transposed (see `Backend.matmul`). */
+export interface MatmulTranspose {
+  readonly a: boolean;
+  readonly b: boolean;
+}
+
 /** Which triangle of A a triangular solve reads, and whether it solves with Aᵀ or a unit diagonal. */
 export interface TriangularSolveOptions {
   readonly lower: boolean;
@@ -138,7 +144,11 @@ export interface Backend {
     inDtype: DType,
     outDtype: DType,
   ): DeviceBuffer;
-  /** `[batch, m, k] @ [batch, k, n] -> [batch, m, n]`. */
+  /**
+   * `[batch, m, k] @ [batch, k, n] -> [batch, m, n]`. With `trans`, an operand marked there is
+   * stored transposed (A as `[batch, k, m]`, B as `[batch, n, k]`) and read as its transpose
+   * (jit hands a transpose feeding a product to the product's packing this way).
+   */
   matmul(
     a: DeviceBuffer,
     b: DeviceBuffer,
@@ -147,6 +157,7 @@ export interface Backend {
     k: number,
     n: number,
     dtype: DType,
+    trans?: MatmulTranspose,
   ): DeviceBuffer;
   /**
    * Cholesky factors: for each of `batch` symmetric positive-definite `[n, n]` matrices (only the

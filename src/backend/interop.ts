@@ -12,6 +12,7 @@ import type {
   BinaryKernel,
   DeviceBuffer,
   LuBuffers,
+  MatmulTranspose,
   ReduceKernel,
   TriangularSolveOptions,
   UnaryKernel,
@@ -104,8 +105,9 @@ export class InteropReferenceBackend implements Backend {
     k: number,
     n: number,
     dtype: DType,
+    trans?: MatmulTranspose,
   ): DeviceBuffer {
-    return this.r.matmul(h(a), h(b), batch, m, k, n, dtype);
+    return this.r.matmul(h(a), h(b), batch, m, k, n, dtype, trans);
   }
   cholesky(a: DeviceBuffer, batch: number, n: number, dtype: DType): DeviceBuffer {
     return this.r.cholesky(h(a), batch, n, dtype);

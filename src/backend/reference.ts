@@ -18,6 +18,7 @@ import type {
   BinaryKernel,
   DeviceBuffer,
   LuBuffers,
+  MatmulTranspose,
   ReduceKernel,
   TriangularSolveOptions,
   UnaryKernel,
@@ -485,11 +486,15 @@ export class ReferenceBackend implements Backend {
     k: number,
     n: number,
     dtype: DType,
+    trans?: MatmulTranspose,
   ): DeviceBuffer {
     const as = arr(a);
     const bs = arr(b);
     const out = allocArray(dtype, batch * m * n);
     const row = new Float64Array(n);
+    // Element strides: a transposed operand is read along its other axis, in the same order.
+    const [rsA, csA] = trans?.a ? [1, m] : [k, 1];
+    const [rsB, csB] = trans?.b ? [1, k] : [n, 1];
     for (let p = 0; p < batch; p++) {
       const ao = p * m * k;
       const bo = p * k * n;
@@ -497,10 +502,11 @@ export class ReferenceBackend implements Backend {
       for (let i = 0; i < m; i++) {
         row.fill(0);
         for (let q = 0; q < k; q++) {
-          const av = as[ao + i * k + q]!;
+          const av = as[ao + i * rsA + q * csA]!;
           if (av === 0) continue;
-          const bro = bo + q * n;
-          for (let j = 0; j < n; j++) row[j]! += av * bs[bro + j]!;
+          const bro = bo + q * rsB;
+          if (csB === 1) for (let j = 0; j < n; j++) row[j]! += av * bs[bro + j]!;
+          else for (let j = 0; j < n; j++) row[j]! += av * bs[bro + j * csB]!;
         }
         for (let j = 0; j < n; j++) out[oo + i * n + j] = row[j]!;
       }

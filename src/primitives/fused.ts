@@ -110,3 +110,43 @@ export const fusedProgramP = definePrimitive<FusedProgramParams>({
   batch: notTransformable,
   showParams: (p) => showProgram(p.prog),
 });
+
+export interface MatmulTParams {
+  /** The first operand is stored transposed (`[..., k, m]`). */
+  transA: boolean;
+  /** The second operand is stored transposed (`[..., n, k]`). */
+  transB: boolean;
+}
+
+/**
+ * `matmul_t`: a product whose operands may be stored transposed in their last two axes. jit's
+ * fusion pass makes it from a `transpose` that only feeds products (every reverse pass of a
+ * matmul has them: G Bᵀ and Aᵀ G), so the kernel's packing reads the operand down its columns
+ * instead of a transposed copy being made first. Same bits as the transpose and the product.
+ */
+export const matmulTP = definePrimitive<MatmulTParams>({
+  name: "matmul_t",
+  saves: "none",
+  abstractEval([a, b], p) {
+    const sa = a!.shape;
+    const sb = b!.shape;
+    const r = sa.length;
+    const m = p.transA ? sa[r - 1]! : sa[r - 2]!;
+    const n = p.transB ? sb[r - 2]! : sb[r - 1]!;
+    return [{ shape: [...sa.slice(0, -2), m, n], dtype: a!.dtype, weakType: a!.weakType && b!.weakType }];
+  },
+  impl(bk, [x, y], [a, b], p) {
+    const sa = a!.shape;
+    const sb = b!.shape;
+    const r = sa.length;
+    const m = p.transA ? sa[r - 1]! : sa[r - 2]!;
+    const k = p.transA ? sa[r - 2]! : sa[r - 1]!;
+    const n = p.transB ? sb[r - 2]! : sb[r - 1]!;
+    return [bk.matmul(x!, y!, sizeOf(sa.slice(0, -2)), m, k, n, a!.dtype, { a: p.transA, b: p.transB })];
+  },
+  jvp: notTransformable,
+  vjp: notTransformable,
+  jet: notTransformable,
+  batch: notTransformable,
+  showParams: (p) => [p.transA ? "transA" : "", p.transB ? "transB" : ""].filter((x) => x !== "").join(","),
+});

@@ -27,7 +27,8 @@ import { scalarValue } from "../backend/reference.js";
 import type { Aval, Primitive } from "../core/primitive.js";
 import { type Atom, type Eqn, Lit, Program, Var } from "../core/program.js";
 import type { DType } from "../dtype.js";
-import { fusedProgramP } from "../primitives/fused.js";
+import { fusedProgramP, matmulTP } from "../primitives/fused.js";
+import { matmulP } from "../primitives/linalg.js";
 import type { PadParams, SliceParams } from "../primitives/movement.js";
 import { shapeEq, sizeOf, stridesOf } from "../shape.js";
 import { maxVarId, noteMaxVarId } from "./simplify.js";
@@ -232,11 +233,12 @@ interface Region {
  * equations a backend runs faster on their own out of every kernel.
  */
 export function fuse(program: Program, isConstant: ConstantLit = () => true, barrier?: Barrier): Program {
-  const eqns = program.eqns;
   // Variables are numbered densely by tracing: flat arrays indexed by id instead of maps (this
   // pass sees every equation of programs thousands long, on their first call).
   const maxId = maxVarId(program);
   if (maxId < 0) return program;
+  program = absorbTransposes(program, maxId);
+  const eqns = program.eqns;
   /** The region that computes each variable, or -1. */
   const regionOfVar = new Int32Array(maxId + 1).fill(-1);
   const regionOfEqn = new Int32Array(eqns.length).fill(-1);
@@ -311,6 +313,58 @@ export function fuse(program: Program, isConstant: ConstantLit = () => true, bar
     else for (let j = 0; j < reg.eqns.length; j++) out.push(eqns[reg.eqns[j]!]!);
   }
   return noteMaxVarId(new Program(program.inputs, out, program.outputs), maxId);
+}
+
+/** perm swaps the last two axes and keeps the others. */
+function swapsLastTwo(perm: readonly number[]): boolean {
+  const r = perm.length;
+  if (r < 2 || perm[r - 1] !== r - 2 || perm[r - 2] !== r - 1) return false;
+  for (let d = 0; d < r - 2; d++) if (perm[d] !== d) return false;
+  return true;
+}
+
+/**
+ * Transposes of the last two axes that feed products become a `matmul_t` reading the operand as
+ * stored (the backend's packing walks it down its columns), and such a transpose goes away when
+ * products were its only readers. A reverse pass of `x @ W` has two of them (G Wᵀ and xᵀ G).
+ */
+function absorbTransposes(program: Program, maxId: number): Program {
+  const eqns = program.eqns;
+  let swaps: Map<number, Eqn> | null = null;
+  for (let i = 0; i < eqns.length; i++) {
+    const e = eqns[i]!;
+    if (e.prim.name === "transpose" && swapsLastTwo((e.params as { perm: number[] }).perm))
+      (swaps ??= new Map()).set(e.outs[0]!.id, e);
+  }
+  if (swaps === null) return program;
+  const readers = new Int32Array(maxId + 1);
+  const absorbed = new Int32Array(maxId + 1);
+  for (let i = 0; i < eqns.length; i++)
+    for (const a of eqns[i]!.inputs) if (a instanceof Var) readers[a.id]!++;
+  for (const a of program.outputs) if (a instanceof Var) readers[a.id]!++;
+  const swapOf = (a: Atom): Eqn | undefined => (a instanceof Var ? swaps!.get(a.id) : undefined);
+  let changed = false;
+  const rewritten = eqns.map((e): Eqn => {
+    if (e.prim !== matmulP) return e;
+    const ta = swapOf(e.inputs[0]!);
+    const tb = swapOf(e.inputs[1]!);
+    if (ta === undefined && tb === undefined) return e;
+    changed = true;
+    if (ta !== undefined) absorbed[ta.outs[0]!.id]!++;
+    if (tb !== undefined) absorbed[tb.outs[0]!.id]!++;
+    return {
+      prim: matmulTP as never,
+      params: { transA: ta !== undefined, transB: tb !== undefined },
+      inputs: [ta?.inputs[0] ?? e.inputs[0]!, tb?.inputs[0] ?? e.inputs[1]!],
+      outs: e.outs,
+    };
+  });
+  if (!changed) return program;
+  const kept = rewritten.filter((e) => {
+    const id = e.outs[0]?.id;
+    return !(swaps!.has(id ?? -1) && swaps!.get(id!) === e && absorbed[id!] === readers[id!]);
+  });
+  return noteMaxVarId(new Program(program.inputs, kept, program.outputs), maxId);
 }
 
 function worthFusing(r: Region): boolean {

@@ -18,6 +18,7 @@ import type {
   BinaryKernel,
   DeviceBuffer,
   LuBuffers,
+  MatmulTranspose,
   ReduceKernel,
   TriangularSolveOptions,
   UnaryKernel,
@@ -912,12 +913,29 @@ export class WasmBackend implements Backend {
     k: number,
     n: number,
     dtype: DType,
+    trans?: MatmulTranspose,
   ): DeviceBuffer {
     const work = batch * m * k * n;
     if (!isFloatStorage(dtype) || work < this.thresholds.matmul || k === 0 || !this.core())
-      return this.ref.matmul(this.host(a), this.host(b), batch, m, k, n, dtype);
+      return this.ref.matmul(this.host(a), this.host(b), batch, m, k, n, dtype, trans);
     const st = storageOf(dtype) as "f32" | "f64";
     const es = BYTES[st];
+    const ta = trans?.a === true;
+    const tb = trans?.b === true;
+    if ((ta || tb) && (m <= GEMV_ROWS || n === 1)) {
+      // The matrix-vector kernels read row-major operands: transpose first (a small copy here).
+      const at = ta ? this.transpose(a, [batch, k, m], [0, 2, 1], dtype) : a;
+      const bt = tb ? this.transpose(b, [batch, n, k], [0, 2, 1], dtype) : b;
+      try {
+        return this.matmul(at, bt, batch, m, k, n, dtype);
+      } finally {
+        if (ta) this.dispose(at);
+        if (tb) this.dispose(bt);
+      }
+    }
+    // Element strides of the operands (a transposed one is read down its columns by the packing).
+    const [rsA, csA] = ta ? [1, m] : [k, 1];
+    const [rsB, csB] = tb ? [1, k] : [n, 1];
     const operands = [
       { buf: a, dtype, length: batch * m * k },
       { buf: b, dtype, length: batch * k * n },
@@ -964,8 +982,10 @@ export class WasmBackend implements Backend {
         m,
         k,
         n,
-        k,
-        n,
+        rsA,
+        csA,
+        rsB,
+        csB,
         n,
       ];
       if (parts <= 1 || pool === null) {
@@ -980,7 +1000,7 @@ export class WasmBackend implements Backend {
       } else
         for (let p = 0; p < batch; p++) {
           const [A, B, C] = item(p) as [number, number, number];
-          this.parallelGemm(st, shape, sc, parts, A, B, C, m, k, n);
+          this.parallelGemm(st, shape, sc, parts, A, B, C, m, k, n, [rsA, csA, rsB, csB]);
         }
     });
   }
@@ -1003,6 +1023,7 @@ export class WasmBackend implements Backend {
     m: number,
     k: number,
     n: number,
+    [rsA, csA, rsB, csB]: readonly [number, number, number, number],
   ): void {
     const es = BYTES[st];
     const pool = this.c.pool!;
@@ -1037,8 +1058,9 @@ export class WasmBackend implements Backend {
               pack.push({
                 fn: `packB_${st}`,
                 args: [
-                  B + ((k0 + p * s.kc) * n + jc + j0) * es,
-                  n,
+                  B + ((k0 + p * s.kc) * rsB + (jc + j0) * csB) * es,
+                  rsB,
+                  csB,
                   kc,
                   Math.min(gs, nc - j0),
                   pB + (p * s.kc * ncp + j0 * kc) * es,
@@ -1055,8 +1077,9 @@ export class WasmBackend implements Backend {
               blocks.push({
                 fn: `gemmblk_${st}`,
                 args: [
-                  A + (i0 * k + k0) * es,
-                  k,
+                  A + (i0 * rsA + k0 * csA) * es,
+                  rsA,
+                  csA,
                   C + (i0 * n + jc + j0) * es,
                   n,
                   Math.min(mb, m - i0),

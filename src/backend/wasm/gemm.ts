@@ -135,33 +135,46 @@ function emitMicro(m: ModuleBuilder, t: Elem, s: GemmShape, fma: boolean): numbe
   );
 }
 
-/** Pack `kc x nc` of B (row stride `ldb` elements) into `nr`-column strips, zero-padded. */
+/** Pack `kc x nc` of B (read through row and column strides) into `nr`-column strips, zero-padded. */
 function emitPackB(m: ModuleBuilder, t: Elem, s: GemmShape): number {
   const es = t === "f32" ? 4 : 8;
   const load = t === "f32" ? "f32.load" : "f64.load";
   const store = t === "f32" ? "f32.store" : "f64.store";
   return m.func(
     `packB_${t}`,
-    ["i32", "i32", "i32", "i32", "i32"],
+    ["i32", "i32", "i32", "i32", "i32", "i32"],
     [],
     (c) => {
-      const [b, ldb, kc, nc, dst] = [0, 1, 2, 3, 4];
+      // Element (p, j) of B is at b + (p·rs + j·cs)·es: rs = ldb, cs = 1 for row-major B; rs = 1,
+      // cs = ldb for a transposed one (the strips are then gathered element by element).
+      const [b, rs, cs, kc, nc, dst] = [0, 1, 2, 3, 4, 5];
       const j0 = c.local("i32");
       const p = c.local("i32");
       const j = c.local("i32");
       const src = c.local("i32");
       const ldbB = c.local("i32");
+      const csB = c.local("i32");
       const val = c.local(t);
-      c.get(ldb).i32(es).op("i32.mul").set(ldbB);
+      c.get(rs).i32(es).op("i32.mul").set(ldbB);
+      c.get(cs).i32(es).op("i32.mul").set(csB);
       c.i32(0).set(j0);
       c.forLoop(
         j0,
         () => c.get(nc),
         s.nr,
         () => {
-          c.get(b).get(j0).i32(es).op("i32.mul").op("i32.add").set(src);
+          c.get(b).get(j0).get(csB).op("i32.mul").op("i32.add").set(src);
           c.i32(0).set(p);
-          c.get(j0).i32(s.nr).op("i32.add").get(nc).op("i32.le_s").if();
+          c.get(j0)
+            .i32(s.nr)
+            .op("i32.add")
+            .get(nc)
+            .op("i32.le_s")
+            .get(cs)
+            .i32(1)
+            .op("i32.eq")
+            .op("i32.and")
+            .if();
           // A full strip: NR contiguous elements per row, copied as vectors.
           c.forLoop(
             p,
@@ -181,7 +194,7 @@ function emitPackB(m: ModuleBuilder, t: Elem, s: GemmShape): number {
             },
           );
           c.else();
-          // The last, partial strip: zero-pad the missing columns.
+          // A gathered strip, or the last, partial one: zero-pad the missing columns.
           c.forLoop(
             p,
             () => c.get(kc),
@@ -196,7 +209,7 @@ function emitPackB(m: ModuleBuilder, t: Elem, s: GemmShape): number {
                   if (t === "f32") c.f32(0).set(val);
                   else c.f64(0).set(val);
                   c.get(j0).get(j).op("i32.add").get(nc).op("i32.lt_s").if();
-                  c.get(src).get(j).i32(es).op("i32.mul").op("i32.add").mem(load).set(val);
+                  c.get(src).get(j).get(csB).op("i32.mul").op("i32.add").mem(load).set(val);
                   c.end();
                   c.get(dst).get(j).i32(es).op("i32.mul").op("i32.add").get(val).mem(store);
                 },
@@ -216,25 +229,30 @@ function emitPackB(m: ModuleBuilder, t: Elem, s: GemmShape): number {
   );
 }
 
-/** Pack `mc x kc` of A (row stride `lda` elements) into `mr`-row strips, zero-padded. */
+/**
+ * Pack `mc x kc` of A into `mr`-row strips, zero-padded. Element (i, p) of A is at
+ * a + (i·rs + p·cs)·es: rs = lda, cs = 1 row-major; rs = 1, cs = lda for a transposed A.
+ */
 function emitPackA(m: ModuleBuilder, t: Elem, s: GemmShape): number {
   const es = t === "f32" ? 4 : 8;
   const load = t === "f32" ? "f32.load" : "f64.load";
   const store = t === "f32" ? "f32.store" : "f64.store";
   return m.func(
     `packA_${t}`,
-    ["i32", "i32", "i32", "i32", "i32"],
+    ["i32", "i32", "i32", "i32", "i32", "i32"],
     [],
     (c) => {
-      const [a, lda, mc, kc, dst] = [0, 1, 2, 3, 4];
+      const [a, rs, cs, mc, kc, dst] = [0, 1, 2, 3, 4, 5];
       const i0 = c.local("i32");
       const r = c.local("i32");
       const p = c.local("i32");
       const src = c.local("i32");
       const out = c.local("i32");
       const ldaB = c.local("i32");
+      const csB = c.local("i32");
       const stripB = c.local("i32");
-      c.get(lda).i32(es).op("i32.mul").set(ldaB);
+      c.get(rs).i32(es).op("i32.mul").set(ldaB);
+      c.get(cs).i32(es).op("i32.mul").set(csB);
       c.get(kc)
         .i32(s.mr * es)
         .op("i32.mul")
@@ -262,7 +280,7 @@ function emitPackA(m: ModuleBuilder, t: Elem, s: GemmShape): number {
                 1,
                 () => {
                   c.get(out).get(src).mem(load).mem(store);
-                  c.get(src).i32(es).op("i32.add").set(src);
+                  c.get(src).get(csB).op("i32.add").set(src);
                   c.get(out)
                     .i32(s.mr * es)
                     .op("i32.add")
@@ -419,16 +437,18 @@ function emitInner(m: ModuleBuilder, t: Elem, s: GemmShape, micro: number, merge
 }
 
 /**
- * Emit the matmul kernels of one element type (row-major operands with element strides `lda`,
- * `ldb`, `ldc`, so that a thread can take a block of rows or columns; all need k > 0, since C is
- * overwritten, not accumulated, by the first depth panel unless told otherwise):
- * - `gemm_<t>(a, b, c, m, k, n, lda, ldb, ldc, packA, packB, tile)`: C = A B on one thread, with
- *   this thread's scratch (see `gemmScratchBytes`);
- * - `gemmp_<t>(part, a, b, c, m, k, n, lda, ldb, ldc, packA, packB, tile)`: the same with scratch
- *   `part` places into arrays of per-participant scratch (one task of a parallel batch);
- * - `packB_<t>(b, ldb, kc, nc, dst)`: pack `kc x nc` of B into `nr`-column strips (one task of
+ * Emit the matmul kernels of one element type (operands read through row and column element
+ * strides — `rs = ld, cs = 1` for a row-major operand, `rs = 1, cs = ld` for a transposed one,
+ * which the packing absorbs — and C row-major with stride `ldc`, so that a thread can take a
+ * block of rows or columns; all need k > 0, since C is overwritten, not accumulated, by the
+ * first depth panel unless told otherwise):
+ * - `gemm_<t>(a, b, c, m, k, n, rsA, csA, rsB, csB, ldc, packA, packB, tile)`: C = A B on one
+ *   thread, with this thread's scratch (see `gemmScratchBytes`);
+ * - `gemmp_<t>(part, a, b, c, m, k, n, rsA, csA, rsB, csB, ldc, packA, packB, tile)`: the same
+ *   with scratch `part` places into arrays of per-participant scratch (one task of a parallel batch);
+ * - `packB_<t>(b, rs, cs, kc, nc, dst)`: pack `kc x nc` of B into `nr`-column strips (one task of
  *   the cooperative packing of a shared B panel);
- * - `gemmblk_<t>(part, a, lda, c, ldc, m, k, n, pB, ncp, j0, acc, packA, tile)`: C[0:m, 0:n]
+ * - `gemmblk_<t>(part, a, rsA, csA, c, ldc, m, k, n, pB, ncp, j0, acc, packA, tile)`: C[0:m, 0:n]
  *   (=, or += when `acc`) A[0:m, 0:k] · B[0:k, j0:j0+n] where B was packed at `pB` as depth
  *   panels of `kc` rows, panel p at pB + p·kc·ncp·es holding its column strips (`ncp` columns,
  *   a multiple of nr; j0 a multiple of nr) — one task of a parallel product.
@@ -444,9 +464,11 @@ export function emitGemm(m: ModuleBuilder, t: Elem, s: GemmShape, fma: boolean):
   const packA = emitPackA(m, t, s);
   const merge = emitMerge(m, t, s);
   const inner = emitInner(m, t, s, micro, merge);
-  const I32x12 = new Array<"i32">(12).fill("i32");
-  const gemm = m.func(`gemm_${t}`, I32x12, [], (c) => {
-    const [a, b, cc, M, K, N, lda, ldb, ldc, pA, pB, tile] = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11];
+  const I32x14 = new Array<"i32">(14).fill("i32");
+  const gemm = m.func(`gemm_${t}`, I32x14, [], (c) => {
+    const [a, b, cc, M, K, N, rsA, csA, rsB, csB, ldc, pA, pB, tile] = [
+      0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13,
+    ];
     const jc = c.local("i32");
     const pc = c.local("i32");
     const ic = c.local("i32");
@@ -480,9 +502,10 @@ export function emitGemm(m: ModuleBuilder, t: Elem, s: GemmShape, fma: boolean):
           () => {
             clampTo(kc, s.kc, K, pc);
             c.get(pc).i32(0).op("i32.ne").set(first);
-            // packB(b + (pc*ldb + jc)*es, ldb, kc, nc, pB)
-            c.get(b).get(pc).get(ldb).op("i32.mul").get(jc).op("i32.add").i32(es).op("i32.mul");
-            c.op("i32.add").get(ldb).get(kc).get(nc).get(pB).call(packB);
+            // packB(b + (pc*rsB + jc*csB)*es, rsB, csB, kc, nc, pB)
+            c.get(b).get(pc).get(rsB).op("i32.mul").get(jc).get(csB).op("i32.mul").op("i32.add");
+            c.i32(es).op("i32.mul");
+            c.op("i32.add").get(rsB).get(csB).get(kc).get(nc).get(pB).call(packB);
             c.i32(0).set(ic);
             c.forLoop(
               ic,
@@ -490,8 +513,9 @@ export function emitGemm(m: ModuleBuilder, t: Elem, s: GemmShape, fma: boolean):
               s.mc,
               () => {
                 clampTo(mc, s.mc, M, ic);
-                c.get(a).get(ic).get(lda).op("i32.mul").get(pc).op("i32.add").i32(es).op("i32.mul");
-                c.op("i32.add").get(lda).get(mc).get(kc).get(pA).call(packA);
+                c.get(a).get(ic).get(rsA).op("i32.mul").get(pc).get(csA).op("i32.mul").op("i32.add");
+                c.i32(es).op("i32.mul");
+                c.op("i32.add").get(rsA).get(csA).get(mc).get(kc).get(pA).call(packA);
                 // inner(pA, pB, c + (ic*ldc + jc)*es, ldcB, mc, nc, kc, first, tile)
                 c.get(pA).get(pB);
                 c.get(cc).get(ic).get(ldc).op("i32.mul").get(jc).op("i32.add").i32(es).op("i32.mul");
@@ -504,20 +528,20 @@ export function emitGemm(m: ModuleBuilder, t: Elem, s: GemmShape, fma: boolean):
     );
   });
   const sz = gemmScratchBytes(s, es);
-  m.func(`gemmp_${t}`, ["i32", ...I32x12], [], (c) => {
+  m.func(`gemmp_${t}`, ["i32", ...I32x14], [], (c) => {
     // Participant `part` uses element `part` of each per-participant scratch array.
-    c.get(1).get(2).get(3).get(4).get(5).get(6).get(7).get(8).get(9);
-    c.get(10).get(0).i32(sz.a).op("i32.mul").op("i32.add");
-    c.get(11).get(0).i32(sz.b).op("i32.mul").op("i32.add");
-    c.get(12).get(0).i32(sz.tile).op("i32.mul").op("i32.add");
+    for (let q = 1; q <= 11; q++) c.get(q);
+    c.get(12).get(0).i32(sz.a).op("i32.mul").op("i32.add");
+    c.get(13).get(0).i32(sz.b).op("i32.mul").op("i32.add");
+    c.get(14).get(0).i32(sz.tile).op("i32.mul").op("i32.add");
     c.call(gemm);
   });
-  m.func(`packB_${t}`, ["i32", "i32", "i32", "i32", "i32"], [], (c) => {
-    c.get(0).get(1).get(2).get(3).get(4).call(packB);
+  m.func(`packB_${t}`, ["i32", "i32", "i32", "i32", "i32", "i32"], [], (c) => {
+    c.get(0).get(1).get(2).get(3).get(4).get(5).call(packB);
   });
-  m.func(`gemmblk_${t}`, new Array<"i32">(14).fill("i32"), [], (c) => {
-    const [part, a, lda, cc, ldc, M, K, N, pB, ncp, j0, acc, pAs, tiles] = [
-      0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13,
+  m.func(`gemmblk_${t}`, new Array<"i32">(15).fill("i32"), [], (c) => {
+    const [part, a, rsA, csA, cc, ldc, M, K, N, pB, ncp, j0, acc, pAs, tiles] = [
+      0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14,
     ];
     const pA = c.local("i32");
     const tile = c.local("i32");
@@ -557,8 +581,9 @@ export function emitGemm(m: ModuleBuilder, t: Elem, s: GemmShape, fma: boolean):
           s.mc,
           () => {
             clampTo(mc, s.mc, M, ic);
-            c.get(a).get(ic).get(lda).op("i32.mul").get(pc).op("i32.add").i32(es).op("i32.mul");
-            c.op("i32.add").get(lda).get(mc).get(kc).get(pA).call(packA);
+            c.get(a).get(ic).get(rsA).op("i32.mul").get(pc).get(csA).op("i32.mul").op("i32.add");
+            c.i32(es).op("i32.mul");
+            c.op("i32.add").get(rsA).get(csA).get(mc).get(kc).get(pA).call(packA);
             c.get(pA).get(bp);
             c.get(cc).get(ic).get(ldcB).op("i32.mul").op("i32.add");
             c.get(ldcB).get(mc).get(N).get(kc).get(first).get(tile).call(inner);
