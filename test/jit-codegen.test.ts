@@ -432,3 +432,75 @@ describe("jit: transposes feeding products are read by the product's packing", (
     same(g(w), ad.grad(loss)(w), "gradient");
   });
 });
+
+describe("jit: elementwise epilogues run over a product as one step", () => {
+  const same = (a: ad.Tensor, b: ad.Tensor, what: string) => {
+    const x = a.data();
+    const y = b.data();
+    assert.equal(x.length, y.length, what);
+    for (let i = 0; i < x.length; i++)
+      assert.ok(Object.is(x[i], y[i]), `${what}: element ${i}: ${x[i]} vs ${y[i]}`);
+  };
+  const rnd = (seed: number, shape: number[], dtype: "float32" | "float64" = "float32") =>
+    ad.random.normal(ad.random.key(seed), shape, { dtype });
+  const count = (p: ad.Program, name: string) => p.eqns.filter((e) => e.prim.name === name).length;
+
+  for (const dtype of ["float32", "float64"] as const)
+    test(`${dtype}: relu(x W + b) is one matmul_epilogue, bit-identical, results never overwritten later`, () => {
+      for (const [m, k, n] of [
+        [3, 4, 5],
+        [1, 300, 300],
+        [300, 300, 1],
+        [128, 784, 256],
+      ] as const) {
+        const x = rnd(1, [m, k], dtype);
+        const w = rnd(2, [k, n], dtype);
+        const b = rnd(3, [n], dtype);
+        const f = (x_: ad.Tensor, w_: ad.Tensor, b_: ad.Tensor) => ad.relu(ad.add(ad.matmul(x_, w_), b_));
+        const j = ad.jit(f);
+        const p = j.lower(x, w, b);
+        assert.equal(count(p, "matmul_epilogue"), 1, `${m}x${k}x${n}`);
+        assert.equal(count(p, "matmul"), 0);
+        const first = j(x, w, b);
+        const kept = Array.from(first.data());
+        same(first, f(x, w, b), `${m}x${k}x${n}`);
+        // A later call (reusing released memory) leaves the first result as it was.
+        j(rnd(4, [m, k], dtype), w, b);
+        assert.deepEqual(Array.from(first.data()), kept);
+      }
+    });
+
+  test("a product read elsewhere or returned keeps its own step", () => {
+    const x = rnd(5, [64, 48]);
+    const w = rnd(6, [48, 40]);
+    const returned = ad.jit((a: ad.Tensor, b: ad.Tensor) => {
+      const y = ad.matmul(a, b);
+      return [y, ad.tanh(ad.mul(y, 2))];
+    });
+    assert.equal(count(returned.lower(x, w), "matmul_epilogue"), 0);
+    const readTwice = ad.jit((a: ad.Tensor, b: ad.Tensor) => {
+      const y = ad.matmul(a, b);
+      return ad.sum(ad.add(ad.mul(y, 3), ad.sum(y)));
+    });
+    assert.equal(count(readTwice.lower(x, w), "matmul_epilogue"), 0);
+    const [y1, t1] = returned(x, w) as ad.Tensor[];
+    same(y1!, ad.matmul(x, w), "product");
+    same(t1!, ad.tanh(ad.mul(ad.matmul(x, w), 2)), "tanh");
+  });
+
+  test("an MLP's value and gradient: epilogues forward and backward, bit-identical to eager", () => {
+    const p = { w1: rnd(7, [64, 48]), b1: rnd(8, [48]), w2: rnd(9, [48, 10]), b2: rnd(10, [10]) };
+    const x = rnd(11, [32, 64]);
+    const loss = (q: typeof p) => {
+      const h = ad.relu(ad.add(ad.matmul(x, q.w1), q.b1));
+      return ad.mean(ad.logsumexp(ad.add(ad.matmul(h, q.w2), q.b2), { axis: -1 }));
+    };
+    const vg = ad.valueAndGrad(loss);
+    const j = ad.jit(vg);
+    assert.ok(count(j.lower(p), "matmul_epilogue") >= 3);
+    const [v1, g1] = j(p) as [ad.Tensor, typeof p];
+    const [v2, g2] = vg(p) as [ad.Tensor, typeof p];
+    same(v1, v2, "value");
+    for (const k of ["w1", "b1", "w2", "b2"] as const) same(g1[k], g2[k], k);
+  });
+});

@@ -59,6 +59,16 @@ export type BinaryKernel =
 
 export type ReduceKernel = "sum" | "max" | "min" | "argmax" | "argmin";
 
+/**
+ * A fused program's result `output` may be written over input `input`'s buffer: the caller made
+ * that buffer for this call alone and never reads it again (a product under its epilogue). Only a
+ * hint; a backend may allocate as usual.
+ */
+export interface FusedReuse {
+  readonly output: number;
+  readonly input: number;
+}
+
 /** Operands of a matmul stored transposed (see `Backend.matmul`). */
 export interface MatmulTranspose {
   readonly a: boolean;
@@ -253,6 +263,7 @@ export interface Backend {
     inputs: readonly DeviceBuffer[],
     size: number,
     outDtypes: readonly DType[],
+    reuse?: FusedReuse,
   ): DeviceBuffer[];
   /** Uniform [0, 1) numbers from a threefry key (int32[2] bit pattern). */
   randomUniform(key: DeviceBuffer, shape: Shape, dtype: DType): DeviceBuffer;

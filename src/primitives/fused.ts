@@ -4,6 +4,7 @@
  * program, so this primitive has no derivative, Taylor or batching rules of its own (they throw).
  */
 
+import type { Backend, DeviceBuffer, FusedReuse } from "../backend/backend.js";
 import {
   arrayKernel,
   exprSize,
@@ -66,50 +67,59 @@ export const fusedProgramP = definePrimitive<FusedProgramParams>({
   name: "fused_program",
   saves: "none",
   abstractEval: (_avals, p) => p.outs,
-  impl(b, inputs, avals, p) {
-    const n = p.size;
-    const dtypes = p.outs.map((o) => o.dtype);
-    const views = p.prog.views;
-    // Inputs read through a view are passed as they are; others of another size are broadcast.
-    const ins = inputs.map((x, i) => {
-      const a = avals[i]!;
-      const size = sizeOf(a.shape);
-      return size === n || size === 1 || views?.[i] ? x : b.broadcast(x, a.shape, p.outs[0]!.shape, a.dtype);
-    });
-    if (b.fusedProgram !== undefined) return b.fusedProgram(p.prog, ins, n, dtypes);
-    const hosts = ins.map((x, i) =>
-      b.toHost(
-        x,
-        avals[i]!.dtype,
-        views?.[i] ? sizeOf(avals[i]!.shape) : sizeOf(avals[i]!.shape) === 1 ? 1 : n,
-      ),
-    );
-    if (n === 1) {
-      const outs = new Float64Array(dtypes.length);
-      scalarKernel(p.prog)(
-        hosts.map((h) => h[0]!),
-        outs,
-      );
-      return dtypes.map((d, j) => {
-        if (b.scalar !== undefined) return b.scalar(outs[j]!, d);
-        const a = allocArray(d, 1);
-        a[0] = outs[j]!;
-        return b.fromHost(a);
-      });
-    }
-    const outs = dtypes.map((d) => allocArray(d, n));
-    arrayKernel(
-      p.prog,
-      hosts.map((h) => h.length === 1),
-    )(hosts, outs, n);
-    return outs.map((o) => b.fromHost(o));
-  },
+  impl: (b, inputs, avals, p) => runFusedProgram(b, inputs, avals, p),
   jvp: notTransformable,
   vjp: notTransformable,
   jet: notTransformable,
   batch: notTransformable,
   showParams: (p) => showProgram(p.prog),
 });
+
+/** Run a fused program's kernel on the backend (or its compiled JS kernel on host copies). */
+function runFusedProgram(
+  b: Backend,
+  inputs: readonly DeviceBuffer[],
+  avals: readonly Aval[],
+  p: FusedProgramParams,
+  reuse?: FusedReuse,
+): DeviceBuffer[] {
+  const n = p.size;
+  const dtypes = p.outs.map((o) => o.dtype);
+  const views = p.prog.views;
+  // Inputs read through a view are passed as they are; others of another size are broadcast.
+  const ins = inputs.map((x, i) => {
+    const a = avals[i]!;
+    const size = sizeOf(a.shape);
+    return size === n || size === 1 || views?.[i] ? x : b.broadcast(x, a.shape, p.outs[0]!.shape, a.dtype);
+  });
+  if (b.fusedProgram !== undefined) return b.fusedProgram(p.prog, ins, n, dtypes, reuse);
+  const hosts = ins.map((x, i) =>
+    b.toHost(
+      x,
+      avals[i]!.dtype,
+      views?.[i] ? sizeOf(avals[i]!.shape) : sizeOf(avals[i]!.shape) === 1 ? 1 : n,
+    ),
+  );
+  if (n === 1) {
+    const outs = new Float64Array(dtypes.length);
+    scalarKernel(p.prog)(
+      hosts.map((h) => h[0]!),
+      outs,
+    );
+    return dtypes.map((d, j) => {
+      if (b.scalar !== undefined) return b.scalar(outs[j]!, d);
+      const a = allocArray(d, 1);
+      a[0] = outs[j]!;
+      return b.fromHost(a);
+    });
+  }
+  const outs = dtypes.map((d) => allocArray(d, n));
+  arrayKernel(
+    p.prog,
+    hosts.map((h) => h.length === 1),
+  )(hosts, outs, n);
+  return outs.map((o) => b.fromHost(o));
+}
 
 export interface MatmulTParams {
   /** The first operand is stored transposed (`[..., k, m]`). */
@@ -149,4 +159,50 @@ export const matmulTP = definePrimitive<MatmulTParams>({
   jet: notTransformable,
   batch: notTransformable,
   showParams: (p) => [p.transA ? "transA" : "", p.transB ? "transB" : ""].filter((x) => x !== "").join(","),
+});
+
+export interface MatmulEpilogueParams extends MatmulTParams, FusedProgramParams {
+  /** Where the product sits among the program's inputs (the equation's inputs are A, B, then the others). */
+  acc: number;
+  /** The program's result that may overwrite the product (same dtype and size), or -1. */
+  into: number;
+}
+
+/**
+ * `matmul_epilogue`: a product and the elementwise program that consumes it (a bias, an
+ * activation, a relu mask in a reverse pass), as one step: the program runs over the product
+ * right after it is made, while it is still in cache, and writes one of its results over it where
+ * the backend can (the wasm backend does), so no second array of the product's size is made. jit
+ * makes it only where nothing else reads the product.
+ */
+export const matmulEpilogueP = definePrimitive<MatmulEpilogueParams>({
+  name: "matmul_epilogue",
+  saves: "none",
+  abstractEval: (_avals, p) => p.outs,
+  impl(bk, inputs, avals, p) {
+    const [prod] = matmulTP.impl(bk, inputs.slice(0, 2), avals.slice(0, 2), p, [p.outs[0]!]);
+    const [prodAval] = matmulTP.abstractEval(avals.slice(0, 2), p);
+    const ins = inputs.slice(2);
+    const insAvals = avals.slice(2);
+    ins.splice(p.acc, 0, prod!);
+    insAvals.splice(p.acc, 0, prodAval!);
+    const outs = runFusedProgram(
+      bk,
+      ins,
+      insAvals,
+      p,
+      p.into >= 0 ? { output: p.into, input: p.acc } : undefined,
+    );
+    // The product is private: give its memory back now unless a result took it over.
+    if (!outs.includes(prod!)) bk.dispose?.(prod!);
+    return outs;
+  },
+  jvp: notTransformable,
+  vjp: notTransformable,
+  jet: notTransformable,
+  batch: notTransformable,
+  showParams: (p) => {
+    const t = [p.transA ? "transA" : "", p.transB ? "transB" : ""].filter((x) => x !== "").join(",");
+    return `${t === "" ? "" : `${t}, `}then ${showProgram(p.prog)}`;
+  },
 });

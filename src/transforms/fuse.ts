@@ -27,7 +27,13 @@ import { scalarValue } from "../backend/reference.js";
 import type { Aval, Primitive } from "../core/primitive.js";
 import { type Atom, type Eqn, Lit, Program, Var } from "../core/program.js";
 import type { DType } from "../dtype.js";
-import { fusedProgramP, matmulTP } from "../primitives/fused.js";
+import {
+  type FusedProgramParams,
+  fusedProgramP,
+  type MatmulTParams,
+  matmulEpilogueP,
+  matmulTP,
+} from "../primitives/fused.js";
 import { matmulP } from "../primitives/linalg.js";
 import type { PadParams, SliceParams } from "../primitives/movement.js";
 import { shapeEq, sizeOf, stridesOf } from "../shape.js";
@@ -300,19 +306,80 @@ export function fuse(program: Program, isConstant: ConstantLit = () => true, bar
     }
   }
   for (const a of program.outputs) if (a instanceof Var) escapes[a.id] = 1;
-  const out: Eqn[] = [];
+  const out: (Eqn | null)[] = [];
   const slot = new Int32Array(maxId + 1).fill(-1);
+  // Products, by result: where they were emitted (an epilogue may take one in), and every
+  // variable's readers (a product with readers outside its epilogue stays on its own).
+  const productAt = new Map<number, number>();
+  const readers = new Int32Array(maxId + 1);
+  for (let i = 0; i < eqns.length; i++)
+    for (const a of eqns[i]!.inputs) if (a instanceof Var) readers[a.id]!++;
+  for (const a of program.outputs) if (a instanceof Var) readers[a.id]!++;
   for (let o = 0; o < order.length; o++) {
     const x = order[o]!;
     if (x >= 0) {
-      out.push(eqns[x]!);
+      const e = eqns[x]!;
+      if (e.prim === matmulP || e.prim === matmulTP) productAt.set(e.outs[0]!.id, out.length);
+      out.push(e);
       continue;
     }
     const reg = regions[-1 - x]!;
-    if (worthFusing(reg)) out.push(buildProgram(eqns, reg, escapes, slot, isConstant));
-    else for (let j = 0; j < reg.eqns.length; j++) out.push(eqns[reg.eqns[j]!]!);
+    // One operation alone is not worth a kernel, unless it is a product's epilogue (a bias add,
+    // a relu mask in a reverse pass): then it saves the product's array.
+    const worth = worthFusing(reg);
+    if (worth || (reg.ops >= 1 && !reg.scalar && productAt.size > 0)) {
+      const f = buildProgram(eqns, reg, escapes, slot, isConstant);
+      const epi = reg.scalar ? null : withEpilogue(f, reg, eqns, readers, productAt, out);
+      if (epi !== null || worth) {
+        out.push(epi ?? f);
+        continue;
+      }
+    }
+    for (let j = 0; j < reg.eqns.length; j++) out.push(eqns[reg.eqns[j]!]!);
   }
-  return noteMaxVarId(new Program(program.inputs, out, program.outputs), maxId);
+  const kept = out.filter((e): e is Eqn => e !== null);
+  return noteMaxVarId(new Program(program.inputs, kept, program.outputs), maxId);
+}
+
+/**
+ * A region that reads a product nothing else reads (a bias and an activation after `x @ W`, a
+ * relu mask after `G Wᵀ`) takes the product in as one `matmul_epilogue` equation, emitted where
+ * the region is (the product's operands are ready there: they were where it stood). Its slot in
+ * `out` is cleared. Null when the region reads no such product.
+ */
+function withEpilogue(
+  f: Eqn,
+  reg: Region,
+  eqns: readonly Eqn[],
+  readers: Int32Array,
+  productAt: Map<number, number>,
+  out: (Eqn | null)[],
+): Eqn | null {
+  const params = f.params as FusedProgramParams;
+  const views = params.prog.views;
+  for (let k = 0; k < f.inputs.length; k++) {
+    const a = f.inputs[k]!;
+    if (!(a instanceof Var) || (views?.[k] ?? null) !== null) continue;
+    const at = productAt.get(a.id);
+    if (at === undefined || out[at] === null) continue;
+    if (a.dtype !== "float32" && a.dtype !== "float64") continue;
+    if (sizeOf(a.shape) !== params.size) continue;
+    let inside = 0;
+    for (const i of reg.eqns) for (const b of eqns[i]!.inputs) if (b === a) inside++;
+    if (inside !== readers[a.id]) continue;
+    const prod = out[at]!;
+    const t = prod.prim === matmulTP ? (prod.params as MatmulTParams) : { transA: false, transB: false };
+    out[at] = null;
+    const into = params.outs.findIndex((o) => o.dtype === a.dtype);
+    const rest = f.inputs.filter((_, j) => j !== k);
+    return {
+      prim: matmulEpilogueP as never,
+      params: { ...params, transA: t.transA, transB: t.transB, acc: k, into },
+      inputs: [prod.inputs[0]!, prod.inputs[1]!, ...rest],
+      outs: f.outs,
+    };
+  }
+  return null;
 }
 
 /** perm swaps the last two axes and keeps the others. */

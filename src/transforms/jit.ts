@@ -89,7 +89,7 @@ interface Plan {
 }
 
 /** Kernels that round their 16-bit float results themselves. */
-const SELF_ROUNDING = new Set(["convert_element_type", "fused", "fused_program"]);
+const SELF_ROUNDING = new Set(["convert_element_type", "fused", "fused_program", "matmul_epilogue"]);
 
 function planOf(p: Program): Plan {
   const slot = new Map<Var, number>();

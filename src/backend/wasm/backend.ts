@@ -17,6 +17,7 @@ import type {
   Backend,
   BinaryKernel,
   DeviceBuffer,
+  FusedReuse,
   LuBuffers,
   MatmulTranspose,
   ReduceKernel,
@@ -334,15 +335,16 @@ export class WasmBackend implements Backend {
     inputs: readonly DeviceBuffer[],
     size: number,
     outDtypes: readonly DType[],
+    reuse?: FusedReuse,
   ) => DeviceBuffer[];
 
   constructor(private readonly opts: WasmBackendOptions = {}) {
     if (wasmApi() === null) throw new Error("wasm backend: this runtime has no WebAssembly");
     const ref = this.ref;
     if (ref.fusedProgram !== undefined)
-      this.fusedProgram = (prog, inputs, size, outDtypes) => {
+      this.fusedProgram = (prog, inputs, size, outDtypes, reuse) => {
         if (size >= this.thresholds.elementwise && fusedBackendKernelsAllowed() && this.core()) {
-          const res = this.fusedArray(prog, inputs, size, outDtypes);
+          const res = this.fusedArray(prog, inputs, size, outDtypes, reuse);
           if (res !== null) return res;
         }
         return ref.fusedProgram!(prog, this.hosts(inputs), size, outDtypes);
@@ -363,6 +365,7 @@ export class WasmBackend implements Backend {
     inputs: readonly DeviceBuffer[],
     size: number,
     outDtypes: readonly DType[],
+    reuse?: FusedReuse,
   ): DeviceBuffer[] | null {
     // Each input: resident here (an address), or host values to copy in.
     const hosts: (Arr | null)[] = [];
@@ -423,8 +426,13 @@ export class WasmBackend implements Backend {
         heap.view(st, p, h.length).set(h);
         args.push(p);
       });
-      const outs: (WasmBuffer | number)[] = outDtypes.map((d) => {
+      const outs: (WasmBuffer | number)[] = outDtypes.map((d, j) => {
         const st = storageOf(d);
+        if (reuse !== undefined && reuse.output === j && hosts[reuse.input] === null) {
+          // Written over the caller's private input (each element is read before it is written).
+          const x = inputs[reuse.input] as unknown as WasmBuffer;
+          if (x.storage === st && x.length === size) return x;
+        }
         const r = size >= this.thresholds.resident ? heap.allocResident(st, size) : null;
         if (r !== null) return r;
         const p = heap.scratch(size * BYTES[st]);
