@@ -57,7 +57,7 @@ function check(name: string, f: (...xs: ad.Tensor[]) => ad.Tensor, args: ad.Tens
   const j = ad.jit(f);
   sameBits(j(...args), f(...args), name);
   assert.ok(
-    j.lower(...args).eqns.some((e) => e.prim.name === "fused_program"),
+    j.lower(...args).eqns.some((e) => ["fused_program", "sum_prologue"].includes(e.prim.name)),
     `${name}: not fused`,
   );
   if (onWasm && wasmLoop) assert.ok(ad.wasmStats().fusedKernels > before, `${name}: no wasm loop ran`);
@@ -167,5 +167,57 @@ describe("jit: fused programs as wasm loops, bit-identical to the unfused operat
     check("transcendental", (a) => ad.mul(ad.sin(a), ad.cos(ad.neg(a))), [x], false);
     const i = ad.arange(0, 3000);
     check("int32", (a) => ad.add(ad.mul(a, 3), 7), [i], false);
+  });
+});
+
+describe("jit: a sum of a fused program's result runs in one pass (sum_prologue)", () => {
+  const lowered = (f: (...xs: ad.Tensor[]) => ad.Tensor, args: ad.Tensor[]) =>
+    ad
+      .jit(f)
+      .lower(...args)
+      .eqns.map((e) => e.prim.name);
+  for (const dtype of ["float32", "float64"] as const)
+    test(`${dtype}: whole, row and column sums over special values, bit-identical to the unfused pair`, () => {
+      for (const shape of [[4099], [70, 37], [37, 70], [16, 9, 33], [3000]]) {
+        const n = shape.reduce((a, b) => a * b, 1);
+        const x = ad.tensor(values(n, 21), { shape, dtype });
+        const y = ad.tensor(values(n, 22), { shape, dtype });
+        const r = shape.length;
+        const axesList: (number | number[] | undefined)[] = [undefined, r - 1, 0];
+        if (r === 3) axesList.push([1, 2], [0, 1], 1);
+        for (const axis of axesList) {
+          const tag = `${shape.join("x")} axis ${JSON.stringify(axis)}`;
+          const mse = (a: ad.Tensor, b: ad.Tensor) => ad.sum(ad.square(ad.sub(a, b)), { axis });
+          assert.ok(lowered(mse, [x, y]).includes("sum_prologue"), `${tag}: not fused`);
+          check(`squared error ${tag}`, mse, [x, y]);
+          check(`sum of squares ${tag}`, (a) => ad.sum(ad.mul(a, a), { axis }), [x]);
+          check(`relu ${tag}`, (a) => ad.sum(ad.relu(ad.add(a, 0.5)), { axis }), [x]);
+          check(
+            `masked ${tag}`,
+            (a, b) => ad.sum(ad.where(ad.greater(a, b), ad.sub(a, b), ad.mul(b, 0.25)), { axis }),
+            [x, y],
+          );
+          check(`scalar operand ${tag}`, (a, s) => ad.sum(ad.div(a, s), { axis }), [
+            x,
+            ad.scalar(3, { dtype }),
+          ]);
+        }
+      }
+    });
+
+  test("a result read elsewhere, a broadcast operand or an uncovered operation keeps the two steps", () => {
+    const x = ad.tensor(values(4096, 23), { shape: [64, 64] });
+    const b = ad.tensor(values(64, 24));
+    const both = (a: ad.Tensor) => {
+      const s = ad.add(ad.mul(a, 3), 1);
+      return ad.add(ad.sum(s), ad.sum(ad.sum(s, { axis: 0 })));
+    };
+    assert.ok(!lowered(both, [x]).includes("sum_prologue"));
+    check("read twice", both, [x]);
+    const viaView = (a: ad.Tensor, c: ad.Tensor) => ad.sum(ad.mul(ad.sub(a, c), 2));
+    check("broadcast operand", viaView, [x, b]);
+    const transcendental = (a: ad.Tensor) => ad.sum(ad.mul(ad.sin(a), 2));
+    assert.ok(lowered(transcendental, [x]).includes("sum_prologue"));
+    check("transcendental (the JS kernel, then the sum)", transcendental, [x], false);
   });
 });

@@ -206,3 +206,44 @@ export const matmulEpilogueP = definePrimitive<MatmulEpilogueParams>({
     return `${t === "" ? "" : `${t}, `}then ${showProgram(p.prog)}`;
   },
 });
+
+export interface SumPrologueParams extends FusedProgramParams {
+  /** The axes the sum reduces (of the program's result). */
+  axes: number[];
+  /** The sum's aval. */
+  sum: Aval;
+}
+
+/**
+ * `sum_prologue`: a `reduce_sum` of a fused program's one result that nothing else reads (a
+ * squared error, a sum of squares): the backend evaluates the program where its sum kernel loads
+ * each element (the wasm backend does), so the result is never stored; elsewhere the program runs
+ * and is summed, with the same bits.
+ */
+export const sumPrologueP = definePrimitive<SumPrologueParams>({
+  name: "sum_prologue",
+  saves: "none",
+  abstractEval: (_avals, p) => [p.sum],
+  impl(bk, inputs, avals, p) {
+    const shape = p.outs[0]!.shape;
+    const dtype = p.outs[0]!.dtype;
+    if (bk.fusedSum !== undefined && p.prog.views === undefined) {
+      const n = p.size;
+      const sizedOk = avals.every((a) => {
+        const s = sizeOf(a.shape);
+        return s === n || s === 1;
+      });
+      const r = sizedOk ? bk.fusedSum(p.prog, inputs, shape, p.axes, dtype) : null;
+      if (r !== null) return [r];
+    }
+    const [y] = runFusedProgram(bk, inputs, avals, p);
+    const r = bk.reduce("sum", y!, shape, p.axes, dtype, p.sum.dtype);
+    bk.dispose?.(y!);
+    return [r];
+  },
+  jvp: notTransformable,
+  vjp: notTransformable,
+  jet: notTransformable,
+  batch: notTransformable,
+  showParams: (p) => `axes=[${p.axes.join(",")}] of ${showProgram(p.prog)}`,
+});

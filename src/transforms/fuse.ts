@@ -33,6 +33,7 @@ import {
   type MatmulTParams,
   matmulEpilogueP,
   matmulTP,
+  sumPrologueP,
 } from "../primitives/fused.js";
 import { matmulP } from "../primitives/linalg.js";
 import type { PadParams, SliceParams } from "../primitives/movement.js";
@@ -292,7 +293,8 @@ export function fuse(program: Program, isConstant: ConstantLit = () => true, bar
     regionOfVar[e.outs[0]!.id] = r;
   }
   for (let r = 0; r < regions.length; r++) if (regions[r]!.open) order.push(-1 - r);
-  if (!regions.some((r) => worthFusing(r))) return program;
+  // Nothing to do unless a region is worth a kernel, or one operation could join a product or a sum.
+  if (!regions.some((r) => worthFusing(r)) && !joinsProductOrSum(regions, eqns, maxId)) return program;
   // A region's results: its values read outside it, or returned.
   const escapes = new Uint8Array(maxId + 1);
   for (let i = 0; i < eqns.length; i++) {
@@ -311,6 +313,8 @@ export function fuse(program: Program, isConstant: ConstantLit = () => true, bar
   // Products, by result: where they were emitted (an epilogue may take one in), and every
   // variable's readers (a product with readers outside its epilogue stays on its own).
   const productAt = new Map<number, number>();
+  /** Sums taken into the program that feeds them (by equation index): skipped where they stood. */
+  const absorbed = new Set<number>();
   const readers = new Int32Array(maxId + 1);
   for (let i = 0; i < eqns.length; i++)
     for (const a of eqns[i]!.inputs) if (a instanceof Var) readers[a.id]!++;
@@ -318,6 +322,7 @@ export function fuse(program: Program, isConstant: ConstantLit = () => true, bar
   for (let o = 0; o < order.length; o++) {
     const x = order[o]!;
     if (x >= 0) {
+      if (absorbed.has(x)) continue;
       const e = eqns[x]!;
       if (e.prim === matmulP || e.prim === matmulTP) productAt.set(e.outs[0]!.id, out.length);
       out.push(e);
@@ -325,13 +330,16 @@ export function fuse(program: Program, isConstant: ConstantLit = () => true, bar
     }
     const reg = regions[-1 - x]!;
     // One operation alone is not worth a kernel, unless it is a product's epilogue (a bias add,
-    // a relu mask in a reverse pass): then it saves the product's array.
+    // a relu mask in a reverse pass: it saves the product's array) or feeds a sum (x·x summed).
     const worth = worthFusing(reg);
-    if (worth || (reg.ops >= 1 && !reg.scalar && productAt.size > 0)) {
+    if (worth || (reg.ops >= 1 && !reg.scalar)) {
       const f = buildProgram(eqns, reg, escapes, slot, isConstant);
-      const epi = reg.scalar ? null : withEpilogue(f, reg, eqns, readers, productAt, out);
-      if (epi !== null || worth) {
-        out.push(epi ?? f);
+      const fused = reg.scalar
+        ? null
+        : (withEpilogue(f, reg, eqns, readers, productAt, out) ??
+          sumOf(f, eqns, readers, order, o, absorbed));
+      if (fused !== null || worth) {
+        out.push(fused ?? f);
         continue;
       }
     }
@@ -339,6 +347,41 @@ export function fuse(program: Program, isConstant: ConstantLit = () => true, bar
   }
   const kept = out.filter((e): e is Eqn => e !== null);
   return noteMaxVarId(new Program(program.inputs, kept, program.outputs), maxId);
+}
+
+/**
+ * A fused program (not a product's epilogue) whose one result only a later `reduce_sum` reads
+ * becomes a `sum_prologue` computing the sum, emitted here (the sum reads nothing else, so its
+ * result may be defined earlier); the sum's own slot in `order` is skipped. Null otherwise.
+ */
+function sumOf(
+  f: Eqn,
+  eqns: readonly Eqn[],
+  readers: Int32Array,
+  order: readonly number[],
+  from: number,
+  absorbed: Set<number>,
+): Eqn | null {
+  if (f.prim !== fusedProgramP || f.outs.length !== 1) return null;
+  const v = f.outs[0]!;
+  if (readers[v.id] !== 1 || (v.dtype !== "float32" && v.dtype !== "float64")) return null;
+  const params = f.params as FusedProgramParams;
+  if (params.prog.views !== undefined) return null;
+  for (let o = from + 1; o < order.length; o++) {
+    const x = order[o]!;
+    if (x < 0) continue;
+    const e = eqns[x]!;
+    if (e.inputs.length !== 1 || e.inputs[0] !== v) continue;
+    if (e.prim.name !== "reduce_sum" || e.outs[0]!.dtype !== v.dtype) return null;
+    absorbed.add(x);
+    return {
+      prim: sumPrologueP as never,
+      params: { ...params, axes: (e.params as { axes: number[] }).axes, sum: e.outs[0]!.aval },
+      inputs: f.inputs,
+      outs: e.outs,
+    };
+  }
+  return null;
 }
 
 /**
@@ -432,6 +475,25 @@ function absorbTransposes(program: Program, maxId: number): Program {
     return !(swaps!.has(id ?? -1) && swaps!.get(id!) === e && absorbed[id!] === readers[id!]);
   });
   return noteMaxVarId(new Program(program.inputs, kept, program.outputs), maxId);
+}
+
+/** Some array region of one operation reads a product or has a value that is summed. */
+function joinsProductOrSum(regions: readonly Region[], eqns: readonly Eqn[], maxId: number): boolean {
+  const mark = new Uint8Array(maxId + 1); // 1: a product's result, 2: summed
+  for (const e of eqns) {
+    if (e.prim === matmulP || e.prim === matmulTP) mark[e.outs[0]!.id]! |= 1;
+    const a = e.inputs[0];
+    if (e.prim.name === "reduce_sum" && a instanceof Var) mark[a.id]! |= 2;
+  }
+  for (const r of regions) {
+    if (r.ops < 1 || r.scalar) continue;
+    for (const i of r.eqns) {
+      const e = eqns[i]!;
+      if (e.outs.some((v) => (mark[v.id]! & 2) !== 0)) return true;
+      if (e.inputs.some((a) => a instanceof Var && (mark[a.id]! & 1) !== 0)) return true;
+    }
+  }
+  return false;
 }
 
 function worthFusing(r: Region): boolean {

@@ -89,7 +89,13 @@ interface Plan {
 }
 
 /** Kernels that round their 16-bit float results themselves. */
-const SELF_ROUNDING = new Set(["convert_element_type", "fused", "fused_program", "matmul_epilogue"]);
+const SELF_ROUNDING = new Set([
+  "convert_element_type",
+  "fused",
+  "fused_program",
+  "matmul_epilogue",
+  "sum_prologue",
+]);
 
 function planOf(p: Program): Plan {
   const slot = new Map<Var, number>();

@@ -36,6 +36,7 @@ import {
   type WasmUnary,
 } from "./elementwise.js";
 import { emitFusedArray } from "./fused-array.js";
+import { emitFusedSum } from "./fused-sum.js";
 import { type GemmShape, gemmScratchBytes, gemmShape } from "./gemm.js";
 import { BYTES, Heap, type Storage, storageOf, WasmBuffer } from "./heap.js";
 import { buildKernels, detectFeatures, type Features } from "./kernels.js";
@@ -450,6 +451,79 @@ export class WasmBackend implements Backend {
     } finally {
       for (const p of temps) heap.release(p);
     }
+  }
+
+  /** Compiled fused sums (`fused-sum.ts`) by input mask; null: not covered. */
+  private readonly fusedSums = new WeakMap<FusedProgram, Map<string, Kernel | null>>();
+
+  /**
+   * Σ over `axes` of a fused program's one result at `shape`, in one pass (see `fused-sum.ts`);
+   * null where the unfused pair would not run the wasm sum kernel (small, several runs of axes,
+   * a program or input it does not cover), so the caller's fallback gives the same bits.
+   */
+  fusedSum(
+    prog: FusedProgram,
+    inputs: readonly DeviceBuffer[],
+    shape: Shape,
+    axes: readonly number[],
+    dtype: DType,
+  ): DeviceBuffer | null {
+    const n = sizeOf(shape);
+    const contiguous = axes.every((a, i) => i === 0 || a === axes[i - 1]! + 1);
+    if (
+      n < this.thresholds.elementwise ||
+      (dtype !== "float32" && dtype !== "float64") ||
+      axes.length === 0 ||
+      !contiguous ||
+      !fusedBackendKernelsAllowed() ||
+      !this.core()
+    )
+      return null;
+    const lengths = inputs.map((b) => {
+      const x = b as unknown as WasmBuffer;
+      if (x instanceof WasmBuffer) return x.length;
+      return scalarValue(b) !== null ? 1 : (b as unknown as Arr).length;
+    });
+    if (lengths.some((l) => l !== 1 && l !== n)) return null;
+    const mask = lengths.map((l) => (l === 1 ? "1" : "0")).join("");
+    let perMask = this.fusedSums.get(prog);
+    if (perMask === undefined) this.fusedSums.set(prog, (perMask = new Map()));
+    let kernel = perMask.get(mask);
+    if (kernel === undefined) {
+      kernel = null;
+      const c = this.c.compiled;
+      const bytes = emitFusedSum(
+        prog,
+        lengths.map((l) => l === 1),
+        dtype,
+        { shared: c.shared, initial: 1, maximum: c.maxPages },
+      );
+      if (bytes !== null) {
+        try {
+          const api = wasmApi()!;
+          const inst = new api.Instance(new api.Module(bytes), { env: { memory: this.c.heap.memory } });
+          kernel = inst.exports.kernel as Kernel;
+        } catch {
+          kernel = null;
+        }
+      }
+      perMask.set(mask, kernel);
+    }
+    if (kernel === null) return null;
+    const first = axes[0]!;
+    const last = axes[axes.length - 1]!;
+    const outer = sizeOf(shape.slice(0, first));
+    const red = sizeOf(shape.slice(first, last + 1));
+    const inner = sizeOf(shape.slice(last + 1));
+    const st = storageOf(dtype);
+    const run = kernel;
+    this.stats.fusedKernels++;
+    return this.runKernel(
+      inputs.map((buf, k) => ({ buf, dtype: prog.inputs[k]!, length: lengths[k]! })),
+      st,
+      outer * inner,
+      (ptrs, out) => run(...ptrs, out, outer, red, inner, inner),
+    );
   }
 
   /** The wasm machinery, made on first use; null where the module cannot be compiled here. */

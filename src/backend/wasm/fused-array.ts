@@ -27,9 +27,9 @@ import { castValue, type FusedProgram, type InputView } from "../kernel.js";
 import { type Code, type MemorySpec, ModuleBuilder, type PlainOp, type SimdOp } from "./emitter.js";
 
 /** The wasm type of a value: floats as themselves, bools as i32 0 or 1. */
-type WT = "f32" | "f64" | "i32";
+export type WT = "f32" | "f64" | "i32";
 
-function typeOf(d: DType): WT | null {
+export function typeOf(d: DType): WT | null {
   return d === "float32" ? "f32" : d === "float64" ? "f64" : d === "bool" ? "i32" : null;
 }
 
@@ -57,7 +57,7 @@ const FLOAT_COMPARE: Partial<Record<BinaryKernel, "eq" | "ne" | "lt" | "le" | "g
 };
 
 /** Largest program compiled (a wasm function body grows with it; V8 compiles it lazily anyway). */
-const MAX_NODES = 4000;
+export const MAX_NODES = 4000;
 
 /**
  * The bytes of a module exporting `kernel(n, in_0 … in_k-1, out_0 … out_m-1)` (byte addresses)
@@ -98,7 +98,7 @@ export function emitFusedArray(
   return m.toBytes();
 }
 
-function covered(p: FusedProgram, k: number, types: readonly WT[]): boolean {
+export function covered(p: FusedProgram, k: number, types: readonly WT[]): boolean {
   const n = p.nodes[k]!;
   const t = types[p.inputs.length + k]!;
   switch (n.kind) {
@@ -272,7 +272,7 @@ function emitConst(c: Code, t: WT, v: number): void {
 }
 
 /** Push node `id`'s value (its operands are in `val`). */
-function emitNode(
+export function emitNode(
   c: Code,
   n: FusedProgram["nodes"][number],
   val: readonly number[],
@@ -447,11 +447,6 @@ function simdStep(
   const nIn = p.inputs.length;
   const lanes = ft === "f32" ? 4 : 2;
   const sh = ft === "f32" ? 2 : 3;
-  const V = ft === "f32" ? "f32x4" : "f64x2";
-  const splatConst = (v: number) => {
-    if (ft === "f32") c.f32(v).simd("f32x4.splat");
-    else c.f64(v).simd("f64x2.splat");
-  };
   for (let k = 0; k < nIn; k++) {
     if (!used[k] || splat[k]) continue;
     inAddr(k);
@@ -465,6 +460,42 @@ function simdStep(
     }
     c.set(vec[k]!);
   }
+  simdNodes(c, p, types, ft, vec);
+  p.outputs.forEach((o, j) => {
+    if (types[o] === "i32") {
+      // A mask to bytes: each lane's low bit, one store per lane.
+      for (let l = 0; l < lanes; l++) {
+        outBase(j);
+        c.op("i32.add");
+        c.get(vec[o]!);
+        if (ft === "f32") c.lane("i32x4.extract_lane", l);
+        else c.lane("i64x2.extract_lane", l).op("i32.wrap_i64");
+        c.i32(1).op("i32.and").mem("i32.store8", l);
+      }
+      return;
+    }
+    outBase(j);
+    c.i32(sh).op("i32.shl").op("i32.add").get(vec[o]!).mem("v128.store");
+  });
+}
+
+/**
+ * Evaluate the program's nodes on vectors: operands in `vec` (inputs already there), each node's
+ * value into its own `vec` local. Bools are lane masks.
+ */
+export function simdNodes(
+  c: Code,
+  p: FusedProgram,
+  types: readonly WT[],
+  ft: "f32" | "f64",
+  vec: readonly number[],
+): void {
+  const nIn = p.inputs.length;
+  const V = ft === "f32" ? "f32x4" : "f64x2";
+  const splatConst = (v: number) => {
+    if (ft === "f32") c.f32(v).simd("f32x4.splat");
+    else c.f64(v).simd("f64x2.splat");
+  };
   p.nodes.forEach((n, k) => {
     const id = nIn + k;
     const t = types[id]!;
@@ -539,22 +570,6 @@ function simdStep(
       }
     }
     c.set(vec[id]!);
-  });
-  p.outputs.forEach((o, j) => {
-    if (types[o] === "i32") {
-      // A mask to bytes: each lane's low bit, one store per lane.
-      for (let l = 0; l < lanes; l++) {
-        outBase(j);
-        c.op("i32.add");
-        c.get(vec[o]!);
-        if (ft === "f32") c.lane("i32x4.extract_lane", l);
-        else c.lane("i64x2.extract_lane", l).op("i32.wrap_i64");
-        c.i32(1).op("i32.and").mem("i32.store8", l);
-      }
-      return;
-    }
-    outBase(j);
-    c.i32(sh).op("i32.shl").op("i32.add").get(vec[o]!).mem("v128.store");
   });
 }
 
