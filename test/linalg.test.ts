@@ -10,6 +10,8 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import * as ad from "adjoint";
+// The internal op (the public `ad.matmul` never sets the flags), from the same build as "adjoint".
+import { matmulT } from "../dist/primitives/linalg.js";
 import { assertClose } from "./helpers.js";
 
 type Nested = number[] | number[][] | number[][][];
@@ -857,4 +859,51 @@ describe("eigh and the spectral norms at degenerate matrices", () => {
       [0, 1],
     ]);
   });
+});
+
+describe("matmul with operands read transposed (the reverse pass's products)", () => {
+  const f64r = (seed: number, shape: number[]) =>
+    ad.random.normal(ad.random.key(seed), shape, { dtype: "float64" });
+  const swap = (x: ad.Tensor) => ad.transpose(x, [0, 2, 1]);
+  for (const [ta, tb] of [
+    [false, false],
+    [true, false],
+    [false, true],
+    [true, true],
+  ] as const)
+    test(`transA=${ta} transB=${tb}: value, gradcheck and gradgradcheck, jvp, vmap and jet`, () => {
+      const a = f64r(1, ta ? [2, 4, 3] : [2, 3, 4]);
+      const b = f64r(2, tb ? [2, 5, 4] : [2, 4, 5]);
+      const f = (x: ad.Tensor, y: ad.Tensor) => matmulT(x, y, ta, tb);
+      const plain = (x: ad.Tensor, y: ad.Tensor) => ad.matmul(ta ? swap(x) : x, tb ? swap(y) : y);
+      assertClose(f(a, b), plain(a, b), { rtol: 1e-12, atol: 1e-12 });
+      const r1 = ad.gradcheck(f, [a, b], { rtol: 1e-6, atol: 1e-8 });
+      assert.ok(r1.ok, `gradcheck: ${r1.message}`);
+      const r2 = ad.gradgradcheck(f, [a, b], { rtol: 1e-5, atol: 1e-7 });
+      assert.ok(r2.ok, `gradgradcheck: ${r2.message}`);
+      const ta_ = f64r(3, a.shape);
+      const tb_ = f64r(4, b.shape);
+      const [, t1] = ad.jvp(f, [a, b], [ta_, tb_]);
+      const [, t2] = ad.jvp(plain, [a, b], [ta_, tb_]);
+      assertClose(t1 as ad.Tensor, t2 as ad.Tensor, { rtol: 1e-12, atol: 1e-12 });
+      // vmap over either operand, or both, along a leading axis.
+      const bs = f64r(5, [3, ...b.shape]);
+      const as = f64r(6, [3, ...a.shape]);
+      assertClose(ad.vmap((y: ad.Tensor) => f(a, y))(bs), ad.vmap((y: ad.Tensor) => plain(a, y))(bs), {
+        rtol: 1e-12,
+        atol: 1e-12,
+      });
+      assertClose(
+        ad.vmap((x: ad.Tensor) => f(x, b), { inAxes: 0 })(as),
+        ad.vmap((x: ad.Tensor) => plain(x, b))(as),
+        { rtol: 1e-12, atol: 1e-12 },
+      );
+      assertClose(ad.vmap(f)(as, bs), ad.vmap(plain)(as, bs), { rtol: 1e-12, atol: 1e-12 });
+      // Second-order Taylor coefficients through the bilinear rule.
+      const dir = (x: ad.Tensor, y: ad.Tensor) => ad.sum(f(x, y));
+      const dirPlain = (x: ad.Tensor, y: ad.Tensor) => ad.sum(plain(x, y));
+      const [, s1] = ad.jet((x: ad.Tensor) => dir(x, b), [a], [[ta_, ta_]]);
+      const [, s2] = ad.jet((x: ad.Tensor) => dirPlain(x, b), [a], [[ta_, ta_]]);
+      for (let k = 0; k < 2; k++) assertClose(s1[k]!, s2[k]!, { rtol: 1e-12, atol: 1e-12 });
+    });
 });

@@ -121,45 +121,29 @@ function runFusedProgram(
   return outs.map((o) => b.fromHost(o));
 }
 
+/** An operand of a product read transposed in its last two axes (as `matmul`'s params). */
 export interface MatmulTParams {
-  /** The first operand is stored transposed (`[..., k, m]`). */
   transA: boolean;
-  /** The second operand is stored transposed (`[..., n, k]`). */
   transB: boolean;
 }
 
-/**
- * `matmul_t`: a product whose operands may be stored transposed in their last two axes. jit's
- * fusion pass makes it from a `transpose` that only feeds products (every reverse pass of a
- * matmul has them: G Bᵀ and Aᵀ G), so the kernel's packing reads the operand down its columns
- * instead of a transposed copy being made first. Same bits as the transpose and the product.
- */
-export const matmulTP = definePrimitive<MatmulTParams>({
-  name: "matmul_t",
-  saves: "none",
-  abstractEval([a, b], p) {
-    const sa = a!.shape;
-    const sb = b!.shape;
-    const r = sa.length;
-    const m = p.transA ? sa[r - 1]! : sa[r - 2]!;
-    const n = p.transB ? sb[r - 2]! : sb[r - 1]!;
-    return [{ shape: [...sa.slice(0, -2), m, n], dtype: a!.dtype, weakType: a!.weakType && b!.weakType }];
-  },
-  impl(bk, [x, y], [a, b], p) {
-    const sa = a!.shape;
-    const sb = b!.shape;
-    const r = sa.length;
-    const m = p.transA ? sa[r - 1]! : sa[r - 2]!;
-    const k = p.transA ? sa[r - 2]! : sa[r - 1]!;
-    const n = p.transB ? sb[r - 2]! : sb[r - 1]!;
-    return [bk.matmul(x!, y!, sizeOf(sa.slice(0, -2)), m, k, n, a!.dtype, { a: p.transA, b: p.transB })];
-  },
-  jvp: notTransformable,
-  vjp: notTransformable,
-  jet: notTransformable,
-  batch: notTransformable,
-  showParams: (p) => [p.transA ? "transA" : "", p.transB ? "transB" : ""].filter((x) => x !== "").join(","),
-});
+/** `op(A) @ op(B)` on the backend: [product, its aval]. */
+function product(
+  bk: Backend,
+  [x, y]: readonly DeviceBuffer[],
+  [a, b]: readonly Aval[],
+  p: MatmulTParams,
+): [DeviceBuffer, Aval] {
+  const sa = a!.shape;
+  const sb = b!.shape;
+  const r = sa.length;
+  const m = p.transA ? sa[r - 1]! : sa[r - 2]!;
+  const k = p.transA ? sa[r - 2]! : sa[r - 1]!;
+  const n = p.transB ? sb[r - 2]! : sb[r - 1]!;
+  const trans = p.transA || p.transB ? { a: p.transA, b: p.transB } : undefined;
+  const buf = bk.matmul(x!, y!, sizeOf(sa.slice(0, -2)), m, k, n, a!.dtype, trans);
+  return [buf, { shape: [...sa.slice(0, -2), m, n], dtype: a!.dtype, weakType: a!.weakType && b!.weakType }];
+}
 
 export interface MatmulEpilogueParams extends MatmulTParams, FusedProgramParams {
   /** Where the product sits among the program's inputs (the equation's inputs are A, B, then the others). */
@@ -180,12 +164,11 @@ export const matmulEpilogueP = definePrimitive<MatmulEpilogueParams>({
   saves: "none",
   abstractEval: (_avals, p) => p.outs,
   impl(bk, inputs, avals, p) {
-    const [prod] = matmulTP.impl(bk, inputs.slice(0, 2), avals.slice(0, 2), p, [p.outs[0]!]);
-    const [prodAval] = matmulTP.abstractEval(avals.slice(0, 2), p);
+    const [prod, prodAval] = product(bk, inputs.slice(0, 2), avals.slice(0, 2), p);
     const ins = inputs.slice(2);
     const insAvals = avals.slice(2);
-    ins.splice(p.acc, 0, prod!);
-    insAvals.splice(p.acc, 0, prodAval!);
+    ins.splice(p.acc, 0, prod);
+    insAvals.splice(p.acc, 0, prodAval);
     const outs = runFusedProgram(
       bk,
       ins,
@@ -194,7 +177,7 @@ export const matmulEpilogueP = definePrimitive<MatmulEpilogueParams>({
       p.into >= 0 ? { output: p.into, input: p.acc } : undefined,
     );
     // The product is private: give its memory back now unless a result took it over.
-    if (!outs.includes(prod!)) bk.dispose?.(prod!);
+    if (!outs.includes(prod)) bk.dispose?.(prod);
     return outs;
   },
   jvp: notTransformable,

@@ -30,12 +30,10 @@ import type { DType } from "../dtype.js";
 import {
   type FusedProgramParams,
   fusedProgramP,
-  type MatmulTParams,
   matmulEpilogueP,
-  matmulTP,
   sumPrologueP,
 } from "../primitives/fused.js";
-import { matmulP } from "../primitives/linalg.js";
+import { type MatmulParams, matmulP } from "../primitives/linalg.js";
 import type { PadParams, SliceParams } from "../primitives/movement.js";
 import { shapeEq, sizeOf, stridesOf } from "../shape.js";
 import { maxVarId, noteMaxVarId } from "./simplify.js";
@@ -324,7 +322,7 @@ export function fuse(program: Program, isConstant: ConstantLit = () => true, bar
     if (x >= 0) {
       if (absorbed.has(x)) continue;
       const e = eqns[x]!;
-      if (e.prim === matmulP || e.prim === matmulTP) productAt.set(e.outs[0]!.id, out.length);
+      if (e.prim === matmulP) productAt.set(e.outs[0]!.id, out.length);
       out.push(e);
       continue;
     }
@@ -411,13 +409,13 @@ function withEpilogue(
     for (const i of reg.eqns) for (const b of eqns[i]!.inputs) if (b === a) inside++;
     if (inside !== readers[a.id]) continue;
     const prod = out[at]!;
-    const t = prod.prim === matmulTP ? (prod.params as MatmulTParams) : { transA: false, transB: false };
+    const t = prod.params as MatmulParams;
     out[at] = null;
     const into = params.outs.findIndex((o) => o.dtype === a.dtype);
     const rest = f.inputs.filter((_, j) => j !== k);
     return {
       prim: matmulEpilogueP as never,
-      params: { ...params, transA: t.transA, transB: t.transB, acc: k, into },
+      params: { ...params, transA: t.transA === true, transB: t.transB === true, acc: k, into },
       inputs: [prod.inputs[0]!, prod.inputs[1]!, ...rest],
       outs: f.outs,
     };
@@ -434,9 +432,11 @@ function swapsLastTwo(perm: readonly number[]): boolean {
 }
 
 /**
- * Transposes of the last two axes that feed products become a `matmul_t` reading the operand as
- * stored (the backend's packing walks it down its columns), and such a transpose goes away when
- * products were its only readers. A reverse pass of `x @ W` has two of them (G Wᵀ and xᵀ G).
+ * Transposes of the last two axes that feed products are absorbed by them: the product reads
+ * the operand as stored, transposed (its `transA`/`transB` params; the backend's packing walks
+ * it down its columns), and such a transpose goes away when products were its only readers.
+ * Reverse passes make products of transposed operands directly; this catches the user's own
+ * (`ad.matmul(ad.transpose(a), b)`).
  */
 function absorbTransposes(program: Program, maxId: number): Program {
   const eqns = program.eqns;
@@ -462,9 +462,13 @@ function absorbTransposes(program: Program, maxId: number): Program {
     changed = true;
     if (ta !== undefined) absorbed[ta.outs[0]!.id]!++;
     if (tb !== undefined) absorbed[tb.outs[0]!.id]!++;
+    // A transposed read of a transpose is a plain read.
+    const p = e.params as MatmulParams;
+    const transA = (p.transA === true) !== (ta !== undefined);
+    const transB = (p.transB === true) !== (tb !== undefined);
     return {
-      prim: matmulTP as never,
-      params: { transA: ta !== undefined, transB: tb !== undefined },
+      prim: matmulP as never,
+      params: transA || transB ? { transA, transB } : {},
       inputs: [ta?.inputs[0] ?? e.inputs[0]!, tb?.inputs[0] ?? e.inputs[1]!],
       outs: e.outs,
     };
@@ -481,7 +485,7 @@ function absorbTransposes(program: Program, maxId: number): Program {
 function joinsProductOrSum(regions: readonly Region[], eqns: readonly Eqn[], maxId: number): boolean {
   const mark = new Uint8Array(maxId + 1); // 1: a product's result, 2: summed
   for (const e of eqns) {
-    if (e.prim === matmulP || e.prim === matmulTP) mark[e.outs[0]!.id]! |= 1;
+    if (e.prim === matmulP) mark[e.outs[0]!.id]! |= 1;
     const a = e.inputs[0];
     if (e.prim.name === "reduce_sum" && a instanceof Var) mark[a.id]! |= 2;
   }
