@@ -401,6 +401,8 @@ function withEpilogue(
   for (let k = 0; k < f.inputs.length; k++) {
     const a = f.inputs[k]!;
     if (!(a instanceof Var) || (views?.[k] ?? null) !== null) continue;
+    // Read once, plainly (not also through a view: the product is computed inside the step).
+    if (f.inputs.indexOf(a) !== k || f.inputs.lastIndexOf(a) !== k) continue;
     const at = productAt.get(a.id);
     if (at === undefined || out[at] === null) continue;
     if (a.dtype !== "float32" && a.dtype !== "float64") continue;
