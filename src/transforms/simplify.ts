@@ -31,15 +31,22 @@ function byIdentity(_key: string, v: unknown): unknown {
   return `#${id}`;
 }
 
+/** The last params object found empty (elementwise operations share one frozen `{}`). */
+let lastEmpty: unknown = null;
+
 function paramKey(p: unknown): string | null {
   // Most equations (elementwise arithmetic) have empty params: no serialisation for them.
+  if (p === lastEmpty) return "";
   if (typeof p === "object" && p !== null && Object.getPrototypeOf(p) === Object.prototype) {
     let empty = true;
     for (const _ in p) {
       empty = false;
       break;
     }
-    if (empty) return "";
+    if (empty) {
+      if (Object.isFrozen(p)) lastEmpty = p;
+      return "";
+    }
   }
   try {
     return JSON.stringify(p, byIdentity) ?? "";
@@ -54,15 +61,17 @@ function paramKey(p: unknown): string | null {
  * two literals that CSE would otherwise never find equal.
  */
 class LiteralTable {
-  private readonly byType = new Map<string, Map<number, Lit>>();
+  /** By dtype, for strongly and for weakly typed literals (no key strings to build). */
+  private readonly strong = new Map<string, Map<number, Lit>>();
+  private readonly weak = new Map<string, Map<number, Lit>>();
 
   canonical(l: Lit): Lit {
     const t = l.value;
     const v = scalarValue(t._buf);
     if (v === null || (v === 0 && 1 / v < 0)) return l; // not a plain scalar, or -0 (kept apart)
-    const key = t.weakType ? `${t.dtype}~` : t.dtype;
-    let m = this.byType.get(key);
-    if (m === undefined) this.byType.set(key, (m = new Map()));
+    const byType = t.weakType ? this.weak : this.strong;
+    let m = byType.get(t.dtype);
+    if (m === undefined) byType.set(t.dtype, (m = new Map()));
     const c = m.get(v);
     if (c !== undefined && c.value.shape.length === t.shape.length) return c;
     if (c === undefined) m.set(v, l);
@@ -79,8 +88,21 @@ interface Seen {
   next: Seen | null;
 }
 
-const primIds = new WeakMap<object, number>();
 let nextPrimId = 1;
+
+/** A number per primitive for CSE hashes, kept on the primitive (a WeakMap lookup per equation costs more). */
+function primId(prim: object): number {
+  const p = prim as { _cseId?: number };
+  let id = p._cseId;
+  if (id !== undefined) return id;
+  id = frozenPrimIds.get(prim);
+  if (id !== undefined) return id;
+  id = nextPrimId++;
+  if (Object.isExtensible(p)) Object.defineProperty(p, "_cseId", { value: id, enumerable: false });
+  else frozenPrimIds.set(prim, id);
+  return id;
+}
+const frozenPrimIds = new WeakMap<object, number>();
 
 /**
  * Fold, merge and prune a program (returns a new one; the input is unchanged). One pass forward
@@ -96,96 +118,15 @@ export function simplify(
   const eqns = program.eqns;
   const maxId = maxVarId(program);
   if (maxId < 0) return program; // variables not numbered uniquely: leave it as it is
-  /** What each variable was replaced by (a folded literal or an earlier equal variable). */
-  const subst: (Atom | undefined)[] = new Array(maxId + 1);
-  const seen = new Map<number, Seen>();
-  const lits = new LiteralTable();
-  const kept: Eqn[] = [];
-  /** Variables known to hold ones everywhere (a one-element literal 1 broadcast or reshaped). */
-  const ones = new Uint8Array(maxId + 1);
-  const isOne = (a: Atom): boolean => (a instanceof Var ? ones[a.id] === 1 : litIsOnes(a));
-  for (let i = 0; i < eqns.length; i++) {
-    const e0 = eqns[i]!;
-    const ins0 = e0.inputs;
-    let inputs = ins0;
-    let allLit = true;
-    for (let k = 0; k < ins0.length; k++) {
-      const a = ins0[k]!;
-      let r: Atom | undefined;
-      if (a instanceof Var) r = subst[a.id];
-      else if (a.value._trace === null && foldable(a)) {
-        // Equal one-element constants become one literal, so CSE sees `pow 0.9 t` twice as equal.
-        const c = lits.canonical(a);
-        if (c !== a) r = c;
-      }
-      if (r !== undefined) {
-        if (inputs === ins0) inputs = ins0.slice();
-        (inputs as Atom[])[k] = r;
-      }
-      const b = r ?? a;
-      if (!(b instanceof Lit) || b.value._trace !== null || !foldable(b)) allLit = false;
-    }
-    // Constant folding: every input is a concrete literal (but an expanding operation such as a
-    // broadcast stays lazy, so a scalar is not turned into a large constant array).
-    if (allLit) {
-      let inSize = 0;
-      for (let k = 0; k < inputs.length; k++) inSize += sizeOf(inputs[k]!.aval.shape);
-      let outSize = 0;
-      for (let k = 0; k < e0.outs.length; k++) outSize += sizeOf(e0.outs[k]!.aval.shape);
-      if (outSize <= Math.max(inSize, 16)) {
-        const vals = withInterpreter(evalInterpreter, () =>
-          bind(
-            e0.prim,
-            inputs.map((a) => (a as Lit).value),
-            e0.params,
-          ),
-        );
-        for (let k = 0; k < e0.outs.length; k++) subst[e0.outs[k]!.id] = new Lit(vals[k]!);
-        if (stats) stats.folded++;
-        continue;
-      }
-    }
-    const name = e0.prim.name;
-    if (inputs.length === 1 && (name === "broadcast_to" || name === "reshape") && isOne(inputs[0]!))
-      ones[e0.outs[0]!.id] = 1;
-    if (name === "mul" && inputs.length === 2) {
-      // x * 1 is x exactly (NaN, infinities and -0 included) when it has the result's type.
-      const out = e0.outs[0]!.aval;
-      const x = isOne(inputs[1]!) ? inputs[0]! : isOne(inputs[0]!) ? inputs[1]! : null;
-      if (x !== null && sameAval(x.aval, out)) {
-        subst[e0.outs[0]!.id] = x;
-        if (stats) stats.merged++;
-        continue;
-      }
-    }
-    if ((name === "add" || name === "mul") && inputs.length === 2 && !atomBefore(inputs[0]!, inputs[1]!)) {
-      // IEEE addition and multiplication commute exactly: one operand order for CSE to compare.
-      inputs = [inputs[1]!, inputs[0]!];
-    }
-    // CSE: same primitive, params and inputs as an earlier equation.
-    const pk = paramKey(e0.params);
-    if (pk !== null) {
-      let pid = primIds.get(e0.prim);
-      if (pid === undefined) primIds.set(e0.prim, (pid = nextPrimId++));
-      let h = Math.imul(pid, 0x9e3779b1) ^ pk.length;
-      for (let k = 0; k < inputs.length; k++) {
-        const a = inputs[k]!;
-        h = Math.imul(h ^ (a instanceof Var ? a.id : -a.id), 0x85ebca6b) >>> 0;
-      }
-      const head = seen.get(h);
-      let prev: Seen | null = head ?? null;
-      while (prev !== null && !sameEqn(prev, e0.prim, pk, inputs, e0.outs.length)) prev = prev.next;
-      if (prev !== null) {
-        for (let k = 0; k < e0.outs.length; k++) subst[e0.outs[k]!.id] = prev.outs[k]!;
-        if (stats) stats.merged++;
-        continue;
-      }
-      seen.set(h, { prim: e0.prim, pk, inputs, outs: e0.outs, next: head ?? null });
-    }
-    kept.push(inputs === ins0 ? e0 : { prim: e0.prim, params: e0.params, inputs, outs: e0.outs });
-  }
+  const pass = new ForwardPass(maxId, stats, foldable);
+  for (let i = 0; i < eqns.length; i++) pass.step(eqns[i]!);
+  const { subst, kept } = pass;
   const outputs = program.outputs.map((a) => (a instanceof Var ? (subst[a.id] ?? a) : a));
-  // DCE: keep what the outputs need, walking backward.
+  return noteMaxVarId(new Program(program.inputs, prune(kept, outputs, maxId, stats), outputs), maxId);
+}
+
+/** DCE: the equations the outputs need, walking backward. */
+function prune(kept: readonly Eqn[], outputs: readonly Atom[], maxId: number, stats?: SimplifyStats): Eqn[] {
   const live = new Uint8Array(maxId + 1);
   for (let k = 0; k < outputs.length; k++) {
     const a = outputs[k]!;
@@ -207,7 +148,113 @@ export function simplify(
     out.push(e);
   }
   out.reverse();
-  return noteMaxVarId(new Program(program.inputs, out, outputs), maxId);
+  return out;
+}
+
+/** The forward pass's state: substitutions, the CSE table, canonical literals, kept equations. */
+class ForwardPass {
+  /** What each variable was replaced by (a folded literal or an earlier equal variable). */
+  readonly subst: (Atom | undefined)[];
+  readonly seen = new Map<number, Seen>();
+  readonly lits = new LiteralTable();
+  readonly kept: Eqn[] = [];
+  /** Variables known to hold ones everywhere (a one-element literal 1 broadcast or reshaped). */
+  readonly ones: Uint8Array;
+
+  constructor(
+    maxId: number,
+    readonly stats: SimplifyStats | undefined,
+    readonly foldable: (l: Lit) => boolean,
+  ) {
+    this.subst = new Array(maxId + 1);
+    this.ones = new Uint8Array(maxId + 1);
+  }
+
+  isOne(a: Atom): boolean {
+    return a instanceof Var ? this.ones[a.id] === 1 : litIsOnes(a);
+  }
+
+  /** Fold, rewrite or merge one equation, or keep it. */
+  step(e0: Eqn): void {
+    const { subst, seen, lits, kept, ones, stats, foldable } = this;
+    const ins0 = e0.inputs;
+    let inputs = ins0;
+    let allLit = true;
+    for (let k = 0; k < ins0.length; k++) {
+      const a = ins0[k]!;
+      let r: Atom | undefined;
+      if (a instanceof Var) {
+        r = subst[a.id];
+        if (r === undefined || r instanceof Var) allLit = false;
+        else if (r.value._trace !== null || !foldable(r)) allLit = false;
+      } else if (a.value._trace === null && foldable(a)) {
+        // Equal one-element constants become one literal, so CSE sees `pow 0.9 t` twice as equal
+        // (a canonical literal is itself foldable: made while tracing, concrete).
+        const c = lits.canonical(a);
+        if (c !== a) r = c;
+      } else allLit = false;
+      if (r !== undefined) {
+        if (inputs === ins0) inputs = ins0.slice();
+        (inputs as Atom[])[k] = r;
+      }
+    }
+    // Constant folding: every input is a concrete literal (but an expanding operation such as a
+    // broadcast stays lazy, so a scalar is not turned into a large constant array).
+    if (allLit) {
+      let inSize = 0;
+      for (let k = 0; k < inputs.length; k++) inSize += sizeOf(inputs[k]!.aval.shape);
+      let outSize = 0;
+      for (let k = 0; k < e0.outs.length; k++) outSize += sizeOf(e0.outs[k]!.aval.shape);
+      if (outSize <= Math.max(inSize, 16)) {
+        const vals = withInterpreter(evalInterpreter, () =>
+          bind(
+            e0.prim,
+            inputs.map((a) => (a as Lit).value),
+            e0.params,
+          ),
+        );
+        for (let k = 0; k < e0.outs.length; k++) subst[e0.outs[k]!.id] = new Lit(vals[k]!);
+        if (stats) stats.folded++;
+        return;
+      }
+    }
+    const name = e0.prim.name;
+    if (inputs.length === 1 && (name === "broadcast_to" || name === "reshape") && this.isOne(inputs[0]!))
+      ones[e0.outs[0]!.id] = 1;
+    if (name === "mul" && inputs.length === 2) {
+      // x * 1 is x exactly (NaN, infinities and -0 included) when it has the result's type.
+      const out = e0.outs[0]!.aval;
+      const x = this.isOne(inputs[1]!) ? inputs[0]! : this.isOne(inputs[0]!) ? inputs[1]! : null;
+      if (x !== null && sameAval(x.aval, out)) {
+        subst[e0.outs[0]!.id] = x;
+        if (stats) stats.merged++;
+        return;
+      }
+    }
+    if ((name === "add" || name === "mul") && inputs.length === 2 && !atomBefore(inputs[0]!, inputs[1]!)) {
+      // IEEE addition and multiplication commute exactly: one operand order for CSE to compare.
+      inputs = [inputs[1]!, inputs[0]!];
+    }
+    // CSE: same primitive, params and inputs as an earlier equation.
+    const pk = paramKey(e0.params);
+    if (pk !== null) {
+      let h = Math.imul(primId(e0.prim), 0x9e3779b1) ^ pk.length;
+      for (let k = 0; k < inputs.length; k++) {
+        const a = inputs[k]!;
+        h = Math.imul(h ^ (a instanceof Var ? a.id : -a.id), 0x85ebca6b) >>> 0;
+      }
+      const head = seen.get(h);
+      let prev: Seen | null = head ?? null;
+      while (prev !== null && !sameEqn(prev, e0.prim, pk, inputs, e0.outs.length)) prev = prev.next;
+      if (prev !== null) {
+        for (let k = 0; k < e0.outs.length; k++) subst[e0.outs[k]!.id] = prev.outs[k]!;
+        if (stats) stats.merged++;
+        return;
+      }
+      seen.set(h, { prim: e0.prim, pk, inputs, outs: e0.outs, next: head ?? null });
+    }
+    kept.push(inputs === ins0 ? e0 : { prim: e0.prim, params: e0.params, inputs, outs: e0.outs });
+  }
 }
 
 /** Programs whose variables are known to be numbered uniquely, and their largest id. */
