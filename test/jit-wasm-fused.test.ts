@@ -205,6 +205,28 @@ describe("jit: a sum of a fused program's result runs in one pass (sum_prologue)
       }
     });
 
+  for (const dtype of ["float32", "float64"] as const)
+    test(`${dtype}: slices are read at their offset inside the sum (Rosenbrock's value)`, () => {
+      const rosen = (v: ad.Tensor) => {
+        const m = v.shape[0]!;
+        const head = ad.slice(v, [0], [m - 1]);
+        const tail = ad.slice(v, [1], [m - 1]);
+        return ad.sum(
+          ad.add(ad.mul(100, ad.square(ad.sub(tail, ad.square(head)))), ad.square(ad.sub(1, head))),
+        );
+      };
+      for (const n of [4099, 20000]) {
+        const v = ad.tensor(
+          values(n, 25).map((t) => (Number.isFinite(t) ? t % 3 : 0.5)),
+          { dtype },
+        );
+        assert.ok(lowered(rosen, [v]).includes("sum_prologue"));
+        check(`rosenbrock ${n}`, rosen, [v]);
+        const mid = (a: ad.Tensor) => ad.sum(ad.mul(ad.slice(a, [7], [n - 20]), ad.slice(a, [3], [n - 20])));
+        check(`two offsets ${n}`, mid, [v]);
+      }
+    });
+
   test("a result read elsewhere, a broadcast operand or an uncovered operation keeps the two steps", () => {
     const x = ad.tensor(values(4096, 23), { shape: [64, 64] });
     const b = ad.tensor(values(64, 24));

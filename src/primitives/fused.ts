@@ -210,11 +210,12 @@ export const sumPrologueP = definePrimitive<SumPrologueParams>({
   impl(bk, inputs, avals, p) {
     const shape = p.outs[0]!.shape;
     const dtype = p.outs[0]!.dtype;
-    if (bk.fusedSum !== undefined && p.prog.views === undefined) {
+    if (bk.fusedSum !== undefined) {
+      // Inputs read through a view (slices) are the backend's to check; the others must be whole.
       const n = p.size;
-      const sizedOk = avals.every((a) => {
+      const sizedOk = avals.every((a, k) => {
         const s = sizeOf(a.shape);
-        return s === n || s === 1;
+        return s === n || s === 1 || (p.prog.views?.[k] ?? null) !== null;
       });
       const r = sizedOk ? bk.fusedSum(p.prog, inputs, shape, p.axes, dtype) : null;
       if (r !== null) return [r];

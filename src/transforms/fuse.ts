@@ -364,7 +364,9 @@ function sumOf(
   const v = f.outs[0]!;
   if (readers[v.id] !== 1 || (v.dtype !== "float32" && v.dtype !== "float64")) return null;
   const params = f.params as FusedProgramParams;
-  if (params.prog.views !== undefined) return null;
+  // Inputs read plainly or at an offset (slices); broadcasts and pads keep the two steps.
+  const views = params.prog.views;
+  if (views?.some((v) => v !== null && (v.div !== 1 || v.mod !== 0 || v.start > 0 || v.end >= 0))) return null;
   for (let o = from + 1; o < order.length; o++) {
     const x = order[o]!;
     if (x < 0) continue;

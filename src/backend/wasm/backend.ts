@@ -36,7 +36,7 @@ import {
   type WasmUnary,
 } from "./elementwise.js";
 import { emitFusedArray } from "./fused-array.js";
-import { emitFusedSum } from "./fused-sum.js";
+import { emitFusedSum, isOffsetView } from "./fused-sum.js";
 import { type GemmShape, gemmScratchBytes, gemmShape } from "./gemm.js";
 import { BYTES, Heap, type Storage, storageOf, WasmBuffer } from "./heap.js";
 import { buildKernels, detectFeatures, type Features } from "./kernels.js";
@@ -484,7 +484,17 @@ export class WasmBackend implements Backend {
       if (x instanceof WasmBuffer) return x.length;
       return scalarValue(b) !== null ? 1 : (b as unknown as Arr).length;
     });
-    if (lengths.some((l) => l !== 1 && l !== n)) return null;
+    // Inputs read at an offset (slices) start that many elements in; the others are read plainly.
+    const offsets = inputs.map((_, k) => {
+      const v = prog.views?.[k] ?? null;
+      return v === null ? 0 : isOffsetView(v) ? v.offset : -1;
+    });
+    for (let k = 0; k < inputs.length; k++) {
+      const l = lengths[k]!;
+      const off = offsets[k]!;
+      const viewed = (prog.views?.[k] ?? null) !== null;
+      if (viewed ? off < 0 || l < n + off : l !== 1 && l !== n) return null;
+    }
     const mask = lengths.map((l) => (l === 1 ? "1" : "0")).join("");
     let perMask = this.fusedSums.get(prog);
     if (perMask === undefined) this.fusedSums.set(prog, (perMask = new Map()));
@@ -522,7 +532,7 @@ export class WasmBackend implements Backend {
       inputs.map((buf, k) => ({ buf, dtype: prog.inputs[k]!, length: lengths[k]! })),
       st,
       outer * inner,
-      (ptrs, out) => run(...ptrs, out, outer, red, inner, inner),
+      (ptrs, out) => run(...ptrs.map((q, k) => q + offsets[k]! * BYTES[st]), out, outer, red, inner, inner),
     );
   }
 

@@ -5,11 +5,12 @@
  * is never stored. The loop is `reduce.ts`'s `rsum` with each load replaced by the program: the
  * same float64 accumulators in the same order, so the bits equal the program's kernel followed by
  * the sum kernel. Covered: programs `fused-array.ts` compiles whose inputs are all of the sum's
- * float type and read plainly (one-element inputs are splat), with one result.
+ * float type and read plainly or at an offset (a slice: the caller offsets the input's address;
+ * one-element inputs are splat), with one result.
  */
 
 import type { DType } from "../../dtype.js";
-import type { FusedProgram } from "../kernel.js";
+import type { FusedProgram, InputView } from "../kernel.js";
 import { type Code, type MemorySpec, ModuleBuilder } from "./emitter.js";
 import { covered, emitNode, MAX_NODES, simdNodes, typeOf, type WT } from "./fused-array.js";
 
@@ -29,7 +30,7 @@ export function emitFusedSum(
 ): Uint8Array | null {
   const t = typeOf(dtype);
   if (t === null || t === "i32" || p.outputs.length !== 1 || p.nodes.length > MAX_NODES) return null;
-  if (p.views?.some((v) => v !== null && v !== undefined)) return null;
+  if (p.views?.some((v) => v !== null && v !== undefined && !isOffsetView(v))) return null;
   const types: WT[] = [];
   for (const d of p.inputs) {
     if (typeOf(d) !== t) return null;
@@ -217,4 +218,9 @@ function body(
       c.end();
     },
   );
+}
+
+/** A view that reads element i + offset (a contiguous slice), which a moved address covers. */
+export function isOffsetView(v: InputView): boolean {
+  return v.div === 1 && v.mod === 0 && v.start <= 0 && v.end < 0;
 }
