@@ -92,6 +92,11 @@ export interface FusedProgram {
   readonly views?: readonly (InputView | null)[];
 }
 
+/** A view that reads element i + offset (a contiguous slice): a moved address covers it. */
+export function isOffsetView(v: InputView): boolean {
+  return v.div === 1 && v.mod === 0 && v.start <= 0 && v.end < 0;
+}
+
 /** The element index expression of `view` at index expression `i` (JS source). */
 function viewIndexJs(v: InputView, i: string): string {
   let e = v.div === 1 ? i : `((${i} / ${v.div}) | 0)`;

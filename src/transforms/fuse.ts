@@ -22,7 +22,7 @@
 
 import type { BinaryKernel, UnaryKernel } from "../backend/backend.js";
 import type { FusedNode, FusedProgram, InputView } from "../backend/kernel.js";
-import { roundResult } from "../backend/kernel.js";
+import { isOffsetView, roundResult } from "../backend/kernel.js";
 import { scalarValue } from "../backend/reference.js";
 import type { Aval, Primitive } from "../core/primitive.js";
 import { type Atom, type Eqn, Lit, Program, Var } from "../core/program.js";
@@ -366,7 +366,7 @@ function sumOf(
   const params = f.params as FusedProgramParams;
   // Inputs read plainly or at an offset (slices); broadcasts and pads keep the two steps.
   const views = params.prog.views;
-  if (views?.some((v) => v !== null && (v.div !== 1 || v.mod !== 0 || v.start > 0 || v.end >= 0))) return null;
+  if (views?.some((v) => v !== null && !isOffsetView(v))) return null;
   for (let o = from + 1; o < order.length; o++) {
     const x = order[o]!;
     if (x < 0) continue;

@@ -24,7 +24,7 @@ import type {
   TriangularSolveOptions,
   UnaryKernel,
 } from "../backend.js";
-import { type FusedExpr, type FusedProgram, fusedBackendKernelsAllowed } from "../kernel.js";
+import { type FusedExpr, type FusedProgram, fusedBackendKernelsAllowed, isOffsetView } from "../kernel.js";
 import { ReferenceBackend, scalarValue } from "../reference.js";
 import type { CastTo } from "./convert.js";
 import {
@@ -36,7 +36,7 @@ import {
   type WasmUnary,
 } from "./elementwise.js";
 import { emitFusedArray } from "./fused-array.js";
-import { emitFusedSum, isOffsetView } from "./fused-sum.js";
+import { emitFusedSum } from "./fused-sum.js";
 import { type GemmShape, gemmScratchBytes, gemmShape } from "./gemm.js";
 import { BYTES, Heap, type Storage, storageOf, WasmBuffer } from "./heap.js";
 import { buildKernels, detectFeatures, type Features } from "./kernels.js";

@@ -10,7 +10,7 @@
  */
 
 import type { DType } from "../../dtype.js";
-import type { FusedProgram, InputView } from "../kernel.js";
+import { type FusedProgram, isOffsetView } from "../kernel.js";
 import { type Code, type MemorySpec, ModuleBuilder } from "./emitter.js";
 import { covered, emitNode, MAX_NODES, simdNodes, typeOf, type WT } from "./fused-array.js";
 
@@ -218,9 +218,4 @@ function body(
       c.end();
     },
   );
-}
-
-/** A view that reads element i + offset (a contiguous slice), which a moved address covers. */
-export function isOffsetView(v: InputView): boolean {
-  return v.div === 1 && v.mod === 0 && v.start <= 0 && v.end < 0;
 }
