@@ -20,16 +20,19 @@ const chain = (steps: number) => (v: ad.Tensor) => {
 };
 const names = (p: ad.Program) => p.eqns.map((e) => e.prim.name);
 /** Bitwise equality of two tensors' values (NaN equal to NaN, -0 distinct from 0). */
-function sameBits(a: ad.Tensor, b: ad.Tensor): void {
-  assert.equal(a.dtype, b.dtype);
-  assert.deepEqual(a.shape, b.shape);
+function sameBits(a: ad.Tensor, b: ad.Tensor, what = ""): void {
+  assert.equal(a.dtype, b.dtype, what);
+  assert.deepEqual(a.shape, b.shape, what);
   const x = a.data();
   const y = b.data();
   for (let i = 0; i < x.length; i++)
-    assert.ok(Object.is(x[i], y[i]), `element ${i}: ${x[i]} vs ${y[i]} (${a.dtype})`);
+    assert.ok(Object.is(x[i], y[i]), `${what} element ${i}: ${x[i]} vs ${y[i]} (${a.dtype})`);
 }
 
 afterEach(() => setFusedCodegen(null));
+
+const rnd = (seed: number, shape: number[], dtype: "float32" | "float64" = "float32") =>
+  ad.random.normal(ad.random.key(seed), shape, { dtype });
 
 describe("jit: scalar programs compile to one kernel", () => {
   for (const codegen of [true, false, "wasm"] as const) {
@@ -372,15 +375,6 @@ describe("jit: elementwise DAGs over arrays, movement read through views", () =>
 });
 
 describe("jit: transposes feeding products are read by the product's packing", () => {
-  const same = (a: ad.Tensor, b: ad.Tensor, what: string) => {
-    const x = a.data();
-    const y = b.data();
-    assert.equal(x.length, y.length, what);
-    for (let i = 0; i < x.length; i++)
-      assert.ok(Object.is(x[i], y[i]), `${what}: element ${i}: ${x[i]} vs ${y[i]}`);
-  };
-  const rnd = (seed: number, shape: number[], dtype: "float32" | "float64") =>
-    ad.random.normal(ad.random.key(seed), shape, { dtype });
   for (const dtype of ["float32", "float64"] as const)
     test(`${dtype}: Aᵀ B, A Bᵀ and Aᵀ Bᵀ read their operands as stored, bit-identical to transposing first`, () => {
       // Small (reference loops), matrix-vector shapes, packed products, edges, threaded sizes.
@@ -406,7 +400,7 @@ describe("jit: transposes feeding products are read by the product's packing", (
           const lowered = j.lower(a, b).toString();
           assert.match(lowered, /matmul\[trans/, `${m}x${k}x${n} ${ta} ${tb}`);
           assert.doesNotMatch(lowered, /transpose/);
-          same(j(a, b), f(a, b), `${m}x${k}x${n} transA=${ta} transB=${tb}`);
+          sameBits(j(a, b), f(a, b), `${m}x${k}x${n} transA=${ta} transB=${tb}`);
         }
     });
 
@@ -415,34 +409,25 @@ describe("jit: transposes feeding products are read by the product's packing", (
     const b = rnd(4, [4, 30, 25], "float32");
     const swap = (x: ad.Tensor) => ad.transpose(x, [0, 2, 1]);
     const batched = (x: ad.Tensor, y: ad.Tensor) => ad.matmul(swap(x), y);
-    same(ad.jit(batched)(a, b), batched(a, b), "batched");
+    sameBits(ad.jit(batched)(a, b), batched(a, b), "batched");
     // The transpose is also returned: it stays, and the product still reads the operand as stored.
     const both = (x: ad.Tensor, y: ad.Tensor) => [ad.matmul(swap(x), y), swap(x)];
     const jb = ad.jit(both);
     assert.match(jb.lower(a, b).toString(), /transpose/);
     const [p1, t1] = jb(a, b) as ad.Tensor[];
     const [p2, t2] = both(a, b) as ad.Tensor[];
-    same(p1!, p2!, "product");
-    same(t1!, t2!, "transpose");
+    sameBits(p1!, p2!, "product");
+    sameBits(t1!, t2!, "transpose");
     const w = rnd(5, [64, 32], "float32");
     const x = rnd(6, [48, 64], "float32");
     const loss = (wt: ad.Tensor) => ad.sum(ad.square(ad.tanh(ad.matmul(x, wt))));
     const g = ad.jit(ad.grad(loss));
     assert.match(g.lower(w).toString(), /matmul\[transA\]/);
-    same(g(w), ad.grad(loss)(w), "gradient");
+    sameBits(g(w), ad.grad(loss)(w), "gradient");
   });
 });
 
 describe("jit: elementwise epilogues run over a product as one step", () => {
-  const same = (a: ad.Tensor, b: ad.Tensor, what: string) => {
-    const x = a.data();
-    const y = b.data();
-    assert.equal(x.length, y.length, what);
-    for (let i = 0; i < x.length; i++)
-      assert.ok(Object.is(x[i], y[i]), `${what}: element ${i}: ${x[i]} vs ${y[i]}`);
-  };
-  const rnd = (seed: number, shape: number[], dtype: "float32" | "float64" = "float32") =>
-    ad.random.normal(ad.random.key(seed), shape, { dtype });
   const count = (p: ad.Program, name: string) => p.eqns.filter((e) => e.prim.name === name).length;
 
   for (const dtype of ["float32", "float64"] as const)
@@ -463,7 +448,7 @@ describe("jit: elementwise epilogues run over a product as one step", () => {
         assert.equal(count(p, "matmul"), 0);
         const first = j(x, w, b);
         const kept = Array.from(first.data());
-        same(first, f(x, w, b), `${m}x${k}x${n}`);
+        sameBits(first, f(x, w, b), `${m}x${k}x${n}`);
         // A later call (reusing released memory) leaves the first result as it was.
         j(rnd(4, [m, k], dtype), w, b);
         assert.deepEqual(Array.from(first.data()), kept);
@@ -484,8 +469,8 @@ describe("jit: elementwise epilogues run over a product as one step", () => {
     });
     assert.equal(count(readTwice.lower(x, w), "matmul_epilogue"), 0);
     const [y1, t1] = returned(x, w) as ad.Tensor[];
-    same(y1!, ad.matmul(x, w), "product");
-    same(t1!, ad.tanh(ad.mul(ad.matmul(x, w), 2)), "tanh");
+    sameBits(y1!, ad.matmul(x, w), "product");
+    sameBits(t1!, ad.tanh(ad.mul(ad.matmul(x, w), 2)), "tanh");
   });
 
   test("an MLP's value and gradient: epilogues forward and backward, bit-identical to eager", () => {
@@ -500,8 +485,8 @@ describe("jit: elementwise epilogues run over a product as one step", () => {
     assert.ok(count(j.lower(p), "matmul_epilogue") >= 3);
     const [v1, g1] = j(p) as [ad.Tensor, typeof p];
     const [v2, g2] = vg(p) as [ad.Tensor, typeof p];
-    same(v1, v2, "value");
-    for (const k of ["w1", "b1", "w2", "b2"] as const) same(g1[k], g2[k], k);
+    sameBits(v1, v2, "value");
+    for (const k of ["w1", "b1", "w2", "b2"] as const) sameBits(g1[k], g2[k], k);
   });
 });
 

@@ -51,6 +51,14 @@ function values(n: number, seed: number): number[] {
   return out;
 }
 
+/** Rosenbrock's function over a vector (slices of its argument feed a sum). */
+function rosen(v: ad.Tensor): ad.Tensor {
+  const m = v.shape[0]!;
+  const head = ad.slice(v, [0], [m - 1]);
+  const tail = ad.slice(v, [1], [m - 1]);
+  return ad.sum(ad.add(ad.mul(100, ad.square(ad.sub(tail, ad.square(head)))), ad.square(ad.sub(1, head))));
+}
+
 /** Runs `f` plain and jitted on `args`; the jitted one must use a wasm loop on the wasm backend. */
 function check(name: string, f: (...xs: ad.Tensor[]) => ad.Tensor, args: ad.Tensor[], wasmLoop = true): void {
   const before = ad.wasmStats().fusedKernels;
@@ -104,14 +112,6 @@ describe("jit: fused programs as wasm loops, bit-identical to the unfused operat
         );
       });
       test(`${dtype}, ${n} elements: slices and pads read in place (Rosenbrock's gradient)`, () => {
-        const rosen = (v: ad.Tensor) => {
-          const m = v.shape[0]!;
-          const head = ad.slice(v, [0], [m - 1]);
-          const tail = ad.slice(v, [1], [m - 1]);
-          return ad.sum(
-            ad.add(ad.mul(100, ad.square(ad.sub(tail, ad.square(head)))), ad.square(ad.sub(1, head))),
-          );
-        };
         const v = ad.tensor(
           values(n, 3).map((t) => (Number.isFinite(t) ? t % 3 : 0.5)),
           { dtype },
@@ -207,14 +207,6 @@ describe("jit: a sum of a fused program's result runs in one pass (sum_prologue)
 
   for (const dtype of ["float32", "float64"] as const)
     test(`${dtype}: slices are read at their offset inside the sum (Rosenbrock's value)`, () => {
-      const rosen = (v: ad.Tensor) => {
-        const m = v.shape[0]!;
-        const head = ad.slice(v, [0], [m - 1]);
-        const tail = ad.slice(v, [1], [m - 1]);
-        return ad.sum(
-          ad.add(ad.mul(100, ad.square(ad.sub(tail, ad.square(head)))), ad.square(ad.sub(1, head))),
-        );
-      };
       for (const n of [4099, 20000]) {
         const v = ad.tensor(
           values(n, 25).map((t) => (Number.isFinite(t) ? t % 3 : 0.5)),

@@ -35,6 +35,7 @@ import {
   type WasmCompare,
   type WasmUnary,
 } from "./elementwise.js";
+import type { MemorySpec } from "./emitter.js";
 import { emitFusedArray } from "./fused-array.js";
 import { emitFusedSum } from "./fused-sum.js";
 import { type GemmShape, gemmScratchBytes, gemmShape } from "./gemm.js";
@@ -384,30 +385,9 @@ export class WasmBackend implements Backend {
         lengths.push(h.length);
       }
     }
-    const mask = lengths.map((n) => (n === 1 ? "1" : "0")).join("");
-    let perMask = this.fusedKernels.get(prog);
-    if (perMask === undefined) this.fusedKernels.set(prog, (perMask = new Map()));
-    let kernel = perMask.get(mask);
-    if (kernel === undefined) {
-      kernel = null;
-      const c = this.c.compiled;
-      const bytes = emitFusedArray(
-        prog,
-        lengths.map((n) => n === 1),
-        outDtypes,
-        { shared: c.shared, initial: 1, maximum: c.maxPages },
-      );
-      if (bytes !== null) {
-        try {
-          const api = wasmApi()!;
-          const inst = new api.Instance(new api.Module(bytes), { env: { memory: this.c.heap.memory } });
-          kernel = inst.exports.kernel as Kernel;
-        } catch {
-          kernel = null; // e.g. a Content-Security-Policy refusing wasm compilation
-        }
-      }
-      perMask.set(mask, kernel);
-    }
+    const kernel = this.programKernel(this.fusedKernels, prog, lengths, (scalar, memory) =>
+      emitFusedArray(prog, scalar, outDtypes, memory),
+    );
     if (kernel === null) return null;
     const heap = this.c.heap;
     const temps: number[] = [];
@@ -453,6 +433,41 @@ export class WasmBackend implements Backend {
     }
   }
 
+  /**
+   * The `kernel` export of the module `emit` makes for `prog` with these input lengths (one-element
+   * inputs read once), compiled on first use and cached by program and input mask; null where it
+   * is not covered or wasm cannot be compiled here (a Content-Security-Policy).
+   */
+  private programKernel(
+    cache: WeakMap<FusedProgram, Map<string, Kernel | null>>,
+    prog: FusedProgram,
+    lengths: readonly number[],
+    emit: (scalar: boolean[], memory: MemorySpec) => Uint8Array | null,
+  ): Kernel | null {
+    const mask = lengths.map((l) => (l === 1 ? "1" : "0")).join("");
+    let perMask = cache.get(prog);
+    if (perMask === undefined) cache.set(prog, (perMask = new Map()));
+    let kernel = perMask.get(mask);
+    if (kernel !== undefined) return kernel;
+    kernel = null;
+    const c = this.c.compiled;
+    const bytes = emit(
+      lengths.map((l) => l === 1),
+      { shared: c.shared, initial: 1, maximum: c.maxPages },
+    );
+    if (bytes !== null) {
+      try {
+        const api = wasmApi()!;
+        const inst = new api.Instance(new api.Module(bytes), { env: { memory: this.c.heap.memory } });
+        kernel = inst.exports.kernel as Kernel;
+      } catch {
+        kernel = null;
+      }
+    }
+    perMask.set(mask, kernel);
+    return kernel;
+  }
+
   /** Compiled fused sums (`fused-sum.ts`) by input mask; null: not covered. */
   private readonly fusedSums = new WeakMap<FusedProgram, Map<string, Kernel | null>>();
 
@@ -495,30 +510,9 @@ export class WasmBackend implements Backend {
       const viewed = (prog.views?.[k] ?? null) !== null;
       if (viewed ? off < 0 || l < n + off : l !== 1 && l !== n) return null;
     }
-    const mask = lengths.map((l) => (l === 1 ? "1" : "0")).join("");
-    let perMask = this.fusedSums.get(prog);
-    if (perMask === undefined) this.fusedSums.set(prog, (perMask = new Map()));
-    let kernel = perMask.get(mask);
-    if (kernel === undefined) {
-      kernel = null;
-      const c = this.c.compiled;
-      const bytes = emitFusedSum(
-        prog,
-        lengths.map((l) => l === 1),
-        dtype,
-        { shared: c.shared, initial: 1, maximum: c.maxPages },
-      );
-      if (bytes !== null) {
-        try {
-          const api = wasmApi()!;
-          const inst = new api.Instance(new api.Module(bytes), { env: { memory: this.c.heap.memory } });
-          kernel = inst.exports.kernel as Kernel;
-        } catch {
-          kernel = null;
-        }
-      }
-      perMask.set(mask, kernel);
-    }
+    const kernel = this.programKernel(this.fusedSums, prog, lengths, (scalar, memory) =>
+      emitFusedSum(prog, scalar, dtype, memory),
+    );
     if (kernel === null) return null;
     const first = axes[0]!;
     const last = axes[axes.length - 1]!;

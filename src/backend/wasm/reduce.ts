@@ -16,7 +16,7 @@
 
 import type { Code, ModuleBuilder } from "./emitter.js";
 
-type Elem = "f32" | "f64";
+export type Elem = "f32" | "f64";
 
 /** The reductions with a wasm kernel besides `sum`. */
 export const WASM_EXTREMA = ["max", "min", "argmax", "argmin"] as const;
@@ -68,126 +68,167 @@ function columnBlocks(
 }
 
 /**
- * `rsum_<t>(x, out, outer, red, inner, width)`: out[o, j] = Σ_r x[o, r, j] for j < width.
- * @example
- * emitSum(m, "f32"); // exports rsum_f32
+ * What a sum adds, given the local `p` holding the current element's byte offset: `pair(h)`
+ * pushes the two elements at p + 8h (float32) or p + 16h (float64) as an f64x2, `one()` pushes
+ * the element at p as an f64. `base` pushes what offsets are relative to (the input's address),
+ * or nothing when the source adds its own addresses.
  */
-export function emitSum(m: ModuleBuilder, t: Elem): void {
-  const { es, load, store } = info(t);
-  m.func(`rsum_${t}`, PARAMS, [], (c) => {
-    const [x, out, outer, red, inner, width] = [0, 1, 2, 3, 4, 5];
-    const o = c.local("i32");
-    const r = c.local("i32");
-    const j = c.local("i32");
-    const p = c.local("i32");
-    const end = c.local("i32");
-    const rowB = c.local("i32");
-    const s = c.local("f64");
-    const acc: number[] = [];
-    for (let i = 0; i < 8; i++) acc.push(c.local("v128"));
-    /** Add `cols` consecutive elements at p (cols/2 promoted pairs) into acc[0..cols/2). */
-    const accumulate = (cols: number): void => {
-      for (let h = 0; h < cols / 2; h++) {
-        c.get(acc[h]!).get(p);
-        if (t === "f32") c.mem("v128.load64_zero", 8 * h).simd("f64x2.promote_low_f32x4");
-        else c.mem("v128.load", 16 * h);
-        c.simd("f64x2.add").set(acc[h]!);
-      }
-    };
-    const scalarAdd = (): void => {
-      c.get(s).get(p).mem(load);
-      if (t === "f32") c.op("f64.promote_f32");
-      c.op("f64.add").set(s);
-    };
-    /** Store the f64 value on the stack at out[o, j + lane] (address pushed by the caller). */
-    const storeF64 = (offset: number): void => {
-      if (t === "f32") c.op("f32.demote_f64");
-      c.mem(store, offset);
-    };
-    /** Push the address x + (o*red*inner + j) * es. */
-    const rowStart = (): void => {
-      c.get(x).get(o).get(red).op("i32.mul").get(inner).op("i32.mul").get(j).op("i32.add");
-      c.i32(es).op("i32.mul").op("i32.add");
-    };
-    const outAt = (): void => {
-      c.get(out).get(o).get(inner).op("i32.mul").get(j).op("i32.add").i32(es).op("i32.mul").op("i32.add");
-    };
-    c.get(inner).i32(es).op("i32.mul").set(rowB);
-    c.i32(0).set(o);
-    c.forLoop(
-      o,
-      () => c.get(outer),
-      1,
-      () => {
-        c.i32(0).set(j);
-        c.get(inner).i32(1).op("i32.eq").if();
-        // One contiguous run of `red` per output: four interleaved partial sums, then the rest.
+export interface SumSource {
+  readonly pair: (p: number, h: number) => void;
+  readonly one: (p: number) => void;
+  readonly base: (() => void) | null;
+}
+
+/**
+ * The loops of a sum over `[outer, red, inner]` viewed input (params `out, outer, red, inner,
+ * width` at the given local indices), elements from `src`: along one contiguous run per output,
+ * four interleaved float64 partial sums then the rest; across columns, each lane its column's
+ * terms in row order. `rsum` and jit's fused sums (`fused-sum.ts`) are both this code, so they
+ * add in the same order and give the same bits.
+ */
+export function emitSumLoops(
+  c: Code,
+  t: Elem,
+  [out, outer, red, inner, width]: readonly [number, number, number, number, number],
+  src: SumSource,
+): void {
+  const { es, store } = info(t);
+  const o = c.local("i32");
+  const r = c.local("i32");
+  const j = c.local("i32");
+  const p = c.local("i32");
+  const end = c.local("i32");
+  const rowB = c.local("i32");
+  const s = c.local("f64");
+  const x = c.local("f64");
+  const acc: number[] = [];
+  for (let i = 0; i < 8; i++) acc.push(c.local("v128"));
+  /** Add `cols` consecutive elements at p (cols/2 promoted pairs) into acc[0..cols/2). */
+  const accumulate = (cols: number): void => {
+    for (let h = 0; h < cols / 2; h++) {
+      c.get(acc[h]!);
+      src.pair(p, h);
+      c.simd("f64x2.add").set(acc[h]!);
+    }
+  };
+  const scalarAdd = (): void => {
+    src.one(p);
+    c.set(x);
+    c.get(s).get(x).op("f64.add").set(s);
+  };
+  /** Store the f64 value on the stack at out[o, j + lane] (address pushed by the caller). */
+  const storeF64 = (offset: number): void => {
+    if (t === "f32") c.op("f32.demote_f64");
+    c.mem(store, offset);
+  };
+  /** Push the offset (o*red*inner + j) * es, plus the base. */
+  const rowStart = (): void => {
+    src.base?.();
+    c.get(o).get(red).op("i32.mul").get(inner).op("i32.mul").get(j).op("i32.add");
+    c.i32(es).op("i32.mul");
+    if (src.base !== null) c.op("i32.add");
+  };
+  const outAt = (): void => {
+    c.get(out).get(o).get(inner).op("i32.mul").get(j).op("i32.add").i32(es).op("i32.mul").op("i32.add");
+  };
+  c.get(inner).i32(es).op("i32.mul").set(rowB);
+  c.i32(0).set(o);
+  c.forLoop(
+    o,
+    () => c.get(outer),
+    1,
+    () => {
+      c.i32(0).set(j);
+      c.get(inner).i32(1).op("i32.eq").if();
+      // One contiguous run of `red` per output: four interleaved partial sums, then the rest.
+      rowStart();
+      c.set(p);
+      c.v128const().set(acc[0]!);
+      c.v128const().set(acc[1]!);
+      c.get(red).i32(-4).op("i32.and").set(end);
+      c.i32(0).set(r);
+      c.forLoop(
+        r,
+        () => c.get(end),
+        4,
+        () => {
+          accumulate(4);
+          c.get(p)
+            .i32(4 * es)
+            .op("i32.add")
+            .set(p);
+        },
+      );
+      c.get(acc[0]!).get(acc[1]!).simd("f64x2.add").set(acc[0]!);
+      c.get(acc[0]!).lane("f64x2.extract_lane", 0).get(acc[0]!).lane("f64x2.extract_lane", 1).op("f64.add");
+      c.set(s);
+      c.forLoop(
+        r,
+        () => c.get(red),
+        1,
+        () => {
+          scalarAdd();
+          c.get(p).i32(es).op("i32.add").set(p);
+        },
+      );
+      outAt();
+      c.get(s);
+      storeF64(0);
+      c.else();
+      // Across columns: each lane sums its column's terms in row order (the reference's order).
+      columnBlocks(c, t, width, j, end, (cols) => {
         rowStart();
         c.set(p);
-        c.v128const().set(acc[0]!);
-        c.v128const().set(acc[1]!);
-        c.get(red).i32(-4).op("i32.and").set(end);
+        if (cols === 1) c.f64(0).set(s);
+        else for (let h = 0; h < cols / 2; h++) c.v128const().set(acc[h]!);
         c.i32(0).set(r);
-        c.forLoop(
-          r,
-          () => c.get(end),
-          4,
-          () => {
-            accumulate(4);
-            c.get(p)
-              .i32(4 * es)
-              .op("i32.add")
-              .set(p);
-          },
-        );
-        c.get(acc[0]!).get(acc[1]!).simd("f64x2.add").set(acc[0]!);
-        c.get(acc[0]!).lane("f64x2.extract_lane", 0).get(acc[0]!).lane("f64x2.extract_lane", 1).op("f64.add");
-        c.set(s);
         c.forLoop(
           r,
           () => c.get(red),
           1,
           () => {
-            scalarAdd();
-            c.get(p).i32(es).op("i32.add").set(p);
+            if (cols === 1) scalarAdd();
+            else accumulate(cols);
+            c.get(p).get(rowB).op("i32.add").set(p);
           },
         );
-        outAt();
-        c.get(s);
-        storeF64(0);
-        c.else();
-        // Across columns: each lane sums its column's terms in row order (the reference's order).
-        columnBlocks(c, t, width, j, end, (cols) => {
-          rowStart();
-          c.set(p);
-          if (cols === 1) c.f64(0).set(s);
-          else for (let h = 0; h < cols / 2; h++) c.v128const().set(acc[h]!);
-          c.i32(0).set(r);
-          c.forLoop(
-            r,
-            () => c.get(red),
-            1,
-            () => {
-              if (cols === 1) scalarAdd();
-              else accumulate(cols);
-              c.get(p).get(rowB).op("i32.add").set(p);
-            },
-          );
-          if (cols === 1) {
-            outAt();
-            c.get(s);
-            storeF64(0);
-          } else
-            for (let h = 0; h < cols / 2; h++)
-              for (let lane = 0; lane < 2; lane++) {
-                outAt();
-                c.get(acc[h]!).lane("f64x2.extract_lane", lane);
-                storeF64((2 * h + lane) * es);
-              }
-        });
-        c.end();
+        if (cols === 1) {
+          outAt();
+          c.get(s);
+          storeF64(0);
+        } else
+          for (let h = 0; h < cols / 2; h++)
+            for (let lane = 0; lane < 2; lane++) {
+              outAt();
+              c.get(acc[h]!).lane("f64x2.extract_lane", lane);
+              storeF64((2 * h + lane) * es);
+            }
+      });
+      c.end();
+    },
+  );
+}
+
+/**
+ * `rsum_<t>(x, out, outer, red, inner, width)`: out[o, j] = Σ_r x[o, r, j] for j < width.
+ * @example
+ * emitSum(m, "f32"); // exports rsum_f32
+ */
+export function emitSum(m: ModuleBuilder, t: Elem): void {
+  const { load } = info(t);
+  m.func(`rsum_${t}`, PARAMS, [], (c) => {
+    emitSumLoops(c, t, [1, 2, 3, 4, 5], {
+      pair: (p, h) => {
+        c.get(p);
+        if (t === "f32") c.mem("v128.load64_zero", 8 * h).simd("f64x2.promote_low_f32x4");
+        else c.mem("v128.load", 16 * h);
       },
-    );
+      one: (p) => {
+        c.get(p).mem(load);
+        if (t === "f32") c.op("f64.promote_f32");
+      },
+      base: () => c.get(0),
+    });
   });
 }
 
