@@ -94,7 +94,9 @@ function maxDiff(a: readonly ad.Tensor[], b: readonly ad.Tensor[]): number {
 const fmtBytes = (b: number) =>
   b >= 2 ** 20 ? `${(b / 2 ** 20).toFixed(2)} MiB` : `${(b / 2 ** 10).toFixed(1)} KiB`;
 
-const cap = Number(process.argv[2] ?? 1024);
+// The largest T: a number argument, 256 with `quick` (as bench/all.ts passes it), else 1024.
+const numeric = process.argv.slice(2).find((a) => /^\d+$/.test(a));
+const cap = numeric !== undefined ? Number(numeric) : process.argv.includes("quick") ? 256 : 1024;
 const rows: string[][] = [
   [
     "T",
