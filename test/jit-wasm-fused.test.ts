@@ -219,6 +219,54 @@ describe("jit: a sum of a fused program's result runs in one pass (sum_prologue)
       }
     });
 
+  for (const dtype of ["float32", "float64"] as const)
+    test(`${dtype}: per-row and per-column operands over trailing sums, other results kept (LayerNorm)`, () => {
+      for (const shape of [
+        [64, 256],
+        [33, 70],
+        [5, 9, 37],
+        [128, 3],
+      ]) {
+        const n = shape.reduce((a, b) => a * b, 1);
+        const r = shape.length;
+        const x = ad.tensor(values(n, 31), { shape, dtype });
+        const w = ad.tensor(values(shape[r - 1]!, 32), { dtype });
+        const tag = shape.join("x");
+        const big = n >= 2048; // smaller arrays run the JS kernels
+        // A LayerNorm: the variance's squares are summed in place while x − mean is kept.
+        const ln = (a: ad.Tensor) => {
+          const mu = ad.mean(a, { axis: -1, keepdims: true });
+          const v = ad.mean(ad.square(ad.sub(a, mu)), { axis: -1, keepdims: true });
+          return ad.div(ad.sub(a, mu), ad.sqrt(ad.add(v, 1e-5)));
+        };
+        if (big) assert.ok(lowered(ln, [x]).includes("sum_prologue"), `${tag}: not fused`);
+        check(`layer norm ${tag}`, ln, [x], big);
+        check(`weighted row sums ${tag}`, (a, b) => ad.sum(ad.mul(a, b), { axis: -1 }), [x, w], big);
+        check(
+          `bias then squares ${tag}`,
+          (a, b) => ad.sum(ad.square(ad.sub(a, b)), { axis: -1 }),
+          [x, w],
+          big,
+        );
+        // A broadcast operand under a sum over a leading axis runs the program, then the sum.
+        check(
+          `column sums with a bias ${tag}`,
+          (a, b) => ad.sum(ad.mul(ad.sub(a, b), 3), { axis: 0 }),
+          [x, w],
+          big,
+        );
+        if (r === 3) {
+          const perRow = ad.tensor(values(shape[0]!, 33), { shape: [shape[0]!, 1, 1], dtype });
+          check(
+            `two trailing axes, a per-block scale ${tag}`,
+            (a, s) => ad.sum(ad.mul(ad.sub(a, s), a), { axis: [1, 2] }),
+            [x, perRow],
+            big,
+          );
+        }
+      }
+    });
+
   test("a result read elsewhere, a broadcast operand or an uncovered operation keeps the two steps", () => {
     const x = ad.tensor(values(4096, 23), { shape: [64, 64] });
     const b = ad.tensor(values(64, 24));

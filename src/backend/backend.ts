@@ -266,17 +266,19 @@ export interface Backend {
     reuse?: FusedReuse,
   ): DeviceBuffer[];
   /**
-   * Optional: Σ over `axes` (sorted) of a fused program's one result at `shape`, without storing
-   * that result (inputs hold its size or one element). Null where it does not apply; the caller
-   * then runs the program and `reduce`, and a non-null result must equal that bit for bit.
+   * Optional: Σ over `axes` (sorted) of a fused program's result `sumOutput` at `shape`, without
+   * storing that result, and the program's other results whole: [the sum, the others in order].
+   * Inputs as for `fusedProgram`. Null where it does not apply; the caller then runs the program
+   * and `reduce`, and a non-null result must equal that bit for bit.
    */
   fusedSum?(
     prog: FusedProgram,
     inputs: readonly DeviceBuffer[],
     shape: Shape,
     axes: readonly number[],
-    dtype: DType,
-  ): DeviceBuffer | null;
+    outDtypes: readonly DType[],
+    sumOutput: number,
+  ): DeviceBuffer[] | null;
   /** Uniform [0, 1) numbers from a threefry key (int32[2] bit pattern). */
   randomUniform(key: DeviceBuffer, shape: Shape, dtype: DType): DeviceBuffer;
   /** `n` new keys (int32[n, 2]) from one key. */

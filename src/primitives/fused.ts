@@ -191,43 +191,48 @@ export const matmulEpilogueP = definePrimitive<MatmulEpilogueParams>({
 });
 
 export interface SumPrologueParams extends FusedProgramParams {
-  /** The axes the sum reduces (of the program's result). */
+  /** The axes the sum reduces (of the program's results' shape). */
   axes: number[];
   /** The sum's aval. */
   sum: Aval;
+  /** Which of the program's results is summed (only by this sum); the others are returned too. */
+  sumOutput: number;
 }
 
 /**
- * `sum_prologue`: a `reduce_sum` of a fused program's one result that nothing else reads (a
- * squared error, a sum of squares): the backend evaluates the program where its sum kernel loads
- * each element (the wasm backend does), so the result is never stored; elsewhere the program runs
- * and is summed, with the same bits.
+ * `sum_prologue`: a `reduce_sum` of a fused program's result that nothing else reads (a squared
+ * error, a sum of squares, a LayerNorm's squared deviations), with the program's other results:
+ * the backend evaluates the program where its sum kernel loads each element (the wasm backend
+ * does), so the summed result is never stored; elsewhere the program runs and is summed, with the
+ * same bits. Results: the sum, then the program's other results in order.
  */
 export const sumPrologueP = definePrimitive<SumPrologueParams>({
   name: "sum_prologue",
   saves: "none",
-  abstractEval: (_avals, p) => [p.sum],
+  abstractEval: (_avals, p) => [p.sum, ...p.outs.filter((_, j) => j !== p.sumOutput)],
   impl(bk, inputs, avals, p) {
     const shape = p.outs[0]!.shape;
-    const dtype = p.outs[0]!.dtype;
+    const dtypes = p.outs.map((o) => o.dtype);
     if (bk.fusedSum !== undefined) {
-      // Inputs read through a view (slices) are the backend's to check; the others must be whole.
+      // Inputs read through a view are the backend's to check; the others must be whole.
       const n = p.size;
       const sizedOk = avals.every((a, k) => {
         const s = sizeOf(a.shape);
         return s === n || s === 1 || (p.prog.views?.[k] ?? null) !== null;
       });
-      const r = sizedOk ? bk.fusedSum(p.prog, inputs, shape, p.axes, dtype) : null;
-      if (r !== null) return [r];
+      const r = sizedOk ? bk.fusedSum(p.prog, inputs, shape, p.axes, dtypes, p.sumOutput) : null;
+      if (r !== null) return r;
     }
-    const [y] = runFusedProgram(bk, inputs, avals, p);
-    const r = bk.reduce("sum", y!, shape, p.axes, dtype, p.sum.dtype);
-    bk.dispose?.(y!);
-    return [r];
+    const ys = runFusedProgram(bk, inputs, avals, p);
+    const y = ys[p.sumOutput]!;
+    const r = bk.reduce("sum", y, shape, p.axes, dtypes[p.sumOutput]!, p.sum.dtype);
+    bk.dispose?.(y);
+    return [r, ...ys.filter((_, j) => j !== p.sumOutput)];
   },
   jvp: notTransformable,
   vjp: notTransformable,
   jet: notTransformable,
   batch: notTransformable,
-  showParams: (p) => `axes=[${p.axes.join(",")}] of ${showProgram(p.prog)}`,
+  showParams: (p) =>
+    `axes=[${p.axes.join(",")}] of ${p.outs.length > 1 ? `result ${p.sumOutput} of ` : ""}${showProgram(p.prog)}`,
 });

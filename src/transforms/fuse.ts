@@ -22,7 +22,7 @@
 
 import type { BinaryKernel, UnaryKernel } from "../backend/backend.js";
 import type { FusedNode, FusedProgram, InputView } from "../backend/kernel.js";
-import { isOffsetView, roundResult } from "../backend/kernel.js";
+import { roundResult } from "../backend/kernel.js";
 import { scalarValue } from "../backend/reference.js";
 import type { Aval, Primitive } from "../core/primitive.js";
 import { type Atom, type Eqn, Lit, Program, Var } from "../core/program.js";
@@ -348,9 +348,11 @@ export function fuse(program: Program, isConstant: ConstantLit = () => true, bar
 }
 
 /**
- * A fused program (not a product's epilogue) whose one result only a later `reduce_sum` reads
- * becomes a `sum_prologue` computing the sum, emitted here (the sum reads nothing else, so its
- * result may be defined earlier); the sum's own slot in `order` is skipped. Null otherwise.
+ * A fused program (not a product's epilogue) with a result that only a later `reduce_sum` reads
+ * becomes a `sum_prologue` computing the sum and the program's other results, emitted here (the
+ * sum reads nothing else, so its result may be defined earlier); the sum's own slot in `order`
+ * is skipped. Null otherwise. (Which inputs the backend reads inside its sum kernel, and which
+ * make it run the program and then the sum, is the backend's choice: the bits are the same.)
  */
 function sumOf(
   f: Eqn,
@@ -360,26 +362,30 @@ function sumOf(
   from: number,
   absorbed: Set<number>,
 ): Eqn | null {
-  if (f.prim !== fusedProgramP || f.outs.length !== 1) return null;
-  const v = f.outs[0]!;
-  if (readers[v.id] !== 1 || (v.dtype !== "float32" && v.dtype !== "float64")) return null;
+  if (f.prim !== fusedProgramP) return null;
   const params = f.params as FusedProgramParams;
-  // Inputs read plainly or at an offset (slices); broadcasts and pads keep the two steps.
-  const views = params.prog.views;
-  if (views?.some((v) => v !== null && !isOffsetView(v))) return null;
-  for (let o = from + 1; o < order.length; o++) {
-    const x = order[o]!;
-    if (x < 0) continue;
-    const e = eqns[x]!;
-    if (e.inputs.length !== 1 || e.inputs[0] !== v) continue;
-    if (e.prim.name !== "reduce_sum" || e.outs[0]!.dtype !== v.dtype) return null;
-    absorbed.add(x);
-    return {
-      prim: sumPrologueP as never,
-      params: { ...params, axes: (e.params as { axes: number[] }).axes, sum: e.outs[0]!.aval },
-      inputs: f.inputs,
-      outs: e.outs,
-    };
+  for (let q = 0; q < f.outs.length; q++) {
+    const v = f.outs[q]!;
+    if (readers[v.id] !== 1 || (v.dtype !== "float32" && v.dtype !== "float64")) continue;
+    for (let o = from + 1; o < order.length; o++) {
+      const x = order[o]!;
+      if (x < 0) continue;
+      const e = eqns[x]!;
+      if (!e.inputs.includes(v)) continue;
+      if (e.inputs.length !== 1 || e.prim.name !== "reduce_sum" || e.outs[0]!.dtype !== v.dtype) break;
+      absorbed.add(x);
+      return {
+        prim: sumPrologueP as never,
+        params: {
+          ...params,
+          axes: (e.params as { axes: number[] }).axes,
+          sum: e.outs[0]!.aval,
+          sumOutput: q,
+        },
+        inputs: f.inputs,
+        outs: [e.outs[0]!, ...f.outs.filter((_, j) => j !== q)],
+      };
+    }
   }
   return null;
 }

@@ -37,7 +37,7 @@ import {
 } from "./elementwise.js";
 import type { MemorySpec } from "./emitter.js";
 import { emitFusedArray } from "./fused-array.js";
-import { emitFusedSum } from "./fused-sum.js";
+import { emitFusedSum, type SumRead } from "./fused-sum.js";
 import { type GemmShape, gemmScratchBytes, gemmShape } from "./gemm.js";
 import { BYTES, Heap, type Storage, storageOf, WasmBuffer } from "./heap.js";
 import { buildKernels, detectFeatures, type Features } from "./kernels.js";
@@ -385,8 +385,12 @@ export class WasmBackend implements Backend {
         lengths.push(h.length);
       }
     }
-    const kernel = this.programKernel(this.fusedKernels, prog, lengths, (scalar, memory) =>
-      emitFusedArray(prog, scalar, outDtypes, memory),
+    const scalar = lengths.map((l) => l === 1);
+    const kernel = this.programKernel(
+      this.fusedKernels,
+      prog,
+      scalar.map((b) => (b ? "1" : "0")).join(""),
+      (memory) => emitFusedArray(prog, scalar, outDtypes, memory),
     );
     if (kernel === null) return null;
     const heap = this.c.heap;
@@ -441,20 +445,16 @@ export class WasmBackend implements Backend {
   private programKernel(
     cache: WeakMap<FusedProgram, Map<string, Kernel | null>>,
     prog: FusedProgram,
-    lengths: readonly number[],
-    emit: (scalar: boolean[], memory: MemorySpec) => Uint8Array | null,
+    key: string,
+    emit: (memory: MemorySpec) => Uint8Array | null,
   ): Kernel | null {
-    const mask = lengths.map((l) => (l === 1 ? "1" : "0")).join("");
-    let perMask = cache.get(prog);
-    if (perMask === undefined) cache.set(prog, (perMask = new Map()));
-    let kernel = perMask.get(mask);
+    let perKey = cache.get(prog);
+    if (perKey === undefined) cache.set(prog, (perKey = new Map()));
+    let kernel = perKey.get(key);
     if (kernel !== undefined) return kernel;
     kernel = null;
     const c = this.c.compiled;
-    const bytes = emit(
-      lengths.map((l) => l === 1),
-      { shared: c.shared, initial: 1, maximum: c.maxPages },
-    );
+    const bytes = emit({ shared: c.shared, initial: 1, maximum: c.maxPages });
     if (bytes !== null) {
       try {
         const api = wasmApi()!;
@@ -464,7 +464,7 @@ export class WasmBackend implements Backend {
         kernel = null;
       }
     }
-    perMask.set(mask, kernel);
+    perKey.set(key, kernel);
     return kernel;
   }
 
@@ -481,53 +481,95 @@ export class WasmBackend implements Backend {
     inputs: readonly DeviceBuffer[],
     shape: Shape,
     axes: readonly number[],
-    dtype: DType,
-  ): DeviceBuffer | null {
+    outDtypes: readonly DType[],
+    sumOutput: number,
+  ): DeviceBuffer[] | null {
     const n = sizeOf(shape);
+    const dtype = outDtypes[sumOutput]!;
     const contiguous = axes.every((a, i) => i === 0 || a === axes[i - 1]! + 1);
     if (
       n < this.thresholds.elementwise ||
       (dtype !== "float32" && dtype !== "float64") ||
+      outDtypes.some((d) => d !== dtype) ||
       axes.length === 0 ||
       !contiguous ||
       !fusedBackendKernelsAllowed() ||
       !this.core()
     )
       return null;
-    const lengths = inputs.map((b) => {
-      const x = b as unknown as WasmBuffer;
-      if (x instanceof WasmBuffer) return x.length;
-      return scalarValue(b) !== null ? 1 : (b as unknown as Arr).length;
-    });
-    // Inputs read at an offset (slices) start that many elements in; the others are read plainly.
-    const offsets = inputs.map((_, k) => {
-      const v = prog.views?.[k] ?? null;
-      return v === null ? 0 : isOffsetView(v) ? v.offset : -1;
-    });
-    for (let k = 0; k < inputs.length; k++) {
-      const l = lengths[k]!;
-      const off = offsets[k]!;
-      const viewed = (prog.views?.[k] ?? null) !== null;
-      if (viewed ? off < 0 || l < n + off : l !== 1 && l !== n) return null;
-    }
-    const kernel = this.programKernel(this.fusedSums, prog, lengths, (scalar, memory) =>
-      emitFusedSum(prog, scalar, dtype, memory),
-    );
-    if (kernel === null) return null;
     const first = axes[0]!;
     const last = axes[axes.length - 1]!;
     const outer = sizeOf(shape.slice(0, first));
     const red = sizeOf(shape.slice(first, last + 1));
     const inner = sizeOf(shape.slice(last + 1));
-    const st = storageOf(dtype);
-    const run = kernel;
-    this.stats.fusedKernels++;
-    return this.runKernel(
-      inputs.map((buf, k) => ({ buf, dtype: prog.inputs[k]!, length: lengths[k]! })),
-      st,
-      outer * inner,
-      (ptrs, out) => run(...ptrs.map((q, k) => q + offsets[k]! * BYTES[st]), out, outer, red, inner, inner),
+    const lengths = inputs.map((b) => {
+      const x = b as unknown as WasmBuffer;
+      if (x instanceof WasmBuffer) return x.length;
+      return scalarValue(b) !== null ? 1 : (b as unknown as Arr).length;
+    });
+    // How each input is read (fused-sum.ts): plainly (slices: from a moved address), once, one
+    // element per contiguous run, or the same run in each (the last two when inner = 1).
+    const offsets = inputs.map(() => 0);
+    const reads: SumRead[] = [];
+    for (let k = 0; k < inputs.length; k++) {
+      const l = lengths[k]!;
+      const v = prog.views?.[k] ?? null;
+      if (v === null) {
+        if (l !== 1 && l !== n) return null;
+        reads.push(l === 1 ? "scalar" : "plain");
+      } else if (isOffsetView(v)) {
+        if (l < n + v.offset) return null;
+        offsets[k] = v.offset;
+        reads.push("plain");
+      } else if (inner === 1 && v.start <= 0 && v.end < 0 && v.div === red) reads.push("row");
+      else if (inner === 1 && v.start <= 0 && v.end < 0 && v.div === 1 && v.mod === red) reads.push("run");
+      else return null;
+    }
+    const kernel = this.programKernel(this.fusedSums, prog, `${sumOutput}:${reads.join(",")}`, (memory) =>
+      emitFusedSum(prog, reads, sumOutput, dtype, memory),
     );
+    if (kernel === null) return null;
+    const st = storageOf(dtype);
+    const es = BYTES[st];
+    const heap = this.c.heap;
+    const temps: number[] = [];
+    try {
+      const args: number[] = [];
+      inputs.forEach((b, k) => {
+        const x = b as unknown as WasmBuffer;
+        if (x instanceof WasmBuffer && x.heap === heap) {
+          x.check();
+          args.push(x.ptr + offsets[k]! * es);
+          return;
+        }
+        const src =
+          x instanceof WasmBuffer ? x.toHostArray() : this.ref.toHost(b, prog.inputs[k]!, lengths[k]!);
+        const q = heap.scratch(lengths[k]! * es);
+        temps.push(q);
+        heap.view(st, q, lengths[k]!).set(src);
+        args.push(q + offsets[k]! * es);
+      });
+      // The sum, then each kept result: resident where the heap allows, else copied out.
+      const sizes = outDtypes.map((_, j) => (j === sumOutput ? outer * inner : n));
+      const order = [sumOutput, ...outDtypes.map((_, j) => j).filter((j) => j !== sumOutput)];
+      const outs = order.map((j) => {
+        const size = sizes[j]!;
+        const r = size >= this.thresholds.resident ? heap.allocResident(st, size) : null;
+        if (r !== null) return { r, p: r.ptr, size };
+        const q = heap.scratch(size * es);
+        temps.push(q);
+        return { r: null, p: q, size };
+      });
+      kernel(...args, outs[0]!.p, outer, red, inner, inner, ...outs.slice(1).map((o) => o.p));
+      this.stats.fusedKernels++;
+      return outs.map((o) =>
+        o.r !== null
+          ? (o.r as unknown as DeviceBuffer)
+          : (heap.view(st, o.p, o.size).slice() as unknown as DeviceBuffer),
+      );
+    } finally {
+      for (const q of temps) heap.release(q);
+    }
   }
 
   /** The wasm machinery, made on first use; null where the module cannot be compiled here. */

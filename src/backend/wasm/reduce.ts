@@ -77,6 +77,8 @@ export interface SumSource {
   readonly pair: (p: number, h: number) => void;
   readonly one: (p: number) => void;
   readonly base: (() => void) | null;
+  /** Called at the start of each contiguous run (inner = 1) with the locals `o` and `p`. */
+  readonly row?: (o: number, p: number) => void;
 }
 
 /**
@@ -143,6 +145,7 @@ export function emitSumLoops(
       // One contiguous run of `red` per output: four interleaved partial sums, then the rest.
       rowStart();
       c.set(p);
+      src.row?.(o, p);
       c.v128const().set(acc[0]!);
       c.v128const().set(acc[1]!);
       c.get(red).i32(-4).op("i32.and").set(end);
