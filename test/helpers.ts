@@ -49,3 +49,13 @@ export function assertClose(actual: unknown, expected: unknown, tol: Tol = {}): 
 }
 
 /** The structure of a pytree: tensors as `T<dtype>[shape]`, numbers as `number`. */
+
+/** The same dtype, shape and bits in every element (NaN payloads aside; -0 apart from 0). */
+export function sameBits(a: ad.Tensor, b: ad.Tensor, what = ""): void {
+  assert.equal(a.dtype, b.dtype, what);
+  assert.deepEqual(a.shape, b.shape, what);
+  const x = a.data();
+  const y = b.data();
+  for (let i = 0; i < x.length; i++)
+    assert.ok(Object.is(x[i], y[i]), `${what} element ${i}: ${x[i]} vs ${y[i]} (${a.dtype})`);
+}

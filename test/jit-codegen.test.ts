@@ -11,6 +11,7 @@ import assert from "node:assert/strict";
 import { afterEach, describe, test } from "node:test";
 import * as ad from "adjoint";
 import { type FusedProgram, scalarKernelTier, setFusedCodegen } from "../dist/backend/kernel.js";
+import { sameBits } from "./helpers.js";
 
 const f64 = (x: number | number[]) => ad.tensor(x, { dtype: "float64" });
 const chain = (steps: number) => (v: ad.Tensor) => {
@@ -20,15 +21,6 @@ const chain = (steps: number) => (v: ad.Tensor) => {
 };
 const names = (p: ad.Program) => p.eqns.map((e) => e.prim.name);
 /** Bitwise equality of two tensors' values (NaN equal to NaN, -0 distinct from 0). */
-function sameBits(a: ad.Tensor, b: ad.Tensor, what = ""): void {
-  assert.equal(a.dtype, b.dtype, what);
-  assert.deepEqual(a.shape, b.shape, what);
-  const x = a.data();
-  const y = b.data();
-  for (let i = 0; i < x.length; i++)
-    assert.ok(Object.is(x[i], y[i]), `${what} element ${i}: ${x[i]} vs ${y[i]} (${a.dtype})`);
-}
-
 afterEach(() => setFusedCodegen(null));
 
 const rnd = (seed: number, shape: number[], dtype: "float32" | "float64" = "float32") =>

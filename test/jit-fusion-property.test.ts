@@ -6,19 +6,10 @@
  * ones bit for bit on either backend, whatever fusion chose.
  */
 
-import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import * as ad from "adjoint";
 import fc from "fast-check";
-
-function sameBits(a: ad.Tensor, b: ad.Tensor, what: string): void {
-  assert.equal(a.dtype, b.dtype, what);
-  assert.deepEqual(a.shape, b.shape, what);
-  const x = a.data();
-  const y = b.data();
-  for (let i = 0; i < x.length; i++)
-    assert.ok(Object.is(x[i], y[i]), `${what}: element ${i}: ${x[i]} vs ${y[i]}`);
-}
+import { sameBits } from "./helpers.js";
 
 type Act = (t: ad.Tensor, extra: ad.Tensor) => ad.Tensor;
 const ACTS: Record<string, Act> = {

@@ -8,17 +8,9 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import * as ad from "adjoint";
+import { sameBits } from "./helpers.js";
 
 const onWasm = ad.getBackendName() === "wasm";
-
-function sameBits(a: ad.Tensor, b: ad.Tensor, what: string): void {
-  assert.equal(a.dtype, b.dtype, what);
-  assert.deepEqual(a.shape, b.shape, what);
-  const x = a.data();
-  const y = b.data();
-  for (let i = 0; i < x.length; i++)
-    assert.ok(Object.is(x[i], y[i]), `${what}: element ${i}: ${x[i]} vs ${y[i]}`);
-}
 
 /** Values with every special case, repeated with small random ones to `n` elements. */
 function values(n: number, seed: number): number[] {

@@ -122,7 +122,7 @@ function runFusedProgram(
 }
 
 /** An operand of a product read transposed in its last two axes (as `matmul`'s params). */
-export interface MatmulTParams {
+export interface TransposeFlags {
   transA: boolean;
   transB: boolean;
 }
@@ -132,7 +132,7 @@ function product(
   bk: Backend,
   [x, y]: readonly DeviceBuffer[],
   [a, b]: readonly Aval[],
-  p: MatmulTParams,
+  p: TransposeFlags,
 ): [DeviceBuffer, Aval] {
   const sa = a!.shape;
   const sb = b!.shape;
@@ -145,7 +145,7 @@ function product(
   return [buf, { shape: [...sa.slice(0, -2), m, n], dtype: a!.dtype, weakType: a!.weakType && b!.weakType }];
 }
 
-export interface MatmulEpilogueParams extends MatmulTParams, FusedProgramParams {
+export interface MatmulEpilogueParams extends TransposeFlags, FusedProgramParams {
   /** Where the product sits among the program's inputs (the equation's inputs are A, B, then the others). */
   acc: number;
   /** The program's result that may overwrite the product (same dtype and size), or -1. */
@@ -213,21 +213,14 @@ export const sumPrologueP = definePrimitive<SumPrologueParams>({
   impl(bk, inputs, avals, p) {
     const shape = p.outs[0]!.shape;
     const dtypes = p.outs.map((o) => o.dtype);
-    if (bk.fusedSum !== undefined) {
-      // Inputs read through a view are the backend's to check; the others must be whole.
-      const n = p.size;
-      const sizedOk = avals.every((a, k) => {
-        const s = sizeOf(a.shape);
-        return s === n || s === 1 || (p.prog.views?.[k] ?? null) !== null;
-      });
-      const r = sizedOk ? bk.fusedSum(p.prog, inputs, shape, p.axes, dtypes, p.sumOutput) : null;
-      if (r !== null) return r;
-    }
+    // The backend checks how it can read each input (and declines otherwise).
+    const r = bk.fusedSum?.(p.prog, inputs, shape, p.axes, dtypes, p.sumOutput) ?? null;
+    if (r !== null) return r;
     const ys = runFusedProgram(bk, inputs, avals, p);
     const y = ys[p.sumOutput]!;
-    const r = bk.reduce("sum", y, shape, p.axes, dtypes[p.sumOutput]!, p.sum.dtype);
+    const sum = bk.reduce("sum", y, shape, p.axes, dtypes[p.sumOutput]!, p.sum.dtype);
     bk.dispose?.(y);
-    return [r, ...ys.filter((_, j) => j !== p.sumOutput)];
+    return [sum, ...ys.filter((_, j) => j !== p.sumOutput)];
   },
   jvp: notTransformable,
   vjp: notTransformable,
